@@ -1,0 +1,155 @@
+"""Request parsing and response rendering shared by every route module.
+
+Every JSON response goes out with exactly `Content-Type: application/json` (Mattermost clients
+compare the header for equality). Parsing helpers raise `AppError`, never return partial data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hubbub.errors import AppError, bad_param
+from hubbub.ids import is_valid_id
+
+JSON_TYPE = "application/json"
+STATUS_OK = {"status": "OK"}
+MAX_PER_PAGE = 200
+DEFAULT_PER_PAGE = 60
+
+T = TypeVar("T")
+
+
+class JSONResponse(Response):
+    media_type = JSON_TYPE
+
+    def __init__(
+        self, content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(orjson.dumps(content), status_code, dict(headers or {}))
+
+    def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
+        super().init_headers(headers)
+        # Starlette appends "; charset=utf-8" to text types only, but be explicit: clients compare.
+        self.headers["content-type"] = JSON_TYPE
+
+
+def ok(
+    content: Any = None, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return JSONResponse(STATUS_OK if content is None else content, status_code, headers)
+
+
+def created(content: Any) -> Response:
+    return JSONResponse(content, 201)
+
+
+async def read_json(request: Request, name: str = "body") -> Any:
+    """The parsed JSON body; an empty body is `None`. Malformed JSON is a 400 AppError."""
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise AppError(
+            "api.context.invalid_body_param.app_error",
+            f"Invalid or missing {name} in request body: not valid JSON.",
+            400,
+        ) from None
+
+
+async def read_object(request: Request, name: str) -> dict[str, Any]:
+    data = await read_json(request, name)
+    if not isinstance(data, dict):
+        raise AppError(
+            "api.context.invalid_body_param.app_error",
+            f"Invalid or missing {name} in request body: expected a JSON object.",
+            400,
+        )
+    return data
+
+
+async def read_list(request: Request, name: str, item: type[T] = str) -> list[T]:  # type: ignore[assignment]
+    data = await read_json(request, name)
+    if not isinstance(data, list) or not all(isinstance(x, item) for x in data):
+        raise AppError(
+            "api.context.invalid_body_param.app_error",
+            f"Invalid or missing {name} in request body: expected a JSON array.",
+            400,
+        )
+    return data
+
+
+def field(data: Mapping[str, Any], key: str, kind: type[T], default: T | None = None) -> T:
+    """A typed field of a JSON object: wrong type is a 400 naming the field."""
+    value = data.get(key, default)
+    if value is None:
+        if default is not None:
+            return default
+        raise AppError(
+            "api.context.invalid_body_param.app_error",
+            f"Invalid or missing {key} in request body.",
+            400,
+        )
+    if kind is int and isinstance(value, bool):
+        raise AppError(
+            "api.context.invalid_body_param.app_error", f"Invalid {key} in request body.", 400
+        )
+    if not isinstance(value, kind):
+        raise AppError(
+            "api.context.invalid_body_param.app_error", f"Invalid {key} in request body.", 400
+        )
+    return value
+
+
+def path_id(request: Request, name: str) -> str:
+    """A 26-character id from the path; `me` is not accepted here (see `user_id_param`)."""
+    value = request.path_params.get(name, "")
+    if not is_valid_id(value):
+        raise bad_param(name)
+    return str(value)
+
+
+def query_int(request: Request, name: str, default: int = 0) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise bad_param(name) from None
+
+
+def query_bool(request: Request, name: str, default: bool = False) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.lower() in {"true", "1", "yes"}
+
+
+def paging(request: Request) -> tuple[int, int]:
+    """`page` (invalid or negative -> 0) and `per_page` (invalid -> 60, above 200 -> 200)."""
+    try:
+        page = max(0, int(request.query_params.get("page", "0")))
+    except ValueError:
+        page = 0
+    raw = request.query_params.get("per_page", request.query_params.get("pageSize", ""))
+    try:
+        per_page = int(raw) if raw else DEFAULT_PER_PAGE
+    except ValueError:
+        per_page = DEFAULT_PER_PAGE
+    if per_page < 0:
+        per_page = DEFAULT_PER_PAGE
+    return page, min(per_page, MAX_PER_PAGE)
+
+
+def etag_response(request: Request, etag: str, build: Any) -> Response:
+    """Answers 304 when `If-None-Match` equals `etag`, else the JSON of `build` with the ETag."""
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    return JSONResponse(build, headers={"ETag": etag})

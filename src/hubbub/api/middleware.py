@@ -1,0 +1,136 @@
+"""The ASGI layer every API request passes: request id, common headers, body limit, session,
+and rendering of every error as an AppError body.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hubbub.api.auth import resolve_session
+from hubbub.api.http import JSON_TYPE
+from hubbub.errors import AppError
+from hubbub.ids import new_id
+from hubbub.services.auth import AuthService
+
+log = logging.getLogger("hubbub.api")
+
+# Paths whose bodies are bounded by FileSettings.MaxFileSize instead of MaximumPayloadSizeBytes.
+UPLOAD_PATHS = ("/api/v4/files",)
+
+
+class _TooLarge(AppError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            "api.context.request_body_too_large.app_error",
+            f"The request body is larger than the limit of {limit} bytes.",
+            413,
+        )
+
+
+class APIMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        auth: AuthService,
+        version_id: str,
+        max_body: int,
+        max_upload: int,
+        strict_csrf: bool,
+        developer: bool,
+    ) -> None:
+        self.app = app
+        self.auth = auth
+        self.version_id = version_id
+        self.max_body = max_body
+        self.max_upload = max_upload
+        self.strict_csrf = strict_csrf
+        self.developer = developer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in {"http", "websocket"}:
+            await self.app(scope, receive, send)
+            return
+        request_id = new_id()
+        scope["hubbub.request_id"] = request_id
+        conn = HTTPConnection(scope)
+        session, auth_error = await resolve_session(conn, self.auth, self.strict_csrf)
+        scope["hubbub.session"] = session
+        scope["hubbub.auth_error"] = auth_error
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        path: str = scope["path"]
+        limit = self.max_upload if path.startswith(UPLOAD_PATHS) else self.max_body
+        declared = conn.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._send_error(send, request_id, _TooLarge(limit))
+            return
+
+        started = False
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _TooLarge(limit)
+            return message
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.append((b"x-version-id", self.version_id.encode()))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                headers.append((b"referrer-policy", b"no-referrer"))
+                if scope["method"] == "GET" and path.startswith("/api/"):
+                    headers.append((b"expires", b"0"))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except AppError as exc:
+            if not started:
+                await self._send_error(send, request_id, exc)
+        except Exception as exc:
+            log.exception("unhandled error on %s %s", scope["method"], path)
+            if not started:
+                await self._send_error(
+                    send,
+                    request_id,
+                    AppError(
+                        "api.context.server_error.app_error",
+                        "An internal server error occurred.",
+                        500,
+                        detailed_error=repr(exc),
+                    ),
+                )
+
+    async def _send_error(self, send: Send, request_id: str, error: AppError) -> None:
+        body = orjson.dumps(error.to_body(request_id, self.developer))
+        headers: list[tuple[bytes, bytes]] = [
+            (b"content-type", JSON_TYPE.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
+            (b"x-version-id", self.version_id.encode()),
+        ]
+        if error.status_code == 401:
+            headers.append((b"set-cookie", b"MMAUTHTOKEN=; Max-Age=0; Path=/; HttpOnly"))
+        await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def error_body(error: AppError, request_id: str, developer: bool) -> dict[str, Any]:
+    return error.to_body(request_id, developer)

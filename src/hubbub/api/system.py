@@ -1,0 +1,109 @@
+"""Ops and boot endpoints: ping (the load balancer's health check), client config, license."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from hubbub import MATTERMOST_VERSION
+from hubbub.api.auth import optional_session
+from hubbub.api.http import JSONResponse, query_bool
+from hubbub.config import Settings
+from hubbub.files import FileBackend
+from hubbub.store.db import Database
+
+
+class SystemRoutes:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        files: FileBackend,
+        config_hash: str,
+        is_draining: Callable[[], bool],
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.files = files
+        self.config_hash = config_hash
+        self.is_draining = is_draining
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/system/ping", self.ping, methods=["GET"]),
+            Route("/config/client", self.client_config, methods=["GET"]),
+            Route("/license/client", self.client_license, methods=["GET"]),
+        ]
+
+    async def ping(self, request: Request) -> Response:
+        body: dict[str, object] = {
+            "status": "OK",
+            "ActiveSearchBackend": "database",
+            "AndroidLatestVersion": "",
+            "AndroidMinVersion": "",
+            "IosLatestVersion": "",
+            "IosMinVersion": "",
+        }
+        headers: dict[str, str] = {}
+        if query_bool(request, "get_server_status"):
+            body["database_status"] = await self._probe(self.db.ping)
+            body["filestore_status"] = await self._probe(self.files.check)
+            session = optional_session(request)
+            if session is not None and session.is_system_admin:
+                body["root_status"] = False
+            for key in ("database_status", "filestore_status"):
+                headers[key] = str(body[key])
+            if "UNHEALTHY" in (body["database_status"], body["filestore_status"]):
+                body["status"] = "UNHEALTHY"
+        if self.is_draining():
+            body["status"] = "UNHEALTHY"
+            body["draining"] = True
+        headers["status"] = str(body["status"])
+        code = 200
+        if body["status"] != "OK" and not query_bool(request, "use_rest_semantics"):
+            code = 500
+        elif body["status"] != "OK":
+            code = 503
+        return JSONResponse(body, code, headers)
+
+    @staticmethod
+    async def _probe(check: Callable[[], object]) -> str:
+        try:
+            await check()  # type: ignore[misc]
+        except Exception:
+            return "UNHEALTHY"
+        return "OK"
+
+    async def client_config(self, request: Request) -> Response:
+        s = self.settings
+        return JSONResponse(
+            {
+                "Version": MATTERMOST_VERSION,
+                "BuildNumber": "hubbub",
+                "BuildHash": "hubbub",
+                "BuildDate": "",
+                "SiteName": s.TeamSettings.SiteName,
+                "SiteURL": s.ServiceSettings.SiteURL,
+                "EnableOpenServer": str(s.TeamSettings.EnableOpenServer).lower(),
+                "EnableUserCreation": str(s.TeamSettings.EnableUserCreation).lower(),
+                "EnableUserAccessTokens": str(s.ServiceSettings.EnableUserAccessTokens).lower(),
+                "EnableBotAccountCreation": str(s.ServiceSettings.EnableBotAccountCreation).lower(),
+                "EnableFileAttachments": str(s.FileSettings.EnableFileAttachments).lower(),
+                "MaxFileSize": str(s.FileSettings.MaxFileSize),
+                "MaxPostSize": str(s.ServiceSettings.MaxPostSize),
+                "PasswordMinimumLength": str(s.PasswordSettings.MinimumLength),
+                "EnableSignUpWithEmail": "true",
+                "EnableSignInWithEmail": "true",
+                "EnableSignInWithUsername": "true",
+                "DiagnosticsEnabled": "false",
+                "TelemetryId": "",
+                "IsClusterEnabled": str(s.ClusterSettings.Enable).lower(),
+                "ConfigHash": self.config_hash,
+            }
+        )
+
+    async def client_license(self, request: Request) -> Response:
+        return JSONResponse({"IsLicensed": "false"})

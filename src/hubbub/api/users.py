@@ -1,0 +1,317 @@
+"""Routes for users, login/logout, sessions, personal access tokens and bots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from hubbub.api.auth import (
+    attach_session_cookies,
+    clear_session_cookies,
+    optional_session,
+    require_admin,
+    require_session,
+)
+from hubbub.api.http import (
+    JSONResponse,
+    created,
+    etag_response,
+    field,
+    ok,
+    paging,
+    path_id,
+    query_int,
+    read_list,
+    read_object,
+)
+from hubbub.api.params import user_id_param
+from hubbub.config import Settings
+from hubbub.errors import AppError, forbidden
+from hubbub.services.auth import AuthService
+from hubbub.services.session import Session
+from hubbub.services.users import UsersService
+from hubbub.version import etag
+
+
+class UserRoutes:
+    def __init__(self, settings: Settings, users: UsersService, auth: AuthService) -> None:
+        self.settings = settings
+        self.users = users
+        self.auth = auth
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/users", self.create_user, methods=["POST"]),
+            Route("/users", self.list_users, methods=["GET"]),
+            Route("/users/login", self.login, methods=["POST"]),
+            Route("/users/logout", self.logout, methods=["POST"]),
+            Route("/users/ids", self.by_ids, methods=["POST"]),
+            Route("/users/usernames", self.by_usernames, methods=["POST"]),
+            Route("/users/search", self.search, methods=["POST"]),
+            Route("/users/autocomplete", self.autocomplete, methods=["GET"]),
+            Route("/users/username/{username}", self.by_username, methods=["GET"]),
+            Route("/users/email/{email}", self.by_email, methods=["GET"]),
+            Route("/users/tokens/revoke", self.revoke_token, methods=["POST"]),
+            Route("/users/tokens/disable", self.disable_token, methods=["POST"]),
+            Route("/users/tokens/enable", self.enable_token, methods=["POST"]),
+            Route("/users/tokens/{token_id}", self.get_token, methods=["GET"]),
+            Route("/users/{user_id}", self.get_user, methods=["GET"]),
+            Route("/users/{user_id}", self.deactivate, methods=["DELETE"]),
+            Route("/users/{user_id}/patch", self.patch_user, methods=["PUT"]),
+            Route("/users/{user_id}", self.update_user, methods=["PUT"]),
+            Route("/users/{user_id}/roles", self.update_roles, methods=["PUT"]),
+            Route("/users/{user_id}/active", self.update_active, methods=["PUT"]),
+            Route("/users/{user_id}/sessions", self.list_sessions, methods=["GET"]),
+            Route("/users/{user_id}/sessions/revoke", self.revoke_session, methods=["POST"]),
+            Route("/users/{user_id}/sessions/revoke/all", self.revoke_all, methods=["POST"]),
+            Route("/users/{user_id}/tokens", self.create_token, methods=["POST"]),
+            Route("/users/{user_id}/tokens", self.list_tokens, methods=["GET"]),
+            Route("/bots", self.create_bot, methods=["POST"]),
+            Route("/bots", self.list_bots, methods=["GET"]),
+            Route("/bots/{bot_user_id}", self.get_bot, methods=["GET"]),
+        ]
+
+    # Accounts
+
+    async def create_user(self, request: Request) -> Response:
+        session = optional_session(request)
+        data = await read_object(request, "user")
+        is_admin = session is not None and session.is_system_admin
+        if not is_admin:
+            if not self.settings.TeamSettings.EnableUserCreation:
+                raise AppError(
+                    "api.user.create_user.disabled.app_error", "User creation is disabled.", 403
+                )
+            if not self.settings.TeamSettings.EnableOpenServer and await self.users.count() > 0:
+                raise AppError(
+                    "api.user.create_user.no_open_server",
+                    "This server does not allow open signups. Please speak with your "
+                    "Administrator to receive an invitation.",
+                    403,
+                )
+        user = await self.users.create(
+            email=data.get("email"),
+            username=data.get("username"),
+            password=data.get("password"),
+            first_name=field(data, "first_name", str, ""),
+            last_name=field(data, "last_name", str, ""),
+            nickname=field(data, "nickname", str, ""),
+            position=field(data, "position", str, ""),
+            locale=field(data, "locale", str, "en"),
+            first_becomes_admin=True,
+        )
+        return created(user)
+
+    async def list_users(self, request: Request) -> Response:
+        require_session(request)
+        page, per_page = paging(request)
+        return JSONResponse(await self.users.list_page(page, per_page))
+
+    async def get_user(self, request: Request) -> Response:
+        require_session(request)
+        user = await self.users.get(user_id_param(request))
+        return etag_response(request, etag(user["id"], user["update_at"]), user)
+
+    async def by_username(self, request: Request) -> Response:
+        require_session(request)
+        return JSONResponse(await self.users.get_by_username(request.path_params["username"]))
+
+    async def by_email(self, request: Request) -> Response:
+        require_session(request)
+        return JSONResponse(await self.users.get_by_email(request.path_params["email"]))
+
+    async def by_ids(self, request: Request) -> Response:
+        require_session(request)
+        ids: list[str] = await read_list(request, "user_ids")
+        return JSONResponse(await self.users.get_many(ids, since=query_int(request, "since")))
+
+    async def by_usernames(self, request: Request) -> Response:
+        require_session(request)
+        names: list[str] = await read_list(request, "usernames")
+        return JSONResponse(await self.users.get_by_usernames(names))
+
+    async def search(self, request: Request) -> Response:
+        session = require_session(request)
+        data = await read_object(request, "search")
+        term = field(data, "term", str)
+        limit = min(max(1, field(data, "limit", int, 100)), 1000)
+        allow_inactive = bool(data.get("allow_inactive")) and session.is_system_admin
+        return JSONResponse(await self.users.search(term, limit, allow_inactive=allow_inactive))
+
+    async def autocomplete(self, request: Request) -> Response:
+        require_session(request)
+        name = request.query_params.get("name", "")
+        limit = min(max(1, query_int(request, "limit", 100)), 1000)
+        found = await self.users.search(name, limit)
+        return JSONResponse({"users": found, "out_of_channel": []})
+
+    def _self_or_admin(self, request: Request, user_id: str) -> Session:
+        session = require_session(request)
+        if session.user_id != user_id and not session.is_system_admin:
+            raise forbidden("edit_other_users")
+        return session
+
+    async def patch_user(self, request: Request) -> Response:
+        user_id = user_id_param(request)
+        self._self_or_admin(request, user_id)
+        patch = await read_object(request, "user")
+        user = await self.users.patch(user_id, patch)
+        self.auth.invalidate_user(user_id)
+        return JSONResponse(user)
+
+    async def update_user(self, request: Request) -> Response:
+        user_id = user_id_param(request)
+        self._self_or_admin(request, user_id)
+        data = await read_object(request, "user")
+        if data.get("id") not in (None, user_id):
+            raise AppError("api.user.update_user.id.app_error", "The user id does not match.", 400)
+        return JSONResponse(await self.users.patch(user_id, data))
+
+    async def update_roles(self, request: Request) -> Response:
+        require_admin(request)
+        user_id = user_id_param(request)
+        data = await read_object(request, "roles")
+        await self.users.set_roles(user_id, field(data, "roles", str))
+        self.auth.invalidate_user(user_id)
+        return ok()
+
+    async def update_active(self, request: Request) -> Response:
+        user_id = user_id_param(request)
+        self._self_or_admin(request, user_id)
+        data = await read_object(request, "active")
+        active = field(data, "active", bool)
+        await self.users.set_active(user_id, active)
+        if not active:
+            await self.auth.revoke_all(user_id)
+        return ok()
+
+    async def deactivate(self, request: Request) -> Response:
+        user_id = user_id_param(request)
+        self._self_or_admin(request, user_id)
+        await self.users.set_active(user_id, False)
+        await self.auth.revoke_all(user_id)
+        return ok()
+
+    # Sessions
+
+    async def login(self, request: Request) -> Response:
+        data = await read_object(request, "login")
+        device_id = data.get("device_id") or data.get("deviceId") or ""
+        if not isinstance(device_id, str):
+            device_id = ""
+        user, session = await self.auth.login(data.get("login_id"), data.get("password"), device_id)
+        response = JSONResponse(user, headers={"Token": session.token})
+        if request.headers.get("x-requested-with") == "XMLHttpRequest":
+            service = self.settings.ServiceSettings
+            hours = (
+                service.SessionLengthMobileInHours if device_id else service.SessionLengthWebInHours
+            )
+            attach_session_cookies(response, session, hours * 3600, request.url.scheme == "https")
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        session = optional_session(request)
+        if session is not None:
+            await self.auth.logout(session)
+        response = ok()
+        clear_session_cookies(response)
+        return response
+
+    async def list_sessions(self, request: Request) -> Response:
+        user_id = user_id_param(request)
+        self._self_or_admin(request, user_id)
+        return JSONResponse(await self.auth.list_sessions(user_id))
+
+    async def revoke_session(self, request: Request) -> Response:
+        user_id = user_id_param(request)
+        self._self_or_admin(request, user_id)
+        data = await read_object(request, "session")
+        await self.auth.revoke_session(field(data, "session_id", str), user_id)
+        return ok()
+
+    async def revoke_all(self, request: Request) -> Response:
+        user_id = user_id_param(request)
+        self._self_or_admin(request, user_id)
+        await self.auth.revoke_all(user_id)
+        return ok()
+
+    # Personal access tokens
+
+    async def _token_owner_check(self, request: Request, owner_id: str) -> None:
+        session = require_session(request)
+        if session.user_id == owner_id or session.is_system_admin:
+            return
+        bot = await self._owned_bot(owner_id)
+        if bot is None or bot["owner_id"] != session.user_id:
+            raise forbidden("create_user_access_token")
+
+    async def _owned_bot(self, user_id: str) -> dict[str, Any] | None:
+        try:
+            return await self.users.get_bot(user_id)
+        except AppError:
+            return None
+
+    async def create_token(self, request: Request) -> Response:
+        user_id = user_id_param(request)
+        await self._token_owner_check(request, user_id)
+        data = await read_object(request, "token")
+        token = await self.auth.create_access_token(user_id, field(data, "description", str))
+        return created(token)
+
+    async def list_tokens(self, request: Request) -> Response:
+        user_id = user_id_param(request)
+        await self._token_owner_check(request, user_id)
+        return JSONResponse(await self.auth.list_access_tokens(user_id))
+
+    async def get_token(self, request: Request) -> Response:
+        token = await self.auth.get_access_token(path_id(request, "token_id"))
+        await self._token_owner_check(request, token["user_id"])
+        return JSONResponse(token)
+
+    async def _token_from_body(self, request: Request) -> str:
+        data = await read_object(request, "token")
+        token_id = field(data, "token_id", str)
+        token = await self.auth.get_access_token(token_id)
+        await self._token_owner_check(request, token["user_id"])
+        return token_id
+
+    async def revoke_token(self, request: Request) -> Response:
+        await self.auth.revoke_access_token(await self._token_from_body(request))
+        return ok()
+
+    async def disable_token(self, request: Request) -> Response:
+        await self.auth.set_access_token_active(await self._token_from_body(request), False)
+        return ok()
+
+    async def enable_token(self, request: Request) -> Response:
+        await self.auth.set_access_token_active(await self._token_from_body(request), True)
+        return ok()
+
+    # Bots
+
+    async def create_bot(self, request: Request) -> Response:
+        session = require_session(request)
+        if not self.settings.ServiceSettings.EnableBotAccountCreation:
+            raise AppError("api.bot.create_disabled", "Bot creation has been disabled.", 403)
+        if not session.is_system_admin:
+            raise forbidden("create_bot")
+        data = await read_object(request, "bot")
+        bot = await self.users.create_bot(
+            session.user_id,
+            data.get("username"),
+            field(data, "display_name", str, ""),
+            field(data, "description", str, ""),
+        )
+        return created(bot)
+
+    async def list_bots(self, request: Request) -> Response:
+        require_session(request)
+        page, per_page = paging(request)
+        return JSONResponse(await self.users.list_bots(page, per_page))
+
+    async def get_bot(self, request: Request) -> Response:
+        require_session(request)
+        return JSONResponse(await self.users.get_bot(path_id(request, "bot_user_id")))

@@ -1,0 +1,99 @@
+"""Composition root: builds every service explicitly, then starts and stops them in order.
+
+Start-up reads top-down (store, files, services, routes); shutdown runs in reverse.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount
+from starlette.types import ASGIApp
+
+from hubbub.api.channels import ChannelRoutes
+from hubbub.api.errors import make_handlers
+from hubbub.api.files import FileRoutes
+from hubbub.api.middleware import APIMiddleware
+from hubbub.api.posts import PostRoutes
+from hubbub.api.statuses import StatusRoutes
+from hubbub.api.system import SystemRoutes
+from hubbub.api.teams import TeamRoutes
+from hubbub.api.users import UserRoutes
+from hubbub.config import LoadedConfig
+from hubbub.files import make_backend
+from hubbub.services.auth import AuthService
+from hubbub.services.channels import ChannelsService
+from hubbub.services.files import FilesService
+from hubbub.services.posts import PostsService
+from hubbub.services.search import SearchService
+from hubbub.services.statuses import StatusesService
+from hubbub.services.teams import TeamsService
+from hubbub.services.users import UsersService
+from hubbub.store.db import Database
+from hubbub.store.migrate import migrate
+from hubbub.version import version_id
+
+log = logging.getLogger("hubbub.app")
+
+
+class Hubbub:
+    """One node: its database, file store, services and HTTP application."""
+
+    def __init__(self, config: LoadedConfig) -> None:
+        self.config = config
+        settings = config.settings
+        self.settings = settings
+        self.draining = False
+
+        self.db = Database(settings.SqlSettings)
+        self.files = make_backend(settings)
+
+        self.users = UsersService(self.db, settings)
+        self.auth = AuthService(self.db, settings, self.users)
+        self.teams = TeamsService(self.db, settings, self.users)
+        self.channels = ChannelsService(self.db, settings, self.users, self.teams)
+        self.file_infos = FilesService(self.db, settings, self.files, self.channels)
+        self.posts = PostsService(self.db, settings, self.users, self.channels, self.file_infos)
+        self.statuses = StatusesService(self.db, settings)
+        self.search = SearchService(self.db, settings, self.users, self.channels, self.posts)
+
+        self.asgi: ASGIApp = self._build_asgi()
+
+    def _api_routes(self) -> list[BaseRoute]:
+        s = self.settings
+        return [
+            *SystemRoutes(s, self.db, self.files, self.config.hash, lambda: self.draining).routes(),
+            *UserRoutes(s, self.users, self.auth).routes(),
+            *TeamRoutes(s, self.teams, self.users).routes(),
+            *ChannelRoutes(s, self.channels, self.teams, self.users).routes(),
+            *PostRoutes(s, self.posts, self.channels, self.search).routes(),
+            *FileRoutes(s, self.file_infos, self.channels).routes(),
+            *StatusRoutes(s, self.statuses, self.users).routes(),
+        ]
+
+    def _build_asgi(self) -> ASGIApp:
+        s = self.settings
+        app = Starlette(
+            routes=[Mount("/api/v4", routes=self._api_routes())],
+            exception_handlers=make_handlers(s.ServiceSettings.EnableDeveloper),  # type: ignore[arg-type]
+            lifespan=None,
+        )
+        return APIMiddleware(
+            app,
+            auth=self.auth,
+            version_id=version_id(self.config.hash),
+            max_body=s.ServiceSettings.MaximumPayloadSizeBytes,
+            max_upload=s.FileSettings.MaxFileSize + 64 * 1024,
+            strict_csrf=s.ServiceSettings.ExperimentalStrictCSRFEnforcement,
+            developer=s.ServiceSettings.EnableDeveloper,
+        )
+
+    async def start(self) -> None:
+        revision = await migrate(self.db)
+        log.info("database ready", extra={"schema_version": revision})
+        for name in self.config.ignored:
+            log.info("config setting not implemented by hubbub, ignored", extra={"setting": name})
+
+    async def stop(self) -> None:
+        await self.db.close()

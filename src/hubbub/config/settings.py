@@ -1,0 +1,166 @@
+"""Typed settings per config.json section, with Mattermost's names and defaults.
+
+Only settings hubbub implements are declared here. Anything else found in a config.json is kept
+aside by the loader and reported as ignored, so an operator can bring a real Mattermost file.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class ServiceConfig(_Section):
+    SiteURL: str = ""
+    ListenAddress: str = ":8065"
+    MaximumPayloadSizeBytes: int = Field(default=300000, ge=1024)
+    EnableDeveloper: bool = False
+    EnableUserAccessTokens: bool = False
+    EnableBotAccountCreation: bool = False
+    ExperimentalStrictCSRFEnforcement: bool = False
+    SessionLengthWebInHours: int = Field(default=720, ge=1)
+    SessionLengthMobileInHours: int = Field(default=720, ge=1)
+    SessionCacheInMinutes: int = Field(default=10, ge=0)
+    MaximumLoginAttempts: int = Field(default=10, ge=1)
+    EnablePostSearch: bool = True
+    WebsocketPingIntervalSeconds: int = Field(default=25, ge=1)
+    WebsocketPongTimeoutSeconds: int = Field(default=60, ge=2)
+    GracefulShutdownTimeoutSeconds: int = Field(default=30, ge=0)
+    MaxPostSize: int = Field(default=16383, ge=1)
+
+    @field_validator("ListenAddress")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        _split_address(value)
+        return value
+
+
+class TeamConfig(_Section):
+    SiteName: str = "Mattermost"
+    MaxUsersPerTeam: int = Field(default=50, ge=1)
+    EnableOpenServer: bool = False
+    EnableUserCreation: bool = True
+    MaxChannelsPerTeam: int = Field(default=2000, ge=1)
+    RestrictCreationToDomains: str = ""
+
+
+class PasswordConfig(_Section):
+    MinimumLength: int = Field(default=8, ge=5, le=72)
+
+
+class SqlConfig(_Section):
+    DriverName: Literal["sqlite", "postgres"] = "sqlite"
+    DataSource: str = "./data/hubbub.db"
+    DataSourceReplicas: list[str] = Field(default_factory=list)
+    DataSourceSearchReplicas: list[str] = Field(default_factory=list)
+    MaxIdleConns: int = Field(default=20, ge=0)
+    MaxOpenConns: int = Field(default=300, ge=1)
+    QueryTimeout: int = Field(default=30, ge=1)
+    ConnMaxLifetimeMilliseconds: int = Field(default=3600000, ge=0)
+
+    @field_validator("DataSource")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class ClusterConfig(_Section):
+    Enable: bool = False
+    ClusterName: str = ""
+    OverrideHostname: str = ""
+
+
+class CacheConfig(_Section):
+    CacheType: Literal["lru", "redis"] = "lru"
+    RedisAddress: str = ""
+    RedisPassword: str = ""
+    RedisDB: int = Field(default=0, ge=0)
+
+
+class FileConfig(_Section):
+    EnableFileAttachments: bool = True
+    MaxFileSize: int = Field(default=104857600, ge=1)
+    DriverName: Literal["local", "amazons3"] = "local"
+    Directory: str = "./data/files/"
+    AmazonS3AccessKeyId: str = ""
+    AmazonS3SecretAccessKey: str = ""
+    AmazonS3Bucket: str = ""
+    AmazonS3PathPrefix: str = ""
+    AmazonS3Region: str = ""
+    AmazonS3Endpoint: str = "s3.amazonaws.com"
+    AmazonS3SSL: bool = True
+
+
+class LogConfig(_Section):
+    EnableConsole: bool = True
+    ConsoleLevel: Literal["DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
+    ConsoleJson: bool = True
+
+
+class MetricsConfig(_Section):
+    Enable: bool = False
+    ListenAddress: str = ":8067"
+
+    @field_validator("ListenAddress")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        _split_address(value)
+        return value
+
+
+class RateLimitConfig(_Section):
+    Enable: bool = False
+    PerSec: int = Field(default=10, ge=1)
+    MaxBurst: int = Field(default=100, ge=1)
+
+
+class Settings(BaseModel):
+    """The whole configuration. Sections are named exactly as in Mattermost's config.json."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ServiceSettings: ServiceConfig = Field(default_factory=ServiceConfig)
+    TeamSettings: TeamConfig = Field(default_factory=TeamConfig)
+    PasswordSettings: PasswordConfig = Field(default_factory=PasswordConfig)
+    SqlSettings: SqlConfig = Field(default_factory=SqlConfig)
+    ClusterSettings: ClusterConfig = Field(default_factory=ClusterConfig)
+    CacheSettings: CacheConfig = Field(default_factory=CacheConfig)
+    FileSettings: FileConfig = Field(default_factory=FileConfig)
+    LogSettings: LogConfig = Field(default_factory=LogConfig)
+    MetricsSettings: MetricsConfig = Field(default_factory=MetricsConfig)
+    RateLimitSettings: RateLimitConfig = Field(default_factory=RateLimitConfig)
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    name: field.annotation  # type: ignore[misc]
+    for name, field in Settings.model_fields.items()
+}
+
+# Settings whose values `config show` masks.
+SECRETS = {
+    ("SqlSettings", "DataSource"),
+    ("SqlSettings", "DataSourceReplicas"),
+    ("SqlSettings", "DataSourceSearchReplicas"),
+    ("CacheSettings", "RedisPassword"),
+    ("FileSettings", "AmazonS3SecretAccessKey"),
+}
+
+
+def _split_address(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"must look like 'host:port' or ':port', got {value!r}")
+    return host, int(port)
+
+
+def split_address(value: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """Turns `host:port` or `:port` into a bindable pair (an empty host means `default_host`)."""
+    host, port = _split_address(value)
+    return (host.strip("[]") or default_host), port

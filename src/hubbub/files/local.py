@@ -1,0 +1,40 @@
+"""Files in a local directory (or one shared by every node over NFS)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from hubbub.files.base import FileBackend
+
+
+class LocalFileBackend(FileBackend):
+    def __init__(self, directory: str) -> None:
+        self.root = Path(directory).expanduser().resolve()
+
+    def _path(self, path: str) -> Path:
+        full = (self.root / path).resolve()
+        if self.root not in full.parents:
+            raise ValueError(f"path escapes the file store: {path!r}")
+        return full
+
+    async def write(self, path: str, data: bytes) -> None:
+        target = self._path(path)
+
+        def _write() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+
+        await asyncio.to_thread(_write)
+
+    async def read(self, path: str) -> bytes:
+        return await asyncio.to_thread(self._path(path).read_bytes)
+
+    async def exists(self, path: str) -> bool:
+        return await asyncio.to_thread(self._path(path).exists)
+
+    async def remove(self, path: str) -> None:
+        await asyncio.to_thread(self._path(path).unlink, True)

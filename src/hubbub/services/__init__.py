@@ -1,0 +1,5 @@
+"""The domain: users, sessions, teams, channels, posts, reactions, files, statuses and search.
+
+Services receive what they need in their constructors (see `hubbub.app`), talk to the store and
+return plain dicts in Mattermost's JSON shapes. They raise `AppError` for anything a client did.
+"""

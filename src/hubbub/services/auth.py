@@ -1,0 +1,335 @@
+"""Sessions, login and personal access tokens.
+
+A token resolves to a `Session` from the sessions table or, for personal access tokens, from
+the user_access_tokens table. Resolved sessions are cached for `SessionCacheInMinutes`; every
+change that can invalidate one (logout, revoke, role change, deactivation) drops the cache
+entries of that user.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import delete, insert, or_, select, update
+
+from hubbub.config import Settings
+from hubbub.errors import AppError, not_found
+from hubbub.ids import new_id, now_ms
+from hubbub.services.passwords import verify_password
+from hubbub.services.session import Session
+from hubbub.services.users import UsersService, user_json
+from hubbub.store.db import Database
+from hubbub.store.tables import sessions, user_access_tokens, users
+
+HOUR_MS = 3_600_000
+
+
+class SessionCache:
+    """Token -> Session with a time-to-live; invalidated per user."""
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self.ttl = ttl_seconds
+        self._items: dict[str, tuple[float, Session]] = {}
+
+    def get(self, token: str) -> Session | None:
+        item = self._items.get(token)
+        if item is None:
+            return None
+        if item[0] < time.monotonic():
+            self._items.pop(token, None)
+            return None
+        return item[1]
+
+    def put(self, session: Session) -> None:
+        if self.ttl > 0:
+            self._items[session.token] = (time.monotonic() + self.ttl, session)
+
+    def drop_user(self, user_id: str) -> None:
+        for token in [t for t, (_, s) in self._items.items() if s.user_id == user_id]:
+            self._items.pop(token, None)
+
+    def drop_token(self, token: str) -> None:
+        self._items.pop(token, None)
+
+
+class AuthService:
+    def __init__(self, db: Database, settings: Settings, users_service: UsersService) -> None:
+        self.db = db
+        self.settings = settings
+        self.users = users_service
+        self.cache = SessionCache(settings.ServiceSettings.SessionCacheInMinutes * 60)
+
+    async def login(
+        self, login_id: object, password: object, device_id: str = ""
+    ) -> tuple[dict[str, Any], Session]:
+        if not isinstance(login_id, str) or not login_id or not isinstance(password, str):
+            raise AppError(
+                "api.user.login.blank_pwd.app_error", "Login id and password are required.", 400
+            )
+        lowered = login_id.lower()
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(users).where(or_(users.c.username == lowered, users.c.email == lowered))
+                )
+            ).first()
+        invalid = AppError(
+            "api.user.login.invalid_credentials_email_username",
+            "Enter a valid email or username and/or password.",
+            401,
+        )
+        if row is None:
+            raise invalid
+        if row.is_bot:
+            raise AppError(
+                "api.user.login.bot_login_forbidden.app_error", "Bot login is forbidden.", 401
+            )
+        if row.delete_at:
+            raise AppError(
+                "api.user.login.inactive.app_error",
+                "Login failed because your account has been deactivated.",
+                401,
+            )
+        limit = self.settings.ServiceSettings.MaximumLoginAttempts
+        if row.failed_attempts >= limit:
+            raise AppError(
+                "api.user.check_user_login_attempts.too_many.app_error",
+                "Your account is locked because of too many failed password attempts.",
+                401,
+            )
+        if not await verify_password(row.password, password):
+            async with self.db.write() as conn:
+                await conn.execute(
+                    update(users)
+                    .where(users.c.id == row.id)
+                    .values(failed_attempts=users.c.failed_attempts + 1)
+                )
+            raise invalid
+        session = await self.create_session(row.id, row.roles, device_id)
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(users)
+                .where(users.c.id == row.id)
+                .values(failed_attempts=0, last_login=now_ms())
+            )
+        return user_json(row), session
+
+    async def create_session(self, user_id: str, roles: str, device_id: str = "") -> Session:
+        service = self.settings.ServiceSettings
+        hours = service.SessionLengthMobileInHours if device_id else service.SessionLengthWebInHours
+        now = now_ms()
+        session = Session(
+            id=new_id(),
+            token=new_id(),
+            user_id=user_id,
+            roles=roles,
+            csrf_token=new_id(),
+            expires_at=now + hours * HOUR_MS,
+            device_id=device_id,
+        )
+        async with self.db.write() as conn:
+            await conn.execute(
+                insert(sessions).values(
+                    id=session.id,
+                    token=session.token,
+                    create_at=now,
+                    expires_at=session.expires_at,
+                    last_activity_at=now,
+                    user_id=user_id,
+                    device_id=device_id,
+                    roles=roles,
+                    is_oauth=False,
+                    csrf_token=session.csrf_token,
+                    props={},
+                )
+            )
+        return session
+
+    async def resolve(self, token: str) -> Session | None:
+        """The live session for `token`, or None when it is unknown, expired or revoked."""
+        cached = self.cache.get(token)
+        now = now_ms()
+        if cached is not None and (not cached.expires_at or cached.expires_at > now):
+            return cached
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        sessions,
+                        users.c.roles.label("user_roles"),
+                        users.c.delete_at,
+                        users.c.is_bot,
+                    )
+                    .join(users, users.c.id == sessions.c.user_id)
+                    .where(sessions.c.token == token)
+                )
+            ).first()
+            if row is not None:
+                if (row.expires_at and row.expires_at <= now) or row.delete_at:
+                    return None
+                session = Session(
+                    id=row.id,
+                    token=token,
+                    user_id=row.user_id,
+                    roles=row.user_roles,
+                    csrf_token=row.csrf_token,
+                    expires_at=row.expires_at,
+                    device_id=row.device_id,
+                    is_bot=row.is_bot,
+                )
+                self.cache.put(session)
+                return session
+            if not self.settings.ServiceSettings.EnableUserAccessTokens:
+                return None
+            pat = (
+                await conn.execute(
+                    select(user_access_tokens, users.c.roles, users.c.delete_at, users.c.is_bot)
+                    .join(users, users.c.id == user_access_tokens.c.user_id)
+                    .where(user_access_tokens.c.token == token)
+                )
+            ).first()
+        if pat is None or not pat.is_active or pat.delete_at:
+            return None
+        session = Session(
+            id=pat.id,
+            token=token,
+            user_id=pat.user_id,
+            roles=pat.roles,
+            csrf_token="",
+            expires_at=0,
+            is_access_token=True,
+            is_bot=pat.is_bot,
+        )
+        self.cache.put(session)
+        return session
+
+    async def revoke_session(self, session_id: str, user_id: str) -> None:
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                delete(sessions).where(sessions.c.id == session_id, sessions.c.user_id == user_id)
+            )
+        if not result.rowcount:
+            raise not_found("session", "app.session.get.app_error")
+        self.cache.drop_user(user_id)
+
+    async def logout(self, session: Session) -> None:
+        if not session.is_access_token:
+            async with self.db.write() as conn:
+                await conn.execute(delete(sessions).where(sessions.c.id == session.id))
+        self.cache.drop_token(session.token)
+
+    async def list_sessions(self, user_id: str) -> list[dict[str, Any]]:
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(sessions)
+                    .where(sessions.c.user_id == user_id)
+                    .order_by(sessions.c.last_activity_at.desc())
+                )
+            ).all()
+        return [
+            Session(
+                id=r.id,
+                token="",
+                user_id=r.user_id,
+                roles=r.roles,
+                csrf_token=r.csrf_token,
+                expires_at=r.expires_at,
+                device_id=r.device_id,
+            ).to_json(r.create_at, r.last_activity_at)
+            for r in rows
+        ]
+
+    async def revoke_all(self, user_id: str) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
+        self.cache.drop_user(user_id)
+
+    def invalidate_user(self, user_id: str) -> None:
+        self.cache.drop_user(user_id)
+
+    # Personal access tokens
+
+    def _require_tokens_enabled(self) -> None:
+        if not self.settings.ServiceSettings.EnableUserAccessTokens:
+            raise AppError(
+                "app.user_access_token.disabled",
+                "Personal access tokens are disabled on this server.",
+                501,
+            )
+
+    async def create_access_token(
+        self, user_id: str, description: str, check_enabled: bool = True
+    ) -> dict[str, Any]:
+        if check_enabled:
+            self._require_tokens_enabled()
+        if not description or len(description) > 255:
+            raise AppError(
+                "model.user_access_token.is_valid.description.app_error",
+                "Invalid description, must be 255 or less characters.",
+                400,
+            )
+        await self.users.get_row(user_id)
+        token = {
+            "id": new_id(),
+            "token": new_id(),
+            "user_id": user_id,
+            "description": description,
+            "is_active": True,
+            "create_at": now_ms(),
+        }
+        async with self.db.write() as conn:
+            await conn.execute(insert(user_access_tokens).values(**token))
+        return {k: token[k] for k in ("id", "token", "user_id", "description", "is_active")}
+
+    async def list_access_tokens(self, user_id: str) -> list[dict[str, Any]]:
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(user_access_tokens).where(user_access_tokens.c.user_id == user_id)
+                )
+            ).all()
+        return [
+            {
+                "id": r.id,
+                "user_id": r.user_id,
+                "description": r.description,
+                "is_active": r.is_active,
+            }
+            for r in rows
+        ]
+
+    async def get_access_token(self, token_id: str) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            r = (
+                await conn.execute(
+                    select(user_access_tokens).where(user_access_tokens.c.id == token_id)
+                )
+            ).first()
+        if r is None:
+            raise not_found("token", "app.user_access_token.get_by_id.app_error")
+        return {
+            "id": r.id,
+            "user_id": r.user_id,
+            "description": r.description,
+            "is_active": r.is_active,
+        }
+
+    async def set_access_token_active(self, token_id: str, active: bool) -> None:
+        token = await self.get_access_token(token_id)
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(user_access_tokens)
+                .where(user_access_tokens.c.id == token_id)
+                .values(is_active=active)
+            )
+        self.cache.drop_user(token["user_id"])
+
+    async def revoke_access_token(self, token_id: str) -> None:
+        token = await self.get_access_token(token_id)
+        async with self.db.write() as conn:
+            await conn.execute(
+                delete(user_access_tokens).where(user_access_tokens.c.id == token_id)
+            )
+        self.cache.drop_user(token["user_id"])

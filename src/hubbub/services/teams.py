@@ -1,0 +1,14 @@
+"""Teams and team membership."""
+
+from __future__ import annotations
+
+from hubbub.config import Settings
+from hubbub.services.users import UsersService
+from hubbub.store.db import Database
+
+
+class TeamsService:
+    def __init__(self, db: Database, settings: Settings, users: UsersService) -> None:
+        self.db = db
+        self.settings = settings
+        self.users = users

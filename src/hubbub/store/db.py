@@ -1,0 +1,119 @@
+"""Database engines and connection routing.
+
+`Database` owns one engine per role. Writes and read-after-write reads go to the primary; reads
+may later go to replicas, search to search replicas (the cluster issue adds routing; the methods
+already separate the query classes). SQLite serializes writers inside the process so that
+concurrent requests queue instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from hubbub.config.settings import SqlConfig
+
+# Query parameters of a Mattermost/lib-pq data source that asyncpg does not understand.
+_DROP_PARAMS = {"sslmode", "connect_timeout", "binary_parameters", "application_name"}
+
+
+def engine_url(driver: str, source: str) -> str:
+    """Turns a Mattermost `DataSource` into an SQLAlchemy URL."""
+    if driver == "sqlite":
+        if source.startswith("sqlite"):
+            return source
+        if source == ":memory:":
+            return "sqlite+aiosqlite:///:memory:"
+        return "sqlite+aiosqlite:///" + str(Path(source).expanduser().resolve())
+    parts = urlsplit(source)
+    if parts.scheme not in {"postgres", "postgresql", "postgresql+asyncpg"}:
+        raise ValueError(f"a postgres DataSource must start with postgres://, got {parts.scheme!r}")
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in _DROP_PARAMS]
+    sslmode = dict(parse_qsl(parts.query)).get("sslmode")
+    if sslmode in {"require", "verify-ca", "verify-full"}:
+        query.append(("ssl", sslmode))
+    return urlunsplit(("postgresql+asyncpg", parts.netloc, parts.path, urlencode(query), ""))
+
+
+def make_engine(driver: str, source: str, settings: SqlConfig) -> AsyncEngine:
+    url = engine_url(driver, source)
+    if driver == "sqlite":
+        if ":memory:" not in url:
+            Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": settings.QueryTimeout})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={settings.QueryTimeout * 1000}")
+            cursor.close()
+
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=max(1, min(settings.MaxIdleConns, settings.MaxOpenConns)),
+        max_overflow=max(0, settings.MaxOpenConns - settings.MaxIdleConns),
+        pool_recycle=settings.ConnMaxLifetimeMilliseconds / 1000
+        if settings.ConnMaxLifetimeMilliseconds
+        else -1,
+        pool_pre_ping=True,
+        connect_args={"command_timeout": settings.QueryTimeout},
+    )
+
+
+class Database:
+    """The primary engine plus (later) replicas; hands out connections per query class."""
+
+    def __init__(self, settings: SqlConfig) -> None:
+        self.settings = settings
+        self.driver = settings.DriverName
+        self.primary = make_engine(self.driver, settings.DataSource, settings)
+        self._write_lock = asyncio.Lock() if self.driver == "sqlite" else None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.driver == "sqlite"
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction on the primary, committed when the block exits without an exception."""
+        if self._write_lock is None:
+            async with self.primary.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.primary.connect() as conn:
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                await conn.rollback()
+                raise
+            await conn.commit()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for ordinary reads."""
+        async with self.primary.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def search(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for full-text search queries (routed to search replicas in a cluster)."""
+        async with self.primary.connect() as conn:
+            yield conn
+
+    async def ping(self) -> None:
+        async with self.primary.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.primary.dispose()
