@@ -16,10 +16,12 @@ from hubbub.api.errors import make_handlers
 from hubbub.api.files import FileRoutes
 from hubbub.api.middleware import APIMiddleware
 from hubbub.api.posts import PostRoutes
+from hubbub.api.search import SearchRoutes
 from hubbub.api.statuses import StatusRoutes
 from hubbub.api.system import SystemRoutes
 from hubbub.api.teams import TeamRoutes
 from hubbub.api.users import UserRoutes
+from hubbub.cluster.events import RecordingPublisher
 from hubbub.config import LoadedConfig
 from hubbub.files import make_backend
 from hubbub.services.auth import AuthService
@@ -49,13 +51,17 @@ class Hubbub:
         self.db = Database(settings.SqlSettings)
         self.files = make_backend(settings)
 
+        self.events = RecordingPublisher()
+
         self.users = UsersService(self.db, settings)
         self.auth = AuthService(self.db, settings, self.users)
-        self.teams = TeamsService(self.db, settings, self.users)
-        self.channels = ChannelsService(self.db, settings, self.users, self.teams)
-        self.file_infos = FilesService(self.db, settings, self.files, self.channels)
-        self.posts = PostsService(self.db, settings, self.users, self.channels, self.file_infos)
-        self.statuses = StatusesService(self.db, settings)
+        self.teams = TeamsService(self.db, settings, self.users, self.events)
+        self.channels = ChannelsService(self.db, settings, self.users, self.teams, self.events)
+        self.file_infos = FilesService(self.db, settings, self.files, self.channels, self.events)
+        self.posts = PostsService(
+            self.db, settings, self.users, self.channels, self.file_infos, self.events
+        )
+        self.statuses = StatusesService(self.db, settings, self.events)
         self.search = SearchService(self.db, settings, self.users, self.channels, self.posts)
 
         self.asgi: ASGIApp = self._build_asgi()
@@ -67,7 +73,8 @@ class Hubbub:
             *UserRoutes(s, self.users, self.auth).routes(),
             *TeamRoutes(s, self.teams, self.users).routes(),
             *ChannelRoutes(s, self.channels, self.teams, self.users).routes(),
-            *PostRoutes(s, self.posts, self.channels, self.search).routes(),
+            *PostRoutes(s, self.posts, self.channels).routes(),
+            *SearchRoutes(s, self.search, self.teams).routes(),
             *FileRoutes(s, self.file_infos, self.channels).routes(),
             *StatusRoutes(s, self.statuses, self.users).routes(),
         ]

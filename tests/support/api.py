@@ -75,3 +75,47 @@ class API:
         )
         assert resp.status_code == 200, resp.text
         return User(id=data["id"], username=username, token=resp.headers["Token"], data=data)
+
+    async def new_team(
+        self, token: str, name: str | None = None, type_: str = "O"
+    ) -> dict[str, Any]:
+        """Creates a team (the creator becomes its admin member)."""
+        name = name or f"team{next(_counter)}"
+        return await self.call(
+            "POST",
+            "/teams",
+            token=token,
+            json={"name": name, "display_name": name.title(), "type": type_},
+            expect=201,
+        )
+
+    async def add_to_team(self, token: str, team_id: str, user_id: str) -> Any:
+        return await self.call(
+            "POST",
+            f"/teams/{team_id}/members",
+            token=token,
+            json={"team_id": team_id, "user_id": user_id},
+            expect=201,
+        )
+
+    async def new_channel(
+        self, token: str, team_id: str, type_: str = "O", name: str | None = None
+    ) -> dict[str, Any]:
+        """Creates a public (`O`) or private (`P`) channel; the creator becomes a member."""
+        name = name or f"chan{next(_counter)}"
+        return await self.call(
+            "POST",
+            "/channels",
+            token=token,
+            json={"team_id": team_id, "name": name, "display_name": name.title(), "type": type_},
+            expect=201,
+        )
+
+    async def add_to_channel(self, token: str, channel_id: str, user_id: str) -> Any:
+        return await self.call(
+            "POST",
+            f"/channels/{channel_id}/members",
+            token=token,
+            json={"user_id": user_id},
+            expect=201,
+        )

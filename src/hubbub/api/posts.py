@@ -1,4 +1,4 @@
-"""Routes for posts, threads, history, reactions and search."""
+"""Routes for posts, threads, history, and reactions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from starlette.routing import BaseRoute
 from hubbub.config import Settings
 from hubbub.services.channels import ChannelsService
 from hubbub.services.posts import PostsService
-from hubbub.services.search import SearchService
 
 
 class PostRoutes:
@@ -16,12 +15,10 @@ class PostRoutes:
         settings: Settings,
         posts: PostsService,
         channels: ChannelsService,
-        search: SearchService,
     ) -> None:
         self.settings = settings
         self.posts = posts
         self.channels = channels
-        self.search = search
 
     def routes(self) -> list[BaseRoute]:
         return []

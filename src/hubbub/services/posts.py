@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hubbub.cluster.events import EventPublisher
 from hubbub.config import Settings
 from hubbub.services.channels import ChannelsService
 from hubbub.services.files import FilesService
@@ -17,9 +18,11 @@ class PostsService:
         users: UsersService,
         channels: ChannelsService,
         files: FilesService,
+        events: EventPublisher,
     ) -> None:
         self.db = db
         self.settings = settings
+        self.events = events
         self.users = users
         self.channels = channels
         self.files = files
