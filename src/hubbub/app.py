@@ -6,9 +6,11 @@ Start-up reads top-down (store, files, services, routes); shutdown runs in rever
 from __future__ import annotations
 
 import logging
+import socket
+from typing import Any
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, WebSocketRoute
 from starlette.types import ASGIApp
 
 from hubbub.api.channels import ChannelRoutes
@@ -21,9 +23,18 @@ from hubbub.api.statuses import StatusRoutes
 from hubbub.api.system import SystemRoutes
 from hubbub.api.teams import TeamRoutes
 from hubbub.api.users import UserRoutes
-from hubbub.cluster.events import RecordingPublisher
+from hubbub.api.websocket import WebSocketEndpoint
+from hubbub.cluster.connections import MemoryConnectionRegistry
+from hubbub.cluster.eventlog import MemoryEventLog
 from hubbub.config import LoadedConfig
+from hubbub.config.settings import Settings, split_address
 from hubbub.files import make_backend
+from hubbub.observability.metrics import Metrics
+from hubbub.realtime.hub import Hub
+from hubbub.realtime.presence import Presence
+from hubbub.realtime.protocol import CloseReason
+from hubbub.realtime.publisher import RealtimePublisher
+from hubbub.realtime.session import ConnLimits
 from hubbub.services.auth import AuthService
 from hubbub.services.channels import ChannelsService
 from hubbub.services.files import FilesService
@@ -51,7 +62,11 @@ class Hubbub:
         self.db = Database(settings.SqlSettings)
         self.files = make_backend(settings)
 
-        self.events = RecordingPublisher()
+        self.metrics = Metrics()
+        self.node_name = node_name(settings)
+        self.eventlog = MemoryEventLog()
+        self.registry = MemoryConnectionRegistry()
+        self.events = RealtimePublisher(self.db, self.eventlog, self.registry, self.metrics)
 
         self.users = UsersService(self.db, settings)
         self.auth = AuthService(self.db, settings, self.users)
@@ -63,6 +78,24 @@ class Hubbub:
         )
         self.statuses = StatusesService(self.db, settings, self.events)
         self.search = SearchService(self.db, settings, self.users, self.channels, self.posts)
+
+        self.hub = Hub(self.eventlog, self.registry, self.metrics)
+        self.websocket = WebSocketEndpoint(
+            auth=self.auth,
+            hub=self.hub,
+            presence=Presence(self.statuses),
+            channels=self.channels,
+            events=self.events,
+            metrics=self.metrics,
+            limits=ConnLimits(
+                ping_interval=settings.ServiceSettings.WebsocketPingIntervalSeconds,
+                pong_timeout=settings.ServiceSettings.WebsocketPongTimeoutSeconds,
+            ),
+            node_name=self.node_name,
+            server_version=version_id(config.hash),
+            is_draining=lambda: self.draining,
+        )
+        self._metrics_server: Any = None
 
         self.asgi: ASGIApp = self._build_asgi()
 
@@ -77,6 +110,8 @@ class Hubbub:
             *SearchRoutes(s, self.search, self.teams).routes(),
             *FileRoutes(s, self.file_infos, self.channels).routes(),
             *StatusRoutes(s, self.statuses, self.users).routes(),
+            WebSocketRoute("/websocket", self.websocket),
+            WebSocketRoute("/websocket/", self.websocket),
         ]
 
     def _build_asgi(self) -> ASGIApp:
@@ -102,5 +137,30 @@ class Hubbub:
         for name in self.config.ignored:
             log.info("config setting not implemented by hubbub, ignored", extra={"setting": name})
 
+        metrics = self.settings.MetricsSettings
+        if metrics.Enable:
+            from prometheus_client import start_http_server
+
+            host, port = split_address(metrics.ListenAddress)
+            self._metrics_server, _ = start_http_server(port, host, self.metrics.registry)
+
+    async def drain(self) -> None:
+        """Stops taking websockets; closes open ones with 1012 so clients resume elsewhere."""
+        self.draining = True
+        await self.hub.close_all(CloseReason.SERVER_DRAIN)
+
     async def stop(self) -> None:
+        if self.hub.count():
+            await self.hub.close_all(CloseReason.SERVER_DRAIN)
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
         await self.db.close()
+
+
+def node_name(settings: Settings) -> str:
+    """hostname:port unless ClusterSettings.OverrideHostname names the node."""
+    override = settings.ClusterSettings.OverrideHostname
+    if override:
+        return override
+    _, port = split_address(settings.ServiceSettings.ListenAddress)
+    return f"{socket.gethostname()}:{port}"

@@ -13,6 +13,8 @@ import uvicorn
 from hubbub.app import Hubbub
 from hubbub.config import LoadedConfig, split_address
 from hubbub.observability.logging import setup_logging
+from hubbub.realtime.protocol import MAX_FRAME_BYTES
+from hubbub.realtime.transport import HubbubWebSocketProtocol
 
 log = logging.getLogger("hubbub.server")
 
@@ -55,7 +57,8 @@ def serve(config: LoadedConfig) -> int:
         lifespan="on",
         log_config=None,
         access_log=False,
-        ws="websockets-sansio",
+        ws=HubbubWebSocketProtocol,
+        ws_max_size=MAX_FRAME_BYTES,
         ws_ping_interval=None,
         ws_ping_timeout=None,
         ws_per_message_deflate=False,
@@ -68,11 +71,16 @@ def serve(config: LoadedConfig) -> int:
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
+        drain_tasks: set[asyncio.Task[None]] = set()
 
         def drain() -> None:
-            # Report not-ready first so the load balancer stops sending traffic, then stop.
-            node.draining = True
-            server.should_exit = True
+            # Report not-ready and close websockets with 1012 (clients resume elsewhere at
+            # once), then let uvicorn finish in-flight requests within the graceful timeout.
+            async def run_drain() -> None:
+                await node.drain()
+                server.should_exit = True
+
+            drain_tasks.add(loop.create_task(run_drain()))
 
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGTERM, drain)

@@ -9,7 +9,8 @@ concurrent requests queue instead of failing with "database is locked".
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from hubbub.config.settings import SqlConfig
+
+log = logging.getLogger("hubbub.store")
 
 # Query parameters of a Mattermost/lib-pq data source that asyncpg does not understand.
 _DROP_PARAMS = {"sslmode", "connect_timeout", "binary_parameters", "application_name"}
@@ -70,6 +73,23 @@ def make_engine(driver: str, source: str, settings: SqlConfig) -> AsyncEngine:
     )
 
 
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+def after_commit(conn: AsyncConnection, callback: AfterCommit) -> None:
+    """Runs `callback` once the transaction open on `conn` (from `Database.write`) commits."""
+    conn.info.setdefault("hubbub.after_commit", []).append(callback)
+
+
+async def _run_after_commit(conn: AsyncConnection) -> None:
+    callbacks: list[AfterCommit] = conn.info.pop("hubbub.after_commit", [])
+    for callback in callbacks:
+        try:
+            await callback()
+        except Exception:
+            log.exception("after-commit callback failed")
+
+
 class Database:
     """The primary engine plus (later) replicas; hands out connections per query class."""
 
@@ -85,19 +105,33 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction on the primary, committed when the block exits without an exception."""
+        """A transaction on the primary, committed when the block exits without an exception.
+
+        Callbacks registered with `after_commit(conn, ...)` run right after the commit, in
+        registration order (and, on SQLite, still under the writer lock, so in commit order).
+        """
         if self._write_lock is None:
-            async with self.primary.begin() as conn:
-                yield conn
+            async with self.primary.connect() as conn:
+                await conn.begin()
+                try:
+                    yield conn
+                except BaseException:
+                    conn.info.pop("hubbub.after_commit", None)
+                    await conn.rollback()
+                    raise
+                await conn.commit()
+                await _run_after_commit(conn)
             return
         async with self._write_lock, self.primary.connect() as conn:
             await conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
                 yield conn
             except BaseException:
+                conn.info.pop("hubbub.after_commit", None)
                 await conn.rollback()
                 raise
             await conn.commit()
+            await _run_after_commit(conn)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -1,0 +1,353 @@
+"""`GET /api/v4/websocket`: authentication, the action router, presence and the close log.
+
+The protocol itself lives in `hubbub.realtime.protocol` (no I/O); the per-connection queues and
+keep-alive in `hubbub.realtime.session`; delivery and resume in `hubbub.realtime.hub`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import HTTPConnection
+from starlette.types import Receive, Scope, Send
+
+from hubbub import MATTERMOST_VERSION
+from hubbub.cluster.events import Broadcast, Event, EventPublisher
+from hubbub.errors import AppError
+from hubbub.ids import is_valid_id, now_ms
+from hubbub.observability.metrics import Metrics
+from hubbub.realtime.hub import Hub
+from hubbub.realtime.presence import Presence
+from hubbub.realtime.protocol import (
+    VALID_CLIENT_CODES,
+    ClientRequest,
+    CloseReason,
+    ConnState,
+    FrameError,
+    classify_peer_close,
+    error_reply,
+    parse_request,
+    reply,
+)
+from hubbub.realtime.session import ConnInfo, ConnLimits, WebConn
+from hubbub.services.auth import AuthService
+from hubbub.services.channels import ChannelsService
+from hubbub.services.session import Session
+
+log = logging.getLogger("hubbub.realtime")
+
+
+class WebSocketEndpoint:
+    """A raw ASGI app mounted at /api/v4/websocket."""
+
+    def __init__(
+        self,
+        *,
+        auth: AuthService,
+        hub: Hub,
+        presence: Presence,
+        channels: ChannelsService,
+        events: EventPublisher,
+        metrics: Metrics,
+        limits: ConnLimits,
+        node_name: str,
+        server_version: str,
+        is_draining: Callable[[], bool],
+    ) -> None:
+        self.auth = auth
+        self.hub = hub
+        self.presence = presence
+        self.channels = channels
+        self.events = events
+        self.metrics = metrics
+        self.limits = limits
+        self.node_name = node_name
+        self.server_version = server_version
+        self.is_draining = is_draining
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await _plain_error(send, 400, "api.web_socket.connect.upgrade.app_error")
+            return
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        if self.is_draining():
+            # Refuse rather than accept and hang: the client retries elsewhere at once.
+            await _deny(send, 503, "api.web_socket.connect.draining.app_error")
+            return
+        conn_http = HTTPConnection(scope)
+        query = conn_http.query_params
+        session: Session | None = scope.get("hubbub.session")
+        requested_id = query.get("connection_id", "")
+        sequence = _int_or_none(query.get("sequence_number"))
+        info = ConnInfo(
+            remote=f"{scope['client'][0]}:{scope['client'][1]}" if scope.get("client") else "",
+            forwarded_for=conn_http.headers.get("x-forwarded-for", ""),
+            user_agent=conn_http.headers.get("user-agent", ""),
+            node=self.node_name,
+        )
+        reported = _int_or_none(query.get("disconnect_err_code"))
+        if reported is not None and reported in VALID_CLIENT_CODES:
+            info.client_reported_code = reported
+            self.metrics.client_reported.labels(str(reported)).inc()
+        link = scope.get("extensions", {}).get("hubbub.frames")
+        conn = WebConn(
+            send,
+            link,
+            self.limits,
+            self.hub.registry,
+            self.metrics,
+            info,
+            self.server_version,
+            self._closed,
+        )
+        await send({"type": "websocket.accept"})
+        if session is not None:
+            await self._register(conn, session, requested_id, sequence)
+        else:
+            conn.start_auth_timer()
+        await self._read_loop(conn, receive, requested_id, sequence)
+
+    async def _register(
+        self, conn: WebConn, session: Session, requested_id: str, sequence: int | None
+    ) -> None:
+        conn.authenticate(session.user_id, session.token)
+        first_here = self.hub.user_connection_count(session.user_id) == 0
+        await self.hub.attach(conn, requested_id, sequence)
+        conn.start_keepalive()
+        if first_here:
+            await self.presence.connected(session.user_id)
+
+    async def _read_loop(
+        self, conn: WebConn, receive: Receive, requested_id: str, sequence: int | None
+    ) -> None:
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.disconnect":
+                if conn.state is not ConnState.CLOSED:
+                    code = int(message.get("code") or 1005)
+                    got_close = bool(conn.link and conn.link.got_close_frame)
+                    if conn.link and conn.link.close_frame_code is not None:
+                        code = conn.link.close_frame_code
+                    reason = classify_peer_close(
+                        code, conn.since_last_frame(), self.limits.ping_interval, got_close
+                    )
+                    if conn.state is ConnState.CLOSING and conn._close_reason is not None:
+                        reason = conn._close_reason
+                    await conn.finish(reason, code)
+                return
+            if conn.state in (ConnState.CLOSING, ConnState.CLOSED):
+                continue
+            text = message.get("text")
+            if text is None:
+                # Binary (msgpack) frames are not supported: close as a protocol error.
+                await conn.close(CloseReason.PROTOCOL_ERROR)
+                continue
+            try:
+                parsed = parse_request(text)
+            except FrameError:
+                await conn.close(CloseReason.PROTOCOL_ERROR)
+                continue
+            if isinstance(parsed, AppError):
+                conn.send_reply(error_reply(parsed))
+                continue
+            try:
+                await self._handle(conn, parsed, requested_id, sequence)
+            except Exception:
+                log.exception("websocket action failed", extra={"action": parsed.action})
+                conn.send_reply(
+                    error_reply(
+                        _with_seq(
+                            AppError(
+                                "api.web_socket_router.server_error.app_error",
+                                "The websocket action failed.",
+                                500,
+                            ),
+                            parsed.seq,
+                        )
+                    )
+                )
+
+    async def _handle(
+        self, conn: WebConn, request: ClientRequest, requested_id: str, sequence: int | None
+    ) -> None:
+        if request.action == "authentication_challenge":
+            if conn.state is not ConnState.AWAITING_AUTH:
+                return  # Mattermost ignores a challenge on an authenticated socket
+            token = request.data.get("token")
+            session = await self.auth.resolve(token) if isinstance(token, str) and token else None
+            if session is None:
+                await conn.close(CloseReason.AUTH_FAILED)
+                return
+            await self._register(conn, session, requested_id, sequence)
+            conn.send_reply(reply(request.seq))
+            return
+        if conn.state is ConnState.AWAITING_AUTH:
+            conn.send_reply(
+                error_reply(
+                    _with_seq(
+                        AppError(
+                            "api.web_socket_router.not_authenticated.app_error",
+                            "No websocket session.",
+                            401,
+                        ),
+                        request.seq,
+                    )
+                )
+            )
+            return
+        try:
+            data = await self._action(conn, request)
+        except AppError as exc:
+            conn.send_reply(error_reply(_with_seq(exc, request.seq)))
+            return
+        conn.send_reply(reply(request.seq, data))
+
+    async def _action(self, conn: WebConn, request: ClientRequest) -> dict[str, Any] | None:
+        action, data = request.action, request.data
+        if action == "ping":
+            return {
+                "text": "pong",
+                "version": MATTERMOST_VERSION,
+                "server_time": now_ms(),
+                "node_id": self.node_name,
+            }
+        if action == "user_typing":
+            channel_id = data.get("channel_id")
+            parent_id = data.get("parent_id") or ""
+            if not is_valid_id(channel_id) or not isinstance(parent_id, str):
+                raise AppError(
+                    "api.websocket_handler.invalid_param.app_error",
+                    "Invalid channel_id parameter.",
+                    400,
+                )
+            if not await self.channels.is_member(conn.user_id, str(channel_id)):
+                raise AppError(
+                    "api.context.permissions.app_error",
+                    "You do not have the appropriate permissions.",
+                    403,
+                )
+            await self.events.publish(
+                Event(
+                    "typing",
+                    {"parent_id": parent_id, "user_id": conn.user_id},
+                    Broadcast(channel_id=str(channel_id), omit_users=frozenset({conn.user_id})),
+                    ephemeral=True,
+                )
+            )
+            return None
+        if action == "presence":
+            channel_id = data.get("channel_id") or data.get("thread_channel_id")
+            if isinstance(channel_id, str):
+                conn.active_channel = channel_id
+            return None
+        if action == "get_statuses":
+            return await self.presence.statuses_of(list(self.hub_users()))
+        if action == "get_statuses_by_ids":
+            ids = data.get("user_ids")
+            if not isinstance(ids, list) or not all(is_valid_id(i) for i in ids):
+                raise AppError(
+                    "api.websocket_handler.invalid_param.app_error",
+                    "Invalid user_ids parameter.",
+                    400,
+                )
+            return await self.presence.statuses_of(ids)
+        if action == "user_update_active_status":
+            active = data.get("user_is_active")
+            if not isinstance(active, bool):
+                raise AppError(
+                    "api.websocket_handler.invalid_param.app_error",
+                    "Invalid user_is_active parameter.",
+                    400,
+                )
+            await self.presence.activity(conn.user_id, active, bool(data.get("manual")))
+            return None
+        if action == "posted_notify_ack":
+            return None
+        raise AppError(
+            "api.web_socket_router.bad_action.app_error", "Unknown websocket action.", 500
+        )
+
+    def hub_users(self) -> set[str]:
+        return {c.user_id for c in self.hub.connections()}
+
+    async def _closed(self, conn: WebConn, reason: CloseReason) -> None:
+        self.hub.remove(conn)
+        if not conn.connection_id:
+            return
+        if reason is CloseReason.REPLACED:
+            return  # the record now belongs to the connection that took over
+        await self.hub.registry.detach(conn.connection_id)
+        if reason is CloseReason.SESSION_REVOKED:
+            await self.hub.registry.forget(conn.connection_id)
+        if await self.hub.registry.live_connections(conn.user_id) == 0:
+            await self.presence.disconnected(conn.user_id)
+
+    async def close_user_sessions(self, token: str) -> int:
+        """Closes every local socket opened with `token` (its session was revoked)."""
+        closing = [c for c in self.hub.connections() if c.session_token == token]
+        await asyncio.gather(*(c.close(CloseReason.SESSION_REVOKED) for c in closing))
+        return len(closing)
+
+
+def _with_seq(error: AppError, seq: int) -> AppError:
+    error.params["seq_reply"] = seq
+    return error
+
+
+def _int_or_none(raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+async def _deny(send: Send, status: int, error_id: str) -> None:
+    import orjson
+
+    body = orjson.dumps(
+        {
+            "id": error_id,
+            "message": "The server is not accepting websockets.",
+            "detailed_error": "",
+            "request_id": "",
+            "status_code": status,
+        }
+    )
+    await send(
+        {
+            "type": "websocket.http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
+async def _plain_error(send: Send, status: int, error_id: str) -> None:
+    import orjson
+
+    body = orjson.dumps(
+        {
+            "id": error_id,
+            "message": "Websocket upgrade required.",
+            "detailed_error": "",
+            "request_id": "",
+            "status_code": status,
+        }
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,104 @@
+"""Where each websocket connection's resume state lives, and who is connected (presence).
+
+A connection's `seq` maps to positions in its user's event log through checkpoints: after each
+flush the connection records (seq of the last event written, log position of that event). Between
+two checkpoints the mapping is deterministic (every log entry matching the connection got the next
+seq), because a connection that drops an event records a checkpoint right after the drop.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    seq: int
+    pos: int
+
+
+@dataclass
+class ConnectionRecord:
+    connection_id: str
+    user_id: str
+    epoch: str
+    checkpoints: deque[Checkpoint] = field(default_factory=lambda: deque(maxlen=64))
+    updated: float = field(default_factory=time.time)
+    live: bool = True  # a socket is attached right now
+
+    def best_checkpoint(self, seq: int) -> Checkpoint | None:
+        """The newest checkpoint at or before `seq`."""
+        best = None
+        for cp in self.checkpoints:
+            if cp.seq <= seq and (best is None or cp.seq >= best.seq):
+                best = cp
+        return best
+
+
+class ConnectionRegistry(abc.ABC):
+    @abc.abstractmethod
+    async def open(self, record: ConnectionRecord) -> None: ...
+
+    @abc.abstractmethod
+    async def checkpoint(self, connection_id: str, cp: Checkpoint) -> None: ...
+
+    @abc.abstractmethod
+    async def detach(self, connection_id: str) -> None:
+        """The socket closed; the record stays for resume until the retention window passes."""
+
+    @abc.abstractmethod
+    async def get(self, connection_id: str) -> ConnectionRecord | None: ...
+
+    @abc.abstractmethod
+    async def forget(self, connection_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def live_connections(self, user_id: str) -> int: ...
+
+    @abc.abstractmethod
+    async def connected_users(self) -> set[str]: ...
+
+
+class MemoryConnectionRegistry(ConnectionRegistry):
+    def __init__(self, retention_seconds: float = 600) -> None:
+        self.retention = retention_seconds
+        self._records: dict[str, ConnectionRecord] = {}
+
+    def _expire(self) -> None:
+        cutoff = time.time() - self.retention
+        for cid in [c for c, r in self._records.items() if not r.live and r.updated < cutoff]:
+            del self._records[cid]
+
+    async def open(self, record: ConnectionRecord) -> None:
+        self._expire()
+        record.live = True
+        record.updated = time.time()
+        self._records[record.connection_id] = record
+
+    async def checkpoint(self, connection_id: str, cp: Checkpoint) -> None:
+        record = self._records.get(connection_id)
+        if record is not None:
+            record.checkpoints.append(cp)
+            record.updated = time.time()
+
+    async def detach(self, connection_id: str) -> None:
+        record = self._records.get(connection_id)
+        if record is not None:
+            record.live = False
+            record.updated = time.time()
+
+    async def get(self, connection_id: str) -> ConnectionRecord | None:
+        self._expire()
+        return self._records.get(connection_id)
+
+    async def forget(self, connection_id: str) -> None:
+        self._records.pop(connection_id, None)
+
+    async def live_connections(self, user_id: str) -> int:
+        return sum(1 for r in self._records.values() if r.user_id == user_id and r.live)
+
+    async def connected_users(self) -> set[str]:
+        return {r.user_id for r in self._records.values() if r.live}

@@ -1,0 +1,56 @@
+"""Prometheus metrics, with Mattermost's names where one exists. One registry per node."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.websockets = Gauge(
+            "mattermost_http_websockets_total", "Websocket connections on this node", registry=r
+        )
+        self.reconnects = Counter(
+            "mattermost_websocket_reconnects_total",
+            "Websocket reconnects by outcome (success, failure, lossless)",
+            ["type"],
+            registry=r,
+        )
+        self.events = Counter(
+            "mattermost_websocket_event_total", "Events published, by type", ["type"], registry=r
+        )
+        self.broadcasts = Counter(
+            "mattermost_websocket_broadcasts_total",
+            "Events written to sockets, by type",
+            ["name"],
+            registry=r,
+        )
+        self.disconnects = Counter(
+            "hubbub_websocket_disconnects_total",
+            "Websocket closes by classified reason",
+            ["reason"],
+            registry=r,
+        )
+        self.client_reported = Counter(
+            "hubbub_websocket_client_close_codes_total",
+            "Close codes clients reported on reconnect (disconnect_err_code)",
+            ["code"],
+            registry=r,
+        )
+        self.dropped = Counter(
+            "hubbub_websocket_dropped_events_total",
+            "Ephemeral events dropped for slow consumers, by type",
+            ["event"],
+            registry=r,
+        )
+        self.replayed = Counter(
+            "hubbub_websocket_replayed_events_total", "Events replayed on resume", registry=r
+        )
+        self.delivery_latency = Histogram(
+            "hubbub_event_publish_to_queue_seconds",
+            "Time from publish to the event being queued on a socket",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+            registry=r,
+        )

@@ -1,0 +1,185 @@
+"""The node's hub: which websocket connections live here, live delivery, attach and resume.
+
+Data flow: `EventLog.append` -> `Hub.deliver(entry)` -> each local connection of that user
+-> `WebConn.offer` (bounded queue, seq stamped) -> the connection's writer task -> socket.
+
+Attaching a connection (fresh or resumed) first registers it for live delivery in "holding"
+mode, then reads the log (replay or head), then releases held entries newer than what it read,
+so nothing published meanwhile is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hubbub.cluster.connections import Checkpoint, ConnectionRecord, ConnectionRegistry
+from hubbub.cluster.eventlog import EventLog, LogEntry
+from hubbub.ids import is_valid_id, new_id
+from hubbub.observability.metrics import Metrics
+from hubbub.realtime.protocol import CloseReason
+
+if TYPE_CHECKING:
+    from hubbub.realtime.session import WebConn
+
+log = logging.getLogger("hubbub.realtime")
+
+REPLAY_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class AttachResult:
+    connection_id: str
+    resumed: bool  # no hello: the client continues its sequence
+    outcome: str  # "fresh", "success", "lossless" or "failure"
+    replayed: int = 0
+
+
+class Hub:
+    def __init__(self, eventlog: EventLog, registry: ConnectionRegistry, metrics: Metrics) -> None:
+        self.eventlog = eventlog
+        self.registry = registry
+        self.metrics = metrics
+        self._by_user: dict[str, set[WebConn]] = {}
+        self._by_id: dict[str, WebConn] = {}
+        self._last_payload: bytes | None = None
+        self._last_text = ""
+        eventlog.subscribe(self.deliver)
+
+    # Live delivery
+
+    def deliver(self, entry: LogEntry) -> None:
+        conns = self._by_user.get(entry.user_id)
+        if not conns:
+            return
+        if entry.payload is not self._last_payload:
+            # The same payload object is appended for every recipient: decode it once.
+            self._last_payload = entry.payload
+            self._last_text = entry.payload.decode()
+        for conn in tuple(conns):
+            if entry.meta.matches(conn.connection_id):
+                conn.offer(entry, self._last_text)
+
+    # Registry of local connections
+
+    def connections(self) -> list[WebConn]:
+        return list(self._by_id.values())
+
+    def count(self) -> int:
+        return len(self._by_id)
+
+    def user_connection_count(self, user_id: str) -> int:
+        return len(self._by_user.get(user_id, ()))
+
+    def _add(self, conn: WebConn) -> None:
+        self._by_user.setdefault(conn.user_id, set()).add(conn)
+        self._by_id[conn.connection_id] = conn
+        self.metrics.websockets.set(len(self._by_id))
+
+    def remove(self, conn: WebConn) -> None:
+        if self._by_id.get(conn.connection_id) is conn:
+            del self._by_id[conn.connection_id]
+        users = self._by_user.get(conn.user_id)
+        if users is not None:
+            users.discard(conn)
+            if not users:
+                del self._by_user[conn.user_id]
+        self.metrics.websockets.set(len(self._by_id))
+
+    # Attach and resume
+
+    async def attach(
+        self, conn: WebConn, requested_id: str, sequence_number: int | None
+    ) -> AttachResult:
+        """Registers an authenticated connection, resuming `requested_id` when possible."""
+        record = None
+        if requested_id and is_valid_id(requested_id) and sequence_number is not None:
+            record = await self.registry.get(requested_id)
+            if record is not None and (
+                record.user_id != conn.user_id or record.epoch != self.eventlog.epoch
+            ):
+                record = None
+        if record is None or sequence_number is None or sequence_number <= 0:
+            if requested_id:
+                self.metrics.reconnects.labels("failure").inc()
+            return await self._attach_fresh(conn, failed=bool(requested_id))
+        await self._take_over(record.connection_id)
+        result = await self._attach_resume(conn, record, sequence_number)
+        if result is None:
+            await self.registry.forget(record.connection_id)
+            self.metrics.reconnects.labels("failure").inc()
+            return await self._attach_fresh(conn, failed=True)
+        self.metrics.reconnects.labels(result.outcome).inc()
+        self.metrics.replayed.inc(result.replayed)
+        return result
+
+    async def _take_over(self, connection_id: str) -> None:
+        old = self._by_id.get(connection_id)
+        if old is not None:
+            # Not one more frame on the old socket: stop its writer before anything else.
+            old.silence()
+            self.remove(old)
+            await old.close(CloseReason.REPLACED)
+
+    async def _attach_fresh(self, conn: WebConn, failed: bool) -> AttachResult:
+        conn.connection_id = new_id()
+        conn.begin(seq=0, holding=True)
+        self._add(conn)
+        head = await self.eventlog.head(conn.user_id)
+        conn.send_hello()
+        conn.release(after_pos=head)
+        await self.registry.open(
+            ConnectionRecord(conn.connection_id, conn.user_id, self.eventlog.epoch)
+        )
+        await self.registry.checkpoint(conn.connection_id, Checkpoint(0, head))
+        return AttachResult(conn.connection_id, False, "failure" if failed else "fresh")
+
+    async def _attach_resume(
+        self, conn: WebConn, record: ConnectionRecord, sequence_number: int
+    ) -> AttachResult | None:
+        """Replays what the client missed, or None when that cannot be done exactly."""
+        last_seen = sequence_number - 1
+        cp = record.best_checkpoint(last_seen)
+        if cp is None:
+            return None
+        conn.connection_id = record.connection_id
+        conn.begin(seq=sequence_number, holding=True)
+        self._add(conn)
+        seq = cp.seq
+        pos = cp.pos
+        resume_pos = cp.pos
+        replay: list[LogEntry] = []
+        found = seq == last_seen
+        while True:
+            page = await self.eventlog.read(conn.user_id, pos, REPLAY_PAGE)
+            if page.truncated:
+                self.remove(conn)
+                return None
+            for entry in page.entries:
+                pos = entry.pos
+                if not entry.meta.matches(conn.connection_id):
+                    continue
+                if found:
+                    replay.append(entry)
+                else:
+                    seq += 1
+                    if seq == last_seen:
+                        found = True
+                        resume_pos = entry.pos
+            if not page.limited:
+                break
+        if not found:
+            # The client claims events this connection never had: start over.
+            self.remove(conn)
+            return None
+        conn.replay(replay)
+        conn.release(after_pos=pos)
+        await self.registry.open(record)
+        await self.registry.checkpoint(record.connection_id, Checkpoint(last_seen, resume_pos))
+        outcome = "success" if replay else "lossless"
+        return AttachResult(record.connection_id, True, outcome, len(replay))
+
+    async def close_all(self, reason: CloseReason) -> None:
+        for conn in self.connections():
+            await conn.close(reason)

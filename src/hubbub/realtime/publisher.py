@@ -1,0 +1,95 @@
+"""Publishing: decide the recipients of an event, then append it to their logs after commit.
+
+Recipients are computed from membership as it is inside the transaction that made the change
+(DESIGN §4 invariant 7), so a brand-new DM or channel member is never filtered out by a stale
+cache. The append happens only once that transaction has committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hubbub.cluster.connections import ConnectionRegistry
+from hubbub.cluster.eventlog import EventLog, EventMeta
+from hubbub.cluster.events import Event, RecordingPublisher
+from hubbub.observability.metrics import Metrics
+from hubbub.realtime.protocol import encode_event_body
+from hubbub.store.db import Database, after_commit
+from hubbub.store.tables import channel_members, team_members
+
+log = logging.getLogger("hubbub.realtime")
+
+
+class RealtimePublisher(RecordingPublisher):
+    """Turns service events into log appends; keeps a short in-memory record for diagnostics."""
+
+    def __init__(
+        self,
+        db: Database,
+        eventlog: EventLog,
+        registry: ConnectionRegistry,
+        metrics: Metrics,
+        record_limit: int = 2000,
+    ) -> None:
+        super().__init__(limit=record_limit)
+        self.db = db
+        self.eventlog = eventlog
+        self.registry = registry
+        self.metrics = metrics
+
+    async def publish(self, event: Event, conn: AsyncConnection | None = None) -> None:
+        await super().publish(event, conn)
+        self.metrics.events.labels(event.event).inc()
+        recipients = await self.recipients(event, conn)
+        body = encode_event_body(event.event, event.data, event.broadcast.to_json())
+        meta = EventMeta(
+            event=event.event,
+            ephemeral=event.ephemeral,
+            connection_id=event.broadcast.connection_id,
+            omit_connection_id=event.broadcast.omit_connection_id,
+        )
+        published_at = time.monotonic()
+
+        async def append() -> None:
+            if recipients:
+                await self.eventlog.append(recipients, body, meta)
+            self.metrics.delivery_latency.observe(time.monotonic() - published_at)
+
+        if conn is None or not conn.in_transaction():
+            await append()
+        else:
+            after_commit(conn, append)
+
+    async def recipients(self, event: Event, conn: AsyncConnection | None) -> list[str]:
+        b = event.broadcast
+        if b.user_id:
+            users = [b.user_id]
+        elif b.channel_id:
+            users = await self._members(
+                select(channel_members.c.user_id).where(
+                    channel_members.c.channel_id == b.channel_id
+                ),
+                conn,
+            )
+        elif b.team_id:
+            users = await self._members(
+                select(team_members.c.user_id).where(
+                    team_members.c.team_id == b.team_id, team_members.c.delete_at == 0
+                ),
+                conn,
+            )
+        else:
+            users = sorted(await self.registry.connected_users())
+        if b.omit_users:
+            users = [u for u in users if u not in b.omit_users]
+        return users
+
+    async def _members(self, query: object, conn: AsyncConnection | None) -> list[str]:
+        if conn is not None:
+            return list((await conn.execute(query)).scalars())  # type: ignore[call-overload]
+        async with self.db.read() as read_conn:
+            return list((await read_conn.execute(query)).scalars())  # type: ignore[call-overload]
