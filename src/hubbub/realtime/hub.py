@@ -161,7 +161,9 @@ class Hub:
                 if not entry.meta.matches(conn.connection_id):
                     continue
                 if found:
-                    replay.append(entry)
+                    # Typing and status events are best effort: stale ones are not replayed.
+                    if not entry.meta.ephemeral:
+                        replay.append(entry)
                 else:
                     seq += 1
                     if seq == last_seen:
