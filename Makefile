@@ -4,12 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test check setup services fmt bench clean
+.PHONY: run test check setup services realtime-deps fmt bench clean
 
 run: $(STAMP)
 	$(BIN)/hubbub serve
 
-test: $(STAMP) services check
+test: $(STAMP) services realtime-deps check
 	$(BIN)/pytest -q
 
 check: $(STAMP)
@@ -25,6 +25,36 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The websocket fan-out benchmark, hubbub against a bare websockets server (docs/benchmarks.md).
+# Options go through BENCH_ARGS, e.g. `make bench BENCH_ARGS=--quick`.
+BENCH_STAMP := $(VENV)/.bench-stamp
+BENCH_ARGS ?=
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench.ws_fanout $(BENCH_ARGS)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+# The client libraries tests/realtime runs against hubbub (docs/realtime-testing.md): mmpy-bot in
+# a venv of its own (it pins httpx<0.28, below ours) and @mattermost/client from package-lock.json.
+MMPY_VENV := $(VENV)/mmpy-bot
+MMPY_STAMP := $(MMPY_VENV)/.installed-stamp
+NODE_DIR := tests/realtime/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed-stamp
+
+realtime-deps: $(MMPY_STAMP) $(NODE_STAMP)
+
+$(MMPY_STAMP): | $(STAMP)
+	test -x $(MMPY_VENV)/bin/python || $(PYTHON) -m venv $(MMPY_VENV)
+	$(MMPY_VENV)/bin/python -m pip install -q mmpy-bot==2.2.1
+	touch $(MMPY_STAMP)
+
+$(NODE_STAMP): $(NODE_DIR)/package-lock.json | services
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
 # System packages the tests start their own instances of (PostgreSQL today).
 services:
 	scripts/ensure-system-packages
@@ -34,4 +64,4 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache $(NODE_DIR)/node_modules

@@ -95,6 +95,7 @@ class Hubbub:
             server_version=version_id(config.hash),
             is_draining=lambda: self.draining,
         )
+        self.auth.revocation_listeners.append(self.websocket.close_revoked)
         self._metrics_server: Any = None
 
         self.asgi: ASGIApp = self._build_asgi()
@@ -106,7 +107,7 @@ class Hubbub:
             *UserRoutes(s, self.users, self.auth).routes(),
             *TeamRoutes(s, self.teams, self.users).routes(),
             *ChannelRoutes(s, self.channels, self.teams, self.users).routes(),
-            *PostRoutes(s, self.posts, self.channels).routes(),
+            *PostRoutes(s, self.posts, self.channels, self.statuses).routes(),
             *SearchRoutes(s, self.search, self.teams).routes(),
             *FileRoutes(s, self.file_infos, self.channels).routes(),
             *StatusRoutes(s, self.statuses, self.users).routes(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -50,4 +51,27 @@ def make_handlers(developer: bool) -> dict[type[Exception] | int, object]:
             ),
         )
 
-    return {AppError: app_error, HTTPException: http_error, Exception: server_error}
+    async def database_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DBAPIError)
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+        if isinstance(exc, DataError) or sqlstate.startswith("22"):
+            # SQLSTATE class 22, "data exception": a value from the request that the database
+            # cannot hold, such as a NUL character in text on PostgreSQL or an out-of-range number.
+            return render(
+                request,
+                AppError(
+                    "api.context.invalid_param.app_error",
+                    "The request contains a value that cannot be stored "
+                    "(for example a NUL character or a number out of range).",
+                    400,
+                    detailed_error=str(exc.orig),
+                ),
+            )
+        return await server_error(request, exc)
+
+    return {
+        AppError: app_error,
+        HTTPException: http_error,
+        DBAPIError: database_error,
+        Exception: server_error,
+    }

@@ -6,6 +6,7 @@ compare the header for equality). Parsing helpers raise `AppError`, never return
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ JSON_TYPE = "application/json"
 STATUS_OK = {"status": "OK"}
 MAX_PER_PAGE = 200
 DEFAULT_PER_PAGE = 60
+MAX_PAGE = (2**63 - 1) // MAX_PER_PAGE
 
 T = TypeVar("T")
 
@@ -115,14 +117,27 @@ def path_id(request: Request, name: str) -> str:
     return str(value)
 
 
+_INT64 = range(-(2**63), 2**63)
+_DIGITS = re.compile(r"[+-]?[0-9]+")
+
+
+def _int64(raw: str) -> int | None:
+    """What Go's `strconv.ParseInt(raw, 10, 64)` accepts, else None (Python's `int` is laxer:
+    it takes `1_000`, spaces and non-ASCII digits, and has no range)."""
+    if not _DIGITS.fullmatch(raw):
+        return None
+    value = int(raw)
+    return value if value in _INT64 else None
+
+
 def query_int(request: Request, name: str, default: int = 0) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise bad_param(name) from None
+    value = _int64(raw)
+    if value is None:
+        raise bad_param(name)
+    return value
 
 
 def query_bool(request: Request, name: str, default: bool = False) -> bool:
@@ -133,17 +148,15 @@ def query_bool(request: Request, name: str, default: bool = False) -> bool:
 
 
 def paging(request: Request) -> tuple[int, int]:
-    """`page` (invalid or negative -> 0) and `per_page` (invalid -> 60, above 200 -> 200)."""
-    try:
-        page = max(0, int(request.query_params.get("page", "0")))
-    except ValueError:
-        page = 0
+    """`page` (invalid or negative -> 0) and `per_page` (invalid -> 60, above 200 -> 200).
+
+    `page` is also capped so that `page * per_page` stays a valid 64-bit SQL OFFSET.
+    """
+    page = _int64(request.query_params.get("page", "0")) or 0
+    page = min(max(0, page), MAX_PAGE)
     raw = request.query_params.get("per_page", request.query_params.get("pageSize", ""))
-    try:
-        per_page = int(raw) if raw else DEFAULT_PER_PAGE
-    except ValueError:
-        per_page = DEFAULT_PER_PAGE
-    if per_page < 0:
+    per_page = _int64(raw) if raw else DEFAULT_PER_PAGE
+    if per_page is None or per_page < 0:
         per_page = DEFAULT_PER_PAGE
     return page, min(per_page, MAX_PER_PAGE)
 

@@ -5,6 +5,7 @@ and rendering of every error as an AppError body.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -21,6 +22,8 @@ log = logging.getLogger("hubbub.api")
 
 # Paths whose bodies are bounded by FileSettings.MaxFileSize instead of MaximumPayloadSizeBytes.
 UPLOAD_PATHS = ("/api/v4/files",)
+
+_REPEATED_SLASHES = re.compile(r"/{2,}")
 
 
 class _TooLarge(AppError):
@@ -56,6 +59,10 @@ class APIMiddleware:
         if scope["type"] not in {"http", "websocket"}:
             await self.app(scope, receive, send)
             return
+        if "//" in scope["path"]:
+            # Mattermost's router cleans paths, and mattermostdriver relies on it: its
+            # get_reactions_of_post asks for /api/v4/posts/{post_id}//reactions.
+            scope["path"] = _REPEATED_SLASHES.sub("/", scope["path"])
         request_id = new_id()
         scope["hubbub.request_id"] = request_id
         conn = HTTPConnection(scope)

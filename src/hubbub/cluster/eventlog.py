@@ -60,8 +60,19 @@ class EventLog(abc.ABC):
     def epoch(self) -> str: ...
 
     @abc.abstractmethod
-    async def append(self, user_ids: Iterable[str], payload: bytes, meta: EventMeta) -> None:
-        """Appends the event to each user's log and notifies subscribers."""
+    async def append(
+        self,
+        user_ids: Iterable[str],
+        payload: bytes,
+        meta: EventMeta,
+        *,
+        event_id: str | None = None,
+    ) -> None:
+        """Appends the event to each user's log and notifies subscribers.
+
+        With an `event_id`, a repeated append of the same event (a retry, or a republish by the
+        outbox sweeper) within the dedupe window is ignored.
+        """
 
     @abc.abstractmethod
     async def head(self, user_id: str) -> int:
@@ -80,7 +91,11 @@ class MemoryEventLog(EventLog):
     """The single-node backend: per-user deques in this process."""
 
     def __init__(
-        self, min_events: int = 1000, min_age_seconds: float = 600, max_events: int = 20_000
+        self,
+        min_events: int = 1000,
+        min_age_seconds: float = 600,
+        max_events: int = 20_000,
+        dedupe_seconds: float = 600,
     ) -> None:
         self.min_events = min_events
         self.min_age = min_age_seconds
@@ -89,13 +104,24 @@ class MemoryEventLog(EventLog):
         self._logs: dict[str, deque[LogEntry]] = {}
         self._heads: dict[str, int] = {}
         self._subscribers: list[Subscriber] = []
+        self.dedupe_seconds = dedupe_seconds
+        self._seen: dict[str, float] = {}  # event id -> when appended, oldest first
 
     @property
     def epoch(self) -> str:
         return self._epoch
 
-    async def append(self, user_ids: Iterable[str], payload: bytes, meta: EventMeta) -> None:
+    async def append(
+        self,
+        user_ids: Iterable[str],
+        payload: bytes,
+        meta: EventMeta,
+        *,
+        event_id: str | None = None,
+    ) -> None:
         now = time.time()
+        if event_id is not None and self._already_seen(event_id, now):
+            return
         appended = []
         for user_id in user_ids:
             pos = self._heads.get(user_id, 0) + 1
@@ -110,6 +136,17 @@ class MemoryEventLog(EventLog):
                 result = subscriber(entry)
                 if result is not None:
                     await result
+
+    def _already_seen(self, event_id: str, now: float) -> bool:
+        while self._seen:
+            oldest = next(iter(self._seen))
+            if now - self._seen[oldest] <= self.dedupe_seconds:
+                break
+            del self._seen[oldest]
+        if event_id in self._seen:
+            return True
+        self._seen[event_id] = now
+        return False
 
     def _trim(self, log: deque[LogEntry], now: float) -> None:
         while len(log) > self.max_events or (

@@ -50,6 +50,9 @@ _CLOSE_CODES = {
     CloseReason.WRITE_TIMEOUT: CLOSE_TRY_AGAIN,
 }
 
+# Closes for a peer that stopped reading: they must not wait on the paused transport.
+_STALLED = {CloseReason.SLOW_CONSUMER, CloseReason.WRITE_TIMEOUT}
+
 
 @dataclass(frozen=True)
 class ConnLimits:
@@ -151,6 +154,10 @@ class WebConn:
         if self.state in (ConnState.CLOSING, ConnState.CLOSED) or self._silenced:
             return
         self._replies.append(frame.decode())
+        if self._writer is None:
+            # Not authenticated yet (e.g. the 401 reply to a request before the challenge):
+            # replies must go out all the same.
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
         self._wake.set()
 
     def replay(self, entries: list[LogEntry]) -> None:
@@ -266,13 +273,21 @@ class WebConn:
         if reason is CloseReason.REPLACED and self.link is not None:
             self.silence()
             self.link.abort()
+        elif reason in _STALLED and self.link is not None:
+            # The peer is not reading, so the transport is paused for flow control and a close
+            # sent through ASGI would wait for it forever. Put the close frame behind what is
+            # already buffered, write nothing more, and drop the connection if the peer has not
+            # read up to it within the write timeout.
+            self.silence()
+            self.link.send_close(self._close_code)
+            asyncio.get_running_loop().call_later(self.limits.write_timeout, self.link.abort)
         else:
             if self._writer is not None and not self._silenced:
                 # Let queued frames go out first (e.g. a drain closes after the last event).
                 self._wake.set()
             with contextlib.suppress(Exception):
                 await self._send({"type": "websocket.close", "code": self._close_code})
-            if reason in (CloseReason.READ_TIMEOUT, CloseReason.WRITE_TIMEOUT) and self.link:
+            if reason is CloseReason.READ_TIMEOUT and self.link:
                 self.link.abort()
         await self.finish(reason, self._close_code)
 

@@ -37,6 +37,20 @@ class FrameLink:
         protocol.conn.send_ping(struct.pack("!I", self.pings))
         protocol.transport.write(b"".join(protocol.conn.data_to_send()))
 
+    def send_close(self, code: int) -> None:
+        """Writes a close frame now, even while the transport is paused for flow control.
+
+        The ASGI `websocket.close` waits until the transport is writable, which never happens
+        for a peer that stopped reading. This does what uvicorn's close does, minus the wait.
+        """
+        protocol = self._protocol
+        if protocol.transport is None or protocol.transport.is_closing() or protocol.close_sent:
+            return
+        protocol.conn.send_close(code)
+        protocol.transport.write(b"".join(protocol.conn.data_to_send()))
+        protocol.close_sent = True
+        protocol.queue.put_nowait({"type": "websocket.disconnect", "code": code})
+
     def abort(self) -> None:
         """Drops the TCP connection at once (no close handshake)."""
         if self._protocol.transport is not None:

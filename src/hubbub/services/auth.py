@@ -9,6 +9,7 @@ entries of that user.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, update
@@ -59,6 +60,14 @@ class AuthService:
         self.settings = settings
         self.users = users_service
         self.cache = SessionCache(settings.ServiceSettings.SessionCacheInMinutes * 60)
+        # Called with the tokens of revoked sessions (open websockets of them are closed).
+        self.revocation_listeners: list[Callable[[set[str]], Awaitable[None]]] = []
+
+    async def _revoked(self, tokens: set[str]) -> None:
+        for token in tokens:
+            self.cache.drop_token(token)
+        for listener in self.revocation_listeners:
+            await listener(tokens)
 
     async def login(
         self, login_id: object, password: object, device_id: str = ""
@@ -205,19 +214,20 @@ class AuthService:
         return session
 
     async def revoke_session(self, session_id: str, user_id: str) -> None:
+        where = (sessions.c.id == session_id, sessions.c.user_id == user_id)
         async with self.db.write() as conn:
-            result = await conn.execute(
-                delete(sessions).where(sessions.c.id == session_id, sessions.c.user_id == user_id)
-            )
-        if not result.rowcount:
+            tokens = set((await conn.execute(select(sessions.c.token).where(*where))).scalars())
+            await conn.execute(delete(sessions).where(*where))
+        if not tokens:
             raise not_found("session", "app.session.get.app_error")
         self.cache.drop_user(user_id)
+        await self._revoked(tokens)
 
     async def logout(self, session: Session) -> None:
         if not session.is_access_token:
             async with self.db.write() as conn:
                 await conn.execute(delete(sessions).where(sessions.c.id == session.id))
-        self.cache.drop_token(session.token)
+            await self._revoked({session.token})
 
     async def list_sessions(self, user_id: str) -> list[dict[str, Any]]:
         async with self.db.read() as conn:
@@ -243,8 +253,16 @@ class AuthService:
 
     async def revoke_all(self, user_id: str) -> None:
         async with self.db.write() as conn:
+            tokens = set(
+                (
+                    await conn.execute(
+                        select(sessions.c.token).where(sessions.c.user_id == user_id)
+                    )
+                ).scalars()
+            )
             await conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
         self.cache.drop_user(user_id)
+        await self._revoked(tokens)
 
     def invalidate_user(self, user_id: str) -> None:
         self.cache.drop_user(user_id)
@@ -325,11 +343,24 @@ class AuthService:
                 .values(is_active=active)
             )
         self.cache.drop_user(token["user_id"])
+        if not active:
+            await self._revoked({await self._token_value(token_id)})
+
+    async def _token_value(self, token_id: str) -> str:
+        async with self.db.read() as conn:
+            value = (
+                await conn.execute(
+                    select(user_access_tokens.c.token).where(user_access_tokens.c.id == token_id)
+                )
+            ).scalar_one_or_none()
+        return value or ""
 
     async def revoke_access_token(self, token_id: str) -> None:
         token = await self.get_access_token(token_id)
+        value = await self._token_value(token_id)
         async with self.db.write() as conn:
             await conn.execute(
                 delete(user_access_tokens).where(user_access_tokens.c.id == token_id)
             )
         self.cache.drop_user(token["user_id"])
+        await self._revoked({value})

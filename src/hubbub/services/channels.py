@@ -1,15 +1,58 @@
-"""Channels (public, private, direct, group) and channel membership."""
+"""Channels (public, private, direct, group): creation, lookup, edit, archive and restore, and the
+access checks other services call (`require_read`, `require_post`). Membership lives in
+`channel_members.py` (`ChannelsService.members`), the lists clients load in `channel_lists.py`
+(`ChannelsService.directory`).
+
+Who may do what follows Mattermost's default permission scheme: system admins everything; a
+channel member reads, posts, edits properties and manages members; a team member reads and joins
+public channels; team admins manage the team's public and private channels; direct and group
+channels belong to their members only.
+"""
 
 from __future__ import annotations
 
-from hubbub.cluster.events import EventPublisher
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.config import Settings
+from hubbub.errors import AppError, bad_param, forbidden, not_found
+from hubbub.ids import is_valid_id, now_ms
+from hubbub.services.channel_lists import ChannelDirectory
+from hubbub.services.channel_members import ChannelMembers
+from hubbub.services.channel_model import (
+    GROUP_MAX_USERS,
+    GROUP_MIN_USERS,
+    TOWN_SQUARE,
+    body_text,
+    channel_json,
+    dm_name,
+    group_name,
+    insert_member,
+    new_channel_row,
+    validate_channel_fields,
+)
+from hubbub.services.session import Session
 from hubbub.services.teams import TeamsService
 from hubbub.services.users import UsersService
 from hubbub.store.db import Database
+from hubbub.store.tables import channel_members, channels
+
+
+def _archived(action: str = "update_channel") -> AppError:
+    return AppError(
+        f"api.channel.{action}.deleted.app_error", "The channel has been archived or deleted.", 400
+    )
 
 
 class ChannelsService:
+    """Channels and channel-level permission checks; `members` manages who is in a channel."""
+
     def __init__(
         self,
         db: Database,
@@ -23,3 +66,443 @@ class ChannelsService:
         self.events = events
         self.users = users
         self.teams = teams
+        self.members = ChannelMembers(db, users, teams, events, self)
+        self.directory = ChannelDirectory(db, teams, self)
+
+    # Lookups and checks used by other services
+
+    async def get_row(self, channel_id: str, conn: AsyncConnection | None = None) -> Row[Any]:
+        if conn is None:
+            async with self.db.read() as c:
+                return await self.get_row(channel_id, c)
+        row = (await conn.execute(select(channels).where(channels.c.id == channel_id))).first()
+        if row is None:
+            raise not_found("channel", "app.channel.get.existing.app_error")
+        return row
+
+    async def get(self, channel_id: str) -> dict[str, Any]:
+        """The Channel JSON; 404 `app.channel.get.existing.app_error` if there is none."""
+        return channel_json(await self.get_row(channel_id))
+
+    async def member_row(
+        self, user_id: str, channel_id: str, conn: AsyncConnection | None = None
+    ) -> Row[Any] | None:
+        if conn is None:
+            async with self.db.read() as c:
+                return await self.member_row(user_id, channel_id, c)
+        query = select(channel_members).where(
+            channel_members.c.channel_id == channel_id, channel_members.c.user_id == user_id
+        )
+        return (await conn.execute(query)).first()
+
+    async def is_member(self, user_id: str, channel_id: str) -> bool:
+        """True if `user_id` is a member of the channel."""
+        return await self.member_row(user_id, channel_id) is not None
+
+    async def member_user_ids(self, channel_id: str) -> list[str]:
+        """The ids of the channel's members, sorted."""
+        query = (
+            select(channel_members.c.user_id)
+            .where(channel_members.c.channel_id == channel_id)
+            .order_by(channel_members.c.user_id)
+        )
+        async with self.db.read() as conn:
+            return [r.user_id for r in (await conn.execute(query)).all()]
+
+    async def readable_channel_ids(self, user_id: str, team_id: str | None) -> list[str]:
+        """The channels `user_id` is a member of (archived ones included): with `team_id`, those of
+        that team plus the user's direct and group channels; with None, all of them."""
+        query = select(channel_members.c.channel_id).where(channel_members.c.user_id == user_id)
+        if team_id is not None:
+            query = query.join(channels, channels.c.id == channel_members.c.channel_id).where(
+                channels.c.team_id.in_([team_id, ""])
+            )
+        async with self.db.read() as conn:
+            return [r.channel_id for r in (await conn.execute(query)).all()]
+
+    async def can_read(self, session: Session, row: Row[Any]) -> bool:
+        if session.is_system_admin or await self.is_member(session.user_id, row.id):
+            return True
+        return row.type == "O" and await self.teams.is_member(session.user_id, row.team_id)
+
+    async def require_read(self, session: Session, channel_id: str) -> dict[str, Any]:
+        """The Channel JSON if the caller may read it: a member, a team member for a public
+        channel, or a system admin. 404 for an unknown channel, else 403."""
+        row = await self.get_row(channel_id)
+        if not await self.can_read(session, row):
+            raise forbidden("read_channel")
+        return channel_json(row)
+
+    async def require_post(self, session: Session, channel_id: str) -> dict[str, Any]:
+        """The Channel JSON if the caller may post there: a member or a system admin, and the
+        channel not archived (403 `api.post.create_post.can_not_post_to_deleted.error`)."""
+        row = await self.get_row(channel_id)
+        if not session.is_system_admin and not await self.is_member(session.user_id, channel_id):
+            raise forbidden("create_post")
+        if row.delete_at:
+            raise AppError(
+                "api.post.create_post.can_not_post_to_deleted.error",
+                "Can not post to deleted channel.",
+                403,
+            )
+        return channel_json(row)
+
+    async def require_manage(self, session: Session, row: Row[Any], permission: str) -> None:
+        """Managing a channel (properties, members, archive): a member, a team admin for a public
+        or private channel, or a system admin."""
+        if session.is_system_admin or await self.is_member(session.user_id, row.id):
+            return
+        if row.type in ("O", "P") and await self.teams.is_admin(session.user_id, row.team_id):
+            return
+        raise forbidden(permission)
+
+    async def require_team_reader(self, session: Session, team_id: str) -> None:
+        """Listing a team's channels needs team membership (`list_team_channels`)."""
+        await self.teams.get_row(team_id)
+        if not session.is_system_admin and not await self.teams.is_member(session.user_id, team_id):
+            raise forbidden("list_team_channels")
+
+    # Creation
+
+    async def create(self, session: Session, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Creates a public or private channel; the creator joins as channel admin."""
+        team_id = body_text(data, "team_id") or ""
+        if not is_valid_id(team_id):
+            raise bad_param("team_id")
+        type_ = body_text(data, "type") or ""
+        if type_ in ("D", "G"):
+            raise AppError(
+                "api.channel.create_channel.direct_channel.app_error",
+                "Must use createDirectChannel API service for direct message channel creation.",
+                400,
+            )
+        if type_ not in ("O", "P"):
+            raise AppError("model.channel.is_valid.type.app_error", "Invalid type.", 400)
+        name = body_text(data, "name") or ""
+        display_name = body_text(data, "display_name") or ""
+        header = body_text(data, "header") or ""
+        purpose = body_text(data, "purpose") or ""
+        await self.teams.get_row(team_id)
+        if not session.is_system_admin and not await self.teams.is_member(session.user_id, team_id):
+            raise forbidden("create_public_channel" if type_ == "O" else "create_private_channel")
+        validate_channel_fields(name, display_name, header, purpose)
+        row = new_channel_row(
+            team_id=team_id,
+            type_=type_,
+            name=name,
+            display_name=display_name,
+            creator_id=session.user_id,
+            header=header,
+            purpose=purpose,
+        )
+        async with self.db.write() as conn:
+            await self._check_channel_limit(conn, team_id)
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(insert(channels).values(**row))
+            except IntegrityError:
+                raise AppError(
+                    "store.sql_channel.save_channel.exists.app_error",
+                    "A channel with that name already exists on the same team.",
+                    400,
+                ) from None
+            await insert_member(conn, row["id"], session.user_id, admin=True)
+            await self.events.publish(
+                Event(
+                    "channel_created",
+                    {"channel_id": row["id"], "team_id": team_id},
+                    Broadcast(user_id=session.user_id),
+                ),
+                conn,
+            )
+            stored = await self.get_row(row["id"], conn)
+        return channel_json(stored)
+
+    async def _check_channel_limit(self, conn: AsyncConnection, team_id: str) -> None:
+        count = (
+            await conn.execute(
+                select(func.count())
+                .select_from(channels)
+                .where(
+                    channels.c.team_id == team_id,
+                    channels.c.delete_at == 0,
+                    channels.c.type.in_(["O", "P"]),
+                )
+            )
+        ).scalar_one()
+        if count >= self.settings.TeamSettings.MaxChannelsPerTeam:
+            raise AppError(
+                "api.channel.create_channel.max_channel_limit.app_error",
+                "Unable to create more than "
+                f"{self.settings.TeamSettings.MaxChannelsPerTeam} channels for current team.",
+                400,
+            )
+
+    async def create_direct(self, session: Session, user_ids: Sequence[str]) -> dict[str, Any]:
+        """Gets or creates the direct channel of two users (the same id twice: a self-DM)."""
+        if len(user_ids) != 2:
+            raise bad_param("user_ids")
+        for user_id in user_ids:
+            if not is_valid_id(user_id):
+                raise bad_param("user_id")
+        if session.user_id not in user_ids and not session.is_system_admin:
+            raise forbidden("manage_system")
+        found = await self.users.get_many(user_ids)
+        if len(found) != len(set(user_ids)):
+            raise AppError(
+                "api.channel.create_direct_channel.invalid_user.app_error",
+                "Invalid user ID for direct channel creation.",
+                400,
+            )
+        first, second = user_ids
+        creator = session.user_id if session.user_id in user_ids else first
+        teammate = second if creator == first else first
+        name = dm_name(first, second)
+        return await self._get_or_create_private(
+            name=name,
+            type_="D",
+            display_name="",
+            creator_id=creator,
+            member_ids=sorted({first, second}),
+            event=Event(
+                "direct_added", {"creator_id": creator, "teammate_id": teammate}, Broadcast()
+            ),
+        )
+
+    async def create_group(self, session: Session, user_ids: Sequence[str]) -> dict[str, Any]:
+        """Gets or creates the group channel of 3 to 8 users (the caller is always included)."""
+        for user_id in user_ids:
+            if not is_valid_id(user_id):
+                raise bad_param("user_ids")
+        ids = list(dict.fromkeys([*user_ids, session.user_id]))
+        if not GROUP_MIN_USERS <= len(ids) <= GROUP_MAX_USERS:
+            raise AppError(
+                "api.channel.create_group.bad_size.app_error",
+                "Group message channels must contain at least 3 and no more than 8 users.",
+                400,
+            )
+        found = await self.users.get_many(ids)
+        if len(found) != len(ids):
+            raise AppError(
+                "api.channel.create_group.bad_user.app_error",
+                "One of the provided users does not exist.",
+                400,
+            )
+        display_name = ", ".join(sorted(u["username"] for u in found))
+        if len(display_name) > 64:
+            display_name = display_name[:61] + "..."
+        return await self._get_or_create_private(
+            name=group_name(ids),
+            type_="G",
+            display_name=display_name,
+            creator_id=session.user_id,
+            member_ids=ids,
+            event=Event("group_added", {"teammate_ids": orjson.dumps(ids).decode()}, Broadcast()),
+        )
+
+    async def _find_teamless(self, conn: AsyncConnection, name: str) -> Row[Any] | None:
+        query = select(channels).where(channels.c.team_id == "", channels.c.name == name)
+        return (await conn.execute(query)).first()
+
+    async def _get_or_create_private(
+        self,
+        *,
+        name: str,
+        type_: str,
+        display_name: str,
+        creator_id: str,
+        member_ids: Sequence[str],
+        event: Event,
+    ) -> dict[str, Any]:
+        async with self.db.write() as conn:
+            existing = await self._find_teamless(conn, name)
+            if existing is not None:
+                return channel_json(existing)
+            row = new_channel_row(
+                team_id="", type_=type_, name=name, display_name=display_name, creator_id=creator_id
+            )
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(insert(channels).values(**row))
+            except IntegrityError:
+                # Created concurrently by the other party: theirs is the channel.
+                existing = await self._find_teamless(conn, name)
+                if existing is None:
+                    raise
+                return channel_json(existing)
+            for user_id in member_ids:
+                await insert_member(conn, row["id"], user_id)
+            await self.events.publish(
+                Event(event.event, event.data, Broadcast(channel_id=row["id"])), conn
+            )
+            stored = await self.get_row(row["id"], conn)
+        return channel_json(stored)
+
+    # Editing
+
+    async def patch(
+        self, session: Session, channel_id: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Applies a ChannelPatch: only the fields given (`name`, `display_name`, `header`,
+        `purpose`); direct and group channels only take `header` and `purpose`."""
+        values = {
+            k: v
+            for k in ("name", "display_name", "header", "purpose")
+            if (v := body_text(patch, k, None)) is not None
+        }
+        return await self._edit(session, channel_id, values, full=False)
+
+    async def update(
+        self, session: Session, channel_id: str, data: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Replaces `header` and `purpose` (blank when omitted) and, when given, `name` and
+        `display_name`; the type cannot change."""
+        if data.get("id") != channel_id:
+            raise bad_param("channel_id")
+        values: dict[str, Any] = {
+            "header": body_text(data, "header"),
+            "purpose": body_text(data, "purpose"),
+        }
+        for key in ("name", "display_name"):
+            if value := body_text(data, key):
+                values[key] = value
+        if type_ := body_text(data, "type"):
+            values["type"] = type_
+        return await self._edit(session, channel_id, values, full=True)
+
+    async def _edit(
+        self, session: Session, channel_id: str, values: dict[str, Any], full: bool
+    ) -> dict[str, Any]:
+        current = await self.get_row(channel_id)
+        await self.require_manage(
+            session,
+            current,
+            "manage_public_channel_properties"
+            if current.type == "O"
+            else "manage_private_channel_properties",
+        )
+        if current.delete_at:
+            raise _archived()
+        if values.pop("type", current.type) != current.type:
+            raise AppError(
+                "api.channel.update_channel.typechange.app_error",
+                "Channel type cannot be updated.",
+                400,
+            )
+        if current.type in ("D", "G"):
+            if not full and ({"name", "display_name"} & set(values)):
+                raise AppError(
+                    "api.channel.patch_update_channel.forbidden.app_error",
+                    "Only the header and purpose of direct and group channels can be changed.",
+                    400,
+                )
+            values.pop("name", None)
+            values.pop("display_name", None)
+        elif current.name == TOWN_SQUARE and values.get("name", TOWN_SQUARE) != TOWN_SQUARE:
+            raise AppError(
+                "api.channel.update_channel.tried.app_error",
+                f"Tried to perform an invalid update of the default channel {TOWN_SQUARE}.",
+                400,
+            )
+        merged = {**current._mapping, **values}
+        if current.type in ("O", "P"):
+            validate_channel_fields(
+                merged["name"], merged["display_name"], merged["header"], merged["purpose"]
+            )
+        values["update_at"] = now_ms()
+        async with self.db.write() as conn:
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(
+                        update(channels).where(channels.c.id == channel_id).values(**values)
+                    )
+            except IntegrityError:
+                raise AppError(
+                    "store.sql_channel.update.exists.app_error",
+                    "A channel with that name already exists on the same team.",
+                    400,
+                ) from None
+            row = await self.get_row(channel_id, conn)
+            data = channel_json(row)
+            await self.events.publish(
+                Event(
+                    "channel_updated",
+                    {"channel": orjson.dumps(data).decode()},
+                    Broadcast(channel_id=channel_id),
+                ),
+                conn,
+            )
+        return data
+
+    async def archive(self, session: Session, channel_id: str) -> None:
+        """Archives (soft-deletes) a public or private channel; Town Square cannot be archived."""
+        current = await self.get_row(channel_id)
+        if current.type not in ("O", "P"):
+            raise AppError(
+                "api.channel.delete_channel.type.invalid",
+                "Could not delete direct or group message channels.",
+                400,
+            )
+        await self.require_manage(
+            session,
+            current,
+            "delete_public_channel" if current.type == "O" else "delete_private_channel",
+        )
+        if current.delete_at:
+            raise _archived("delete_channel")
+        if current.name == TOWN_SQUARE:
+            raise AppError(
+                "api.channel.delete_channel.cannot.app_error",
+                f"Unable to delete the default channel {TOWN_SQUARE}.",
+                400,
+            )
+        now = now_ms()
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(channels)
+                .where(channels.c.id == channel_id)
+                .values(delete_at=now, update_at=now)
+            )
+            audience = (
+                Broadcast(team_id=current.team_id)
+                if current.type == "O"
+                else Broadcast(channel_id=channel_id)
+            )
+            await self.events.publish(
+                Event(
+                    "channel_deleted",
+                    {"channel_id": channel_id, "delete_at": now, "team_id": current.team_id},
+                    audience,
+                ),
+                conn,
+            )
+
+    async def restore(self, session: Session, channel_id: str) -> dict[str, Any]:
+        """Unarchives a channel (team admins and system admins: `manage_team`)."""
+        current = await self.get_row(channel_id)
+        if not session.is_system_admin and not await self.teams.is_admin(
+            session.user_id, current.team_id
+        ):
+            raise forbidden("manage_team")
+        if not current.delete_at:
+            raise AppError(
+                "api.channel.restore_channel.restored.app_error",
+                "Unable to unarchive channel. The channel is not archived.",
+                400,
+            )
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(channels)
+                .where(channels.c.id == channel_id)
+                .values(delete_at=0, update_at=now_ms())
+            )
+            row = await self.get_row(channel_id, conn)
+            await self.events.publish(
+                Event(
+                    "channel_restored",
+                    {"channel_id": channel_id, "team_id": current.team_id},
+                    Broadcast(team_id=current.team_id),
+                ),
+                conn,
+            )
+        return channel_json(row)

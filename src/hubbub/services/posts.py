@@ -1,13 +1,74 @@
-"""Posts, threads, history and reactions."""
+"""Posts: create (idempotent by pending_post_id), read, edit, pin, delete, ephemeral posts.
+
+A post is written in one transaction with everything it changes: the channel row (`last_post_at`,
+`last_root_post_at`, the message totals, the event sequence), the root of a reply
+(`reply_count`, `last_reply_at`), the author's membership (marked read, as Mattermost does for the
+poster), the mention counts of mentioned members, the attached files, and the `posted` event.
+
+Reading lists of posts (history, threads, pinned) lives in `PostLists` (`self.lists`), rendering
+in `PostRenderer` (`self.renderer`), reactions in `ReactionsService` (`self.reactions`).
+
+For other services: `build_post_list(post_ids)` returns a PostList of those posts in the given
+order (search uses it), and `post_model.post_json` renders a single row.
+"""
 
 from __future__ import annotations
 
-from hubbub.cluster.events import EventPublisher
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import case, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.config import Settings
+from hubbub.errors import AppError, forbidden, not_found
+from hubbub.ids import new_id, now_ms
+from hubbub.services.channel_seq import EXTRA_KEY, next_event_seq
 from hubbub.services.channels import ChannelsService
 from hubbub.services.files import FilesService
+from hubbub.services.post_lists import PostLists
+from hubbub.services.post_model import (
+    EPHEMERAL_TYPE,
+    MAX_FILE_IDS,
+    PROP_FROM_BOT,
+    SYSTEM_TYPE_PREFIX,
+    bumped_update_at,
+    check_message,
+    dumps,
+    mentioned_usernames,
+    pending_key,
+    post_json,
+    post_list,
+)
+from hubbub.services.post_render import PostRenderer, PostRow
+from hubbub.services.reactions import ReactionsService
+from hubbub.services.session import Session
 from hubbub.services.users import UsersService
 from hubbub.store.db import Database
+from hubbub.store.tables import channel_members, channels, posts
+
+
+@dataclass(frozen=True, slots=True)
+class NewPost:
+    channel_id: str
+    message: str = ""
+    root_id: str = ""
+    file_ids: tuple[str, ...] = ()
+    props: Mapping[str, Any] = field(default_factory=dict)
+    pending_post_id: str = ""
+    type: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PostChanges:
+    """A PostPatch: `None` leaves a field as it is."""
+
+    message: str | None = None
+    props: Mapping[str, Any] | None = None
+    is_pinned: bool | None = None
 
 
 class PostsService:
@@ -26,3 +87,475 @@ class PostsService:
         self.users = users
         self.channels = channels
         self.files = files
+        self.renderer = PostRenderer(users)
+        self.lists = PostLists(db, channels, self.renderer)
+        self.reactions = ReactionsService(db, channels, events)
+
+    @property
+    def max_post_size(self) -> int:
+        return self.settings.ServiceSettings.MaxPostSize
+
+    # Reading single posts
+
+    async def get(
+        self, session: Session, post_id: str, include_deleted: bool = False
+    ) -> dict[str, Any]:
+        if include_deleted and not session.is_system_admin:
+            raise forbidden("manage_system")
+        async with self.db.read() as conn:
+            row = await self._row(conn, post_id, include_deleted)
+            await self.channels.require_read(session, row.channel_id)
+            return (await self.renderer.render(conn, [row]))[row.id]
+
+    async def build_post_list(self, post_ids: Sequence[str]) -> dict[str, Any]:
+        """A PostList of `post_ids` in the given order (ids that do not exist are left out).
+        No permission check: the caller has already decided what the user may see."""
+        ids = list(dict.fromkeys(post_ids))
+        if not ids:
+            return post_list([], {})
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(posts).where(posts.c.id.in_(ids)))).all()
+            rendered = await self.renderer.render(conn, rows)
+        return post_list([i for i in ids if i in rendered], rendered)
+
+    @staticmethod
+    async def _row(conn: AsyncConnection, post_id: str, include_deleted: bool = False) -> PostRow:
+        query = select(posts).where(posts.c.id == post_id)
+        if not include_deleted:
+            query = query.where(posts.c.delete_at == 0)
+        row = (await conn.execute(query)).first()
+        if row is None:
+            raise not_found("post", "app.post.get.app_error")
+        return row
+
+    # Creating
+
+    async def create(
+        self, session: Session, new: NewPost, set_online: bool = True
+    ) -> dict[str, Any]:
+        """Creates a post; a retry with the same `pending_post_id` returns the first one."""
+        if new.type.startswith(SYSTEM_TYPE_PREFIX):
+            raise AppError(
+                "api.context.invalid_param.app_error",
+                "Invalid or missing post.type parameter.",
+                400,
+            )
+        check_message(new.message, self.max_post_size)
+        if len(new.file_ids) > MAX_FILE_IDS:
+            raise AppError(
+                "model.post.is_valid.file_ids.app_error",
+                f"A post can have at most {MAX_FILE_IDS} files.",
+                400,
+            )
+        channel = await self.channels.require_post(session, new.channel_id)
+        key = pending_key(new.pending_post_id) if new.pending_post_id else ""
+        if key:
+            found = await self._by_pending(session.user_id, key, new.pending_post_id)
+            if found is not None:
+                return found
+        author = await self.users.get(session.user_id)
+        props = dict(new.props)
+        if author.get("is_bot"):
+            props[PROP_FROM_BOT] = "true"
+        mentions = await self._mentions(channel, session.user_id, new.message)
+
+        async with self.db.write() as conn:
+            try:
+                async with conn.begin_nested():
+                    post_id, seq, totals = await self._insert(
+                        conn, session.user_id, channel["id"], new, props, key
+                    )
+            except IntegrityError:
+                # The same pending_post_id committed meanwhile (on this node or another).
+                existing = await self._pending_row(conn, session.user_id, key) if key else None
+                if existing is None:
+                    raise
+                return await self._render_new(conn, existing, new.pending_post_id)
+            row = await self._row(conn, post_id)
+            await self._after_insert(conn, row, totals, mentions)
+            post = await self._render_new(conn, row, new.pending_post_id)
+            data: dict[str, Any] = {
+                "post": dumps(post),
+                "channel_type": channel["type"],
+                "channel_display_name": _display_name(channel, author),
+                "channel_name": channel["name"],
+                "sender_name": "@" + author["username"],
+                "team_id": channel["team_id"],
+                "set_online": set_online,
+            }
+            if mentions:
+                data["mentions"] = dumps(mentions)
+            await self.events.publish(
+                Event("posted", data, Broadcast(channel_id=row.channel_id), extra={EXTRA_KEY: seq}),
+                conn,
+            )
+        return post
+
+    async def _insert(
+        self,
+        conn: AsyncConnection,
+        user_id: str,
+        channel_id: str,
+        new: NewPost,
+        props: dict[str, Any],
+        key: str,
+    ) -> tuple[str, int, PostRow]:
+        """Inserts the post and updates its channel and root; returns (id, event seq, channel
+        totals after the post)."""
+        now = now_ms()
+        locked = (
+            await conn.execute(
+                update(channels)
+                .where(channels.c.id == channel_id)
+                .values(event_seq=channels.c.event_seq + 1)
+                .returning(channels.c.event_seq, channels.c.last_post_at)
+            )
+        ).one()
+        # Posts of a channel get strictly increasing create_at, so `before`/`after`/`since`
+        # cursors and clients that sort by time always agree.
+        create_at = max(now, locked.last_post_at + 1)
+        if new.root_id:
+            await self._count_reply(conn, new.root_id, channel_id, create_at)
+        post_id = new_id()
+        file_ids = (
+            await self.files.attach(conn, list(new.file_ids), post_id, channel_id, user_id)
+            if new.file_ids
+            else []
+        )
+        await conn.execute(
+            insert(posts).values(
+                id=post_id,
+                create_at=create_at,
+                update_at=create_at,
+                edit_at=0,
+                delete_at=0,
+                is_pinned=False,
+                user_id=user_id,
+                channel_id=channel_id,
+                root_id=new.root_id,
+                original_id="",
+                message=new.message,
+                type=new.type,
+                props=props,
+                hashtags="",
+                file_ids=file_ids,
+                pending_post_id=key,
+                has_reactions=False,
+                reply_count=0,
+                last_reply_at=0,
+            )
+        )
+        is_root = 0 if new.root_id else 1
+        totals = (
+            await conn.execute(
+                update(channels)
+                .where(channels.c.id == channel_id)
+                .values(
+                    last_post_at=create_at,
+                    last_root_post_at=case(
+                        (channels.c.last_root_post_at < create_at, create_at),
+                        else_=channels.c.last_root_post_at,
+                    )
+                    if is_root
+                    else channels.c.last_root_post_at,
+                    total_msg_count=channels.c.total_msg_count + 1,
+                    total_msg_count_root=channels.c.total_msg_count_root + is_root,
+                )
+                .returning(
+                    channels.c.total_msg_count,
+                    channels.c.total_msg_count_root,
+                    channels.c.last_post_at,
+                )
+            )
+        ).one()
+        return post_id, int(locked.event_seq), totals
+
+    @staticmethod
+    async def _count_reply(
+        conn: AsyncConnection, root_id: str, channel_id: str, create_at: int
+    ) -> None:
+        root = (
+            await conn.execute(
+                select(posts.c.channel_id, posts.c.root_id).where(
+                    posts.c.id == root_id, posts.c.delete_at == 0
+                )
+            )
+        ).first()
+        if root is None or root.root_id:
+            raise AppError(
+                "api.post.create_post.root_id.app_error", "Invalid RootId parameter.", 400
+            )
+        if root.channel_id != channel_id:
+            raise AppError(
+                "api.post.create_post.channel_root_id.app_error",
+                "Invalid ChannelId for RootId parameter.",
+                400,
+            )
+        changed = await conn.execute(
+            update(posts)
+            .where(posts.c.id == root_id, posts.c.delete_at == 0)
+            .values(
+                reply_count=posts.c.reply_count + 1,
+                last_reply_at=case(
+                    (posts.c.last_reply_at < create_at, create_at), else_=posts.c.last_reply_at
+                ),
+                update_at=bumped_update_at(create_at),
+            )
+        )
+        if changed.rowcount != 1:  # deleted since the check above
+            raise AppError(
+                "api.post.create_post.root_id.app_error", "Invalid RootId parameter.", 400
+            )
+
+    async def _after_insert(
+        self, conn: AsyncConnection, row: PostRow, totals: PostRow, mentions: list[str]
+    ) -> None:
+        """Marks the channel read for the author and counts mentions, as Mattermost does."""
+        now = now_ms()
+        await conn.execute(
+            update(channel_members)
+            .where(
+                channel_members.c.channel_id == row.channel_id,
+                channel_members.c.user_id == row.user_id,
+            )
+            .values(
+                last_viewed_at=totals.last_post_at,
+                msg_count=totals.total_msg_count,
+                msg_count_root=totals.total_msg_count_root,
+                mention_count=0,
+                mention_count_root=0,
+                urgent_mention_count=0,
+                last_update_at=now,
+            )
+        )
+        if mentions:
+            await conn.execute(
+                update(channel_members)
+                .where(
+                    channel_members.c.channel_id == row.channel_id,
+                    channel_members.c.user_id.in_(mentions),
+                )
+                .values(
+                    mention_count=channel_members.c.mention_count + 1,
+                    mention_count_root=channel_members.c.mention_count_root
+                    + (0 if row.root_id else 1),
+                    last_update_at=now,
+                )
+            )
+
+    async def _mentions(
+        self, channel: Mapping[str, Any], author_id: str, message: str
+    ) -> list[str]:
+        """Members mentioned with `@username` (never the author); in a direct channel the other
+        member is always mentioned, as in Mattermost."""
+        mentioned: set[str] = set()
+        if channel["type"] == "D":
+            mentioned.update(await self.channels.member_user_ids(channel["id"]))
+        names = mentioned_usernames(message)
+        if names:
+            users = await self.users.get_by_usernames(sorted(names))
+            for user in users:
+                if user["id"] not in mentioned and await self.channels.is_member(
+                    user["id"], channel["id"]
+                ):
+                    mentioned.add(user["id"])
+        mentioned.discard(author_id)
+        return sorted(mentioned)
+
+    async def _by_pending(
+        self, user_id: str, key: str, pending_post_id: str
+    ) -> dict[str, Any] | None:
+        async with self.db.read() as conn:
+            row = await self._pending_row(conn, user_id, key)
+            if row is None:
+                return None
+            return await self._render_new(conn, row, pending_post_id)
+
+    @staticmethod
+    async def _pending_row(conn: AsyncConnection, user_id: str, key: str) -> PostRow | None:
+        query = select(posts).where(posts.c.user_id == user_id, posts.c.pending_post_id == key)
+        return (await conn.execute(query)).first()
+
+    async def _render_new(
+        self, conn: AsyncConnection, row: PostRow, pending_post_id: str
+    ) -> dict[str, Any]:
+        return (await self.renderer.render(conn, [row], {row.id: pending_post_id}))[row.id]
+
+    # Editing
+
+    async def patch(
+        self, session: Session, post_id: str, changes: PostChanges, full: bool = False
+    ) -> dict[str, Any]:
+        """`PUT /posts/{id}/patch` and (with `full`) `PUT /posts/{id}`: author or system admin."""
+        async with self.db.read() as conn:
+            row = await self._row(conn, post_id)
+        await self.channels.require_read(session, row.channel_id)
+        if row.user_id != session.user_id and not session.is_system_admin:
+            raise forbidden("edit_others_posts")
+        if changes.message is not None:
+            check_message(changes.message, self.max_post_size)
+        return await self._update(session, row, changes, keep_bot_prop=full)
+
+    async def set_pinned(self, session: Session, post_id: str, pinned: bool) -> None:
+        """`POST /posts/{id}/pin|unpin`: anyone who can read the channel."""
+        async with self.db.read() as conn:
+            row = await self._row(conn, post_id)
+        await self.channels.require_read(session, row.channel_id)
+        await self._update(session, row, PostChanges(is_pinned=pinned))
+
+    async def _update(
+        self, session: Session, row: PostRow, changes: PostChanges, keep_bot_prop: bool = False
+    ) -> dict[str, Any]:
+        channel = await self.channels.get(row.channel_id)
+        if channel.get("delete_at"):
+            raise AppError(
+                "api.post.update_post.can_not_update_post_in_deleted.error",
+                "You cannot update a post in an archived channel.",
+                400,
+            )
+        async with self.db.write() as conn:
+            current = await self._row(conn, row.id)
+            now = now_ms()
+            values: dict[str, Any] = {"update_at": bumped_update_at(now)}
+            if changes.message is not None and changes.message != current.message:
+                values["message"] = changes.message
+                values["edit_at"] = now
+            if changes.props is not None:
+                props = dict(changes.props)
+                if keep_bot_prop and PROP_FROM_BOT in (current.props or {}):
+                    props[PROP_FROM_BOT] = current.props[PROP_FROM_BOT]
+                values["props"] = props
+            if changes.is_pinned is not None:
+                values["is_pinned"] = changes.is_pinned
+            await conn.execute(update(posts).where(posts.c.id == row.id).values(**values))
+            updated = await self._row(conn, row.id)
+            post = (await self.renderer.render(conn, [updated]))[updated.id]
+            seq = await next_event_seq(conn, updated.channel_id)
+            await self.events.publish(
+                Event(
+                    "post_edited",
+                    {"post": dumps(post)},
+                    Broadcast(channel_id=updated.channel_id),
+                    extra={EXTRA_KEY: seq},
+                ),
+                conn,
+            )
+        return post
+
+    # Deleting
+
+    async def delete(self, session: Session, post_id: str) -> None:
+        """Soft delete; deleting a root deletes its replies too. Author or system admin."""
+        async with self.db.read() as conn:
+            row = await self._row(conn, post_id)
+        await self.channels.require_read(session, row.channel_id)
+        if row.user_id != session.user_id and not session.is_system_admin:
+            raise forbidden("delete_others_posts")
+        channel = await self.channels.get(row.channel_id)
+        if channel.get("delete_at"):
+            raise AppError(
+                "api.post.delete_post.can_not_delete_post_in_deleted.error",
+                "You cannot delete a post in an archived channel.",
+                400,
+            )
+        async with self.db.write() as conn:
+            current = await self._row(conn, post_id)
+            now = now_ms()
+            deleted = posts.c.id == post_id
+            if not current.root_id:
+                deleted = or_(deleted, posts.c.root_id == post_id)
+            ids = list(
+                (
+                    await conn.execute(select(posts.c.id).where(deleted, posts.c.delete_at == 0))
+                ).scalars()
+            )
+            await conn.execute(
+                update(posts)
+                .where(deleted, posts.c.delete_at == 0)
+                .values(delete_at=now, update_at=bumped_update_at(now))
+            )
+            await conn.execute(
+                update(posts)
+                .where(posts.c.id == post_id)
+                .values(props={**(current.props or {}), "deleteBy": session.user_id})
+            )
+            for gone_id in ids:
+                await self.files.delete_for_post(conn, gone_id)
+            if current.root_id:
+                await self._recount_thread(conn, current.root_id, now)
+            gone = await self._row(conn, post_id, include_deleted=True)
+            post = (await self.renderer.render(conn, [gone]))[gone.id]
+            seq = await next_event_seq(conn, gone.channel_id)
+            await self.events.publish(
+                Event(
+                    "post_deleted",
+                    {"post": dumps(post)},
+                    Broadcast(channel_id=gone.channel_id),
+                    extra={EXTRA_KEY: seq},
+                ),
+                conn,
+            )
+
+    @staticmethod
+    async def _recount_thread(conn: AsyncConnection, root_id: str, now: int) -> None:
+        replies = (
+            await conn.execute(
+                select(posts.c.create_at).where(posts.c.root_id == root_id, posts.c.delete_at == 0)
+            )
+        ).scalars()
+        times = list(replies)
+        await conn.execute(
+            update(posts)
+            .where(posts.c.id == root_id)
+            .values(
+                reply_count=len(times),
+                last_reply_at=max(times, default=0),
+                update_at=bumped_update_at(now),
+            )
+        )
+
+    # Ephemeral posts
+
+    async def ephemeral(
+        self, session: Session, user_id: str, channel_id: str, message: str
+    ) -> dict[str, Any]:
+        """`POST /posts/ephemeral`: shown to one user, never stored. System admins and bots."""
+        if not (session.is_system_admin or session.is_bot):
+            raise forbidden("create_post_ephemeral")
+        check_message(message, self.max_post_size)
+        channel = await self.channels.get(channel_id)
+        now = now_ms()
+        row = {
+            "id": new_id(),
+            "create_at": now,
+            "update_at": now,
+            "edit_at": 0,
+            "delete_at": 0,
+            "is_pinned": False,
+            "user_id": session.user_id,
+            "channel_id": channel["id"],
+            "root_id": "",
+            "original_id": "",
+            "message": message,
+            "type": EPHEMERAL_TYPE,
+            "props": {},
+            "hashtags": "",
+            "file_ids": [],
+            "has_reactions": False,
+        }
+        post = post_json(row)
+        await self.events.publish(
+            Event(
+                "ephemeral_message",
+                {"post": dumps(post)},
+                Broadcast(user_id=user_id, channel_id=channel["id"]),
+            )
+        )
+        return post
+
+
+def _display_name(channel: Mapping[str, Any], author: Mapping[str, Any]) -> str:
+    """`channel_display_name` of `posted`: a direct channel is named after the sender."""
+    if channel["type"] == "D":
+        return str(author["username"])
+    return str(channel["display_name"])

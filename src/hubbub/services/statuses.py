@@ -1,10 +1,63 @@
-"""User statuses (online, away, dnd, offline)."""
+"""User statuses (online, away, dnd, offline), with Mattermost's rules.
+
+A status set by hand (`manual`) wins over automatic ones: presence from websockets or posting
+(`manual=False`) never overrides it. `online` is never manual. `dnd` remembers the status before
+it and may end at `dnd_end_time` (seconds); an expired dnd reads as that earlier status, as
+Mattermost's expiry job would have set it. A user without a row is offline.
+
+`status_change` goes to the user whose status changed, as Mattermost's `BroadcastStatus` does
+(other clients poll `POST /users/status/ids`); it is ephemeral, so it may be dropped.
+"""
 
 from __future__ import annotations
 
-from hubbub.cluster.events import EventPublisher
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.config import Settings
+from hubbub.errors import AppError
+from hubbub.ids import now_ms
 from hubbub.store.db import Database
+from hubbub.store.tables import statuses
+
+ONLINE, AWAY, DND, OFFLINE = "online", "away", "dnd", "offline"
+STATUSES = (ONLINE, AWAY, DND, OFFLINE)
+# Mattermost's `StatusMinUpdateTime`: an unchanged status is rewritten only to refresh an older
+# `last_activity_at`, so posting many messages does not write a status row each time.
+MIN_UPDATE_MS = 120_000
+
+
+def status_json(user_id: str, row: Row[Any] | Mapping[str, Any] | None) -> dict[str, Any]:
+    if row is None:
+        return {
+            "user_id": user_id,
+            "status": OFFLINE,
+            "manual": False,
+            "last_activity_at": 0,
+            "dnd_end_time": 0,
+        }
+    s = row._mapping if isinstance(row, Row) else row
+    status, manual, dnd_end = s["status"], s["manual"], s["dnd_end_time"]
+    if status == DND and dnd_end and dnd_end <= int(time.time()):
+        status, manual, dnd_end = s["prev_status"] or ONLINE, False, 0
+    return {
+        "user_id": user_id,
+        "status": status,
+        "manual": bool(manual),
+        "last_activity_at": s["last_activity_at"],
+        "dnd_end_time": dnd_end,
+    }
+
+
+def truncate_to_minute(seconds: int) -> int:
+    """Mattermost keeps dnd end times on whole minutes."""
+    return seconds - seconds % 60
 
 
 class StatusesService:
@@ -12,3 +65,87 @@ class StatusesService:
         self.db = db
         self.settings = settings
         self.events = events
+
+    async def get(self, user_id: str) -> dict[str, Any]:
+        return (await self.get_many([user_id]))[0]
+
+    async def get_many(self, user_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """Statuses in the order asked (duplicates dropped); unknown users are offline."""
+        ids = list(dict.fromkeys(user_ids))
+        if not ids:
+            return []
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(statuses).where(statuses.c.user_id.in_(ids)))).all()
+        found = {r.user_id: r for r in rows}
+        return [status_json(user_id, found.get(user_id)) for user_id in ids]
+
+    async def set_status(
+        self, user_id: str, status: str, manual: bool, dnd_end_time: int = 0
+    ) -> dict[str, Any]:
+        """Sets a status and returns the resulting one (unchanged when an automatic change meets
+        a manual status). Publishes `status_change` when the status value changed."""
+        if status not in STATUSES:
+            raise AppError(
+                "api.context.invalid_param.app_error", "Invalid or missing status parameter.", 400
+            )
+        # Cheap checks on a read connection first; the write transaction re-checks the rule.
+        [current] = await self.get_many([user_id])
+        if current["manual"] and not manual:
+            return current
+        unchanged = current["status"] == status and current["manual"] == (
+            manual and status != ONLINE
+        )
+        if status != DND and unchanged and now_ms() - current["last_activity_at"] < MIN_UPDATE_MS:
+            return current
+        async with self.db.write() as conn:
+            row = (
+                await conn.execute(select(statuses).where(statuses.c.user_id == user_id))
+            ).first()
+            current = status_json(user_id, row)
+            if row is not None and current["manual"] and not manual:
+                return current
+            now = now_ms()
+            values: dict[str, Any] = {
+                "status": status,
+                "manual": manual and status != ONLINE,
+                "last_activity_at": current["last_activity_at"],
+                "dnd_end_time": 0,
+                "prev_status": row.prev_status if row is not None else "",
+            }
+            if status in (ONLINE, OFFLINE):
+                values["last_activity_at"] = now
+            if status == DND:
+                values["manual"] = True
+                values["dnd_end_time"] = truncate_to_minute(max(0, dnd_end_time))
+                if current["status"] != DND:
+                    values["prev_status"] = current["status"]
+            await self._save(conn, user_id, values, exists=row is not None)
+            result = status_json(user_id, {**values, "user_id": user_id})
+            if result["status"] != current["status"]:
+                await self.events.publish(
+                    Event(
+                        "status_change",
+                        {"status": result["status"], "user_id": user_id},
+                        Broadcast(user_id=user_id),
+                        ephemeral=True,
+                    ),
+                    conn,
+                )
+        return result
+
+    @staticmethod
+    async def _save(
+        conn: AsyncConnection, user_id: str, values: dict[str, Any], exists: bool
+    ) -> None:
+        if exists:
+            await conn.execute(
+                update(statuses).where(statuses.c.user_id == user_id).values(**values)
+            )
+            return
+        try:
+            async with conn.begin_nested():
+                await conn.execute(insert(statuses).values(user_id=user_id, **values))
+        except IntegrityError:  # created concurrently: this write wins
+            await conn.execute(
+                update(statuses).where(statuses.c.user_id == user_id).values(**values)
+            )

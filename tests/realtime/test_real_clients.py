@@ -1,0 +1,356 @@
+"""Real Mattermost client libraries against a real server, unchanged.
+
+- `mattermostdriver` 7.3.2 (this venv): `Driver.init_websocket` gets `posted` for a REST post.
+- `mmpy-bot` 2.2.1: a bot with a bot token answers "ping" with "pong", end to end. mmpy-bot pins
+  `httpx<0.28`, which would downgrade the project's httpx, so it lives in its own venv
+  (`.venv/mmpy-bot`, made by `make realtime-deps`) and the bot runs as a subprocess from there.
+- `@mattermost/client` 11.9.0 `WebSocketClient` under Node (tests/realtime/node, `npm ci` by
+  `make realtime-deps`): its pings are answered, its sequence stays contiguous, and after its
+  TCP connection is cut by a proxy it resumes and gets every missed event, without firing its
+  missed-message listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mattermostdriver import Driver
+from mattermostdriver.websocket import Websocket
+
+from tests.realtime.conftest import Account, Node, Org, Rest, wait_until
+from tests.support.tcpproxy import TCPProxy
+
+REPO = Path(__file__).resolve().parents[2]
+NODE_DIR = Path(__file__).resolve().parent / "node"
+MMPY_PYTHON = REPO / ".venv" / "mmpy-bot" / "bin" / "python"
+
+
+# (a) mattermostdriver
+
+
+class ClosingWebsocket(Websocket):  # type: ignore[misc]
+    """The driver's Websocket, remembering its connection so the test can close it."""
+
+    connection: Any = None
+
+    async def _authenticate_websocket(self, websocket: Any, event_handler: Any) -> Any:
+        self.connection = websocket
+        return await super()._authenticate_websocket(websocket, event_handler)
+
+
+def test_mattermostdriver_websocket_receives_posted(node: Node, rest: Rest, org: Org) -> None:
+    driver = Driver(
+        {
+            "url": "127.0.0.1",
+            "port": node.port,
+            "scheme": "http",
+            "basepath": "/api/v4",
+            "token": org.alice.token,
+            "timeout": 1,  # its loop wakes every second, so disconnect() takes effect quickly
+            "keepalive": False,
+        }
+    )
+    driver.login()
+    received: queue.Queue[dict[str, Any]] = queue.Queue()
+
+    async def handler(message: str) -> None:
+        received.put(json.loads(message))
+
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            driver.init_websocket(handler, websocket_cls=ClosingWebsocket)
+            # mattermostdriver leaves its socket open when its loop ends: close it here.
+            if driver.websocket.connection is not None:
+                loop.run_until_complete(driver.websocket.connection.close())
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    seen: list[dict[str, Any]] = []
+    try:
+        _drain_until(received, seen, lambda m: m.get("event") == "hello", 10, "the driver's hello")
+        post = rest.post(org.bob, org.public["id"], "for the driver")
+
+        def is_post(m: dict[str, Any]) -> bool:
+            return m.get("event") == "posted" and json.loads(m["data"]["post"])["id"] == post["id"]
+
+        _drain_until(received, seen, is_post, 10, "posted at the driver")
+    finally:
+        driver.disconnect()
+        thread.join(10)
+    assert not thread.is_alive(), "the driver's websocket loop did not stop"
+    assert not failure, failure
+    hellos = [m for m in seen if m.get("event") == "hello"]
+    assert len(hellos) == 1, f"the driver reconnected: {len(hellos)} hellos"
+    events = [m for m in seen if "event" in m]
+    assert [m["seq"] for m in events] == list(range(len(events)))
+
+
+def _drain_until(
+    source: queue.Queue[dict[str, Any]],
+    seen: list[dict[str, Any]],
+    predicate: Callable[[dict[str, Any]], bool],
+    timeout: float,
+    what: str,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no {what} within {timeout}s; got {seen}")
+        try:
+            message = source.get(timeout=left)
+        except queue.Empty:
+            continue
+        seen.append(message)
+        if predicate(message):
+            return message
+
+
+# (b) mmpy-bot
+
+BOT_SCRIPT = """
+from mmpy_bot import Bot, Message, Plugin, Settings, listen_to
+
+
+class Pong(Plugin):
+    @listen_to("^ping$")
+    async def pong(self, message: Message):
+        self.driver.reply_to(message, "pong")
+
+
+Bot(settings=Settings(), plugins=[Pong()]).run()
+"""
+
+
+def _bot_account(rest: Rest, org: Org) -> tuple[str, str]:
+    bot = rest.call(
+        "POST",
+        "/bots",
+        org.admin.token,
+        {"username": f"pongbot{os.getpid()}", "display_name": "Pong", "description": "test"},
+        201,
+    )
+    token = rest.call(
+        "POST", f"/users/{bot['user_id']}/tokens", org.admin.token, {"description": "bot"}, 201
+    )
+    account = Account(id=bot["user_id"], username=bot["username"], token=token["token"])
+    rest.join_team(org.admin, org.team["id"], account)
+    rest.join_channel(org.admin, org.public["id"], account)
+    return account.id, account.token
+
+
+def test_mmpy_bot_answers_ping_with_pong(
+    node: Node, rest: Rest, org: Org, tmp_path: Path
+) -> None:
+    if not MMPY_PYTHON.exists():
+        pytest.fail(f"{MMPY_PYTHON} is missing: run `make realtime-deps` (mmpy-bot==2.2.1 venv)")
+    bot_id, bot_token = _bot_account(rest, org)
+    log_path = tmp_path / "bot.log"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "MATTERMOST_URL": "http://127.0.0.1",
+        "MATTERMOST_PORT": str(node.port),
+        "BOT_TOKEN": bot_token,
+        "SSL_VERIFY": "false",
+    }
+    with log_path.open("wb") as log:
+        bot = subprocess.Popen(
+            [str(MMPY_PYTHON), "-c", BOT_SCRIPT], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        # The bot is ready once its websocket is registered: its status turns online.
+        wait_until(
+            lambda: bot.poll() is None and _status(rest, org.admin, bot_id) == "online",
+            20,
+            "the bot to connect its websocket",
+        )
+        ping = rest.post(org.alice, org.public["id"], "ping")
+        reply: dict[str, Any] = {}
+
+        def answered() -> bool:
+            assert bot.poll() is None, f"the bot exited:\n{log_path.read_text()[-3000:]}"
+            posts = rest.call("GET", f"/channels/{org.public['id']}/posts", org.alice.token)
+            for post in posts["posts"].values():
+                if post["user_id"] == bot_id and post["root_id"] == ping["id"]:
+                    reply.update(post)
+                    return True
+            return False
+
+        wait_until(answered, 20, "the bot's pong")
+        assert reply["message"] == "pong", reply
+    finally:
+        bot.terminate()
+        try:
+            bot.wait(10)
+        except subprocess.TimeoutExpired:
+            bot.kill()
+            bot.wait(5)
+
+
+def _status(rest: Rest, viewer: Account, user_id: str) -> str:
+    return str(rest.call("GET", f"/users/{user_id}/status", viewer.token)["status"])
+
+
+# (c) @mattermost/client under Node
+
+
+class NodeClient:
+    """The ws-client.js process and the JSON lines it prints."""
+
+    def __init__(self, ws_url: str, token: str, **env: str) -> None:
+        node = shutil.which("node")
+        if node is None:
+            pytest.fail("node not found: install Debian's nodejs and npm (make services does)")
+        if not (NODE_DIR / "node_modules" / "@mattermost" / "client").is_dir():
+            pytest.fail(f"{NODE_DIR}/node_modules is missing: run `make realtime-deps` (npm ci)")
+        self.lines: list[dict[str, Any]] = []
+        self.stderr: list[str] = []
+        self._lock = threading.Lock()
+        self.proc = subprocess.Popen(
+            [node, str(NODE_DIR / "ws-client.js")],
+            cwd=NODE_DIR,
+            env={"PATH": os.environ.get("PATH", ""), "WS_URL": ws_url, "WS_TOKEN": token, **env},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._readers = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._lock:
+                self.lines.append(json.loads(line))
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [line for line in self.lines if line["type"] == kind]
+
+    def events(self) -> list[dict[str, Any]]:
+        return self.of("event")
+
+    def wait(self, check: Callable[[], bool], timeout: float, what: str) -> None:
+        def ok() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"the node client exited with {self.proc.returncode}: {self.stderr[-20:]}"
+                )
+            return check()
+
+        try:
+            wait_until(ok, timeout, what)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; client output: {self.lines[-30:]}") from None
+
+    def command(self, **cmd: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.command(cmd="quit")
+                self.proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait(5)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def proxy(node: Node) -> Iterator[TCPProxy]:
+    started = TCPProxy(node.port).start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def test_mattermost_client_pings_and_resumes_after_a_cut(
+    node: Node, rest: Rest, org: Org, proxy: TCPProxy
+) -> None:
+    resumed_before = node.metric("mattermost_websocket_reconnects_total", type="success")
+    reported_before = node.metric("hubbub_websocket_client_close_codes_total", code="1006")
+    client = NodeClient(
+        f"ws://127.0.0.1:{proxy.port}/api/v4/websocket",
+        org.alice.token,
+        PING_MS="1000",
+        RETRY_MS="300",
+        JITTER_MS="100",
+    )
+    try:
+        client.wait(lambda: any(e["event"] == "hello" for e in client.events()), 10, "hello")
+        # Its application ping: one on open, then one every second, each answered in time.
+        client.wait(lambda: len(client.of("pong")) >= 3, 10, "three answered client pings")
+        assert all(p["text"] == "pong" for p in client.of("pong"))
+        assert not client.of("close"), f"closed while pinging: {client.of('close')}"
+
+        live = [rest.post(org.bob, org.public["id"], f"live {i}")["id"] for i in range(3)]
+        client.wait(lambda: _posted(client)[-1:] == live[-1:], 10, "the live posts")
+
+        cut_at = int(time.time() * 1000)
+        assert proxy.cut() == 1
+        client.wait(lambda: bool(client.of("close")), 10, "the client to notice the cut")
+        missed = [rest.post(org.bob, org.public["id"], f"missed {i}")["id"] for i in range(5)]
+        proxy.restore()
+        client.wait(lambda: bool(client.of("reconnect")), 15, "the client to reconnect")
+        marker = rest.post(org.bob, org.public["id"], "after the cut")["id"]
+        client.wait(lambda: marker in _posted(client), 10, "the events after the reconnect")
+
+        events = client.events()
+        assert [e["seq"] for e in events] == list(range(len(events))), events
+        assert [e["event"] for e in events].count("hello") == 1, "resumed with a new hello"
+        assert _posted(client) == [*live, *missed, marker]
+        assert not client.of("missed"), "the missed-message listener fired"
+        gaps = [line for line in client.of("log") if "missed websocket event" in line["text"]]
+        assert not gaps, gaps
+        assert not [c for c in client.of("close") if c["code"] in ("4000", "4001")], client.of(
+            "close"
+        )
+        pongs_before_cut = [p for p in client.of("pong") if p["t"] < cut_at]
+        client.wait(
+            lambda: len(client.of("pong")) > len(pongs_before_cut), 5, "a ping answered after"
+        )
+        assert node.metric("mattermost_websocket_reconnects_total", type="success") > resumed_before
+        assert (
+            node.metric("hubbub_websocket_client_close_codes_total", code="1006") > reported_before
+        ), "the client's disconnect_err_code was not counted"
+    finally:
+        client.stop()
+
+
+def _posted(client: NodeClient) -> list[str]:
+    return [e["post_id"] for e in client.events() if e["event"] == "posted"]

@@ -1,0 +1,133 @@
+"""A loopback TCP proxy that a test controls: it can cut every connection and refuse new ones.
+
+It stands for the network between a client and the server. `cut()` resets both sides of every
+live connection (neither peer gets a websocket close frame, as when a phone loses its network)
+and refuses new connections until `restore()`. It runs its own event loop in a daemon thread so
+that synchronous tests and subprocess clients can use it alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from tests.support.ports import free_port
+
+T = TypeVar("T")
+
+
+class TCPProxy:
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.accepted = 0  # connections forwarded to the target since start
+        self.refused = 0  # connections reset while cut
+        self._refusing = False
+        self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.Server | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    # Control (called from the test's thread)
+
+    def start(self) -> TCPProxy:
+        self._thread.start()
+        self._call(self._start)
+        return self
+
+    def cut(self) -> int:
+        """Resets every live connection and refuses new ones; returns how many were cut."""
+        return self._call(self._cut)
+
+    def restore(self) -> None:
+        self._refusing = False
+
+    @property
+    def live(self) -> int:
+        return self._call(lambda: _ready(len(self._pairs)))
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        with contextlib.suppress(Exception):
+            self._call(self._stop)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        async def run() -> Any:
+            return await fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+
+    # Inside the proxy's loop
+
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def _stop(self) -> None:
+        await self._cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _cut(self) -> int:
+        self._refusing = True
+        pairs = list(self._pairs)
+        self._pairs.clear()
+        for client, upstream in pairs:
+            _reset(client)
+            _reset(upstream)
+        return len(pairs)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._refusing:
+            self.refused += 1
+            _reset(writer)
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            _reset(writer)
+            return
+        self.accepted += 1
+        pair = (writer, up_writer)
+        self._pairs.add(pair)
+        await asyncio.gather(
+            _pump(reader, up_writer), _pump(up_reader, writer), return_exceptions=True
+        )
+        self._pairs.discard(pair)
+        for w in pair:
+            with contextlib.suppress(Exception):
+                w.close()
+
+
+async def _ready(value: T) -> T:
+    return value
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        # Pass a clean end of stream on (half close), as a real network path would.
+        with contextlib.suppress(Exception):
+            if writer.can_write_eof() and not writer.is_closing():
+                writer.write_eof()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Closes with an RST (SO_LINGER 0): the peer sees the path die, not a clean close."""
+    sock = writer.get_extra_info("socket")
+    with contextlib.suppress(Exception):
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    writer.transport.abort()
