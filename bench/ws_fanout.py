@@ -347,6 +347,7 @@ async def run_hubbub(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             tokens_file = workdir / "hubbub-tokens.txt"
             tokens_file.write_text("\n".join(fixture.tokens) + "\n")
             rtts: list[float] = []
+            post_timeout = args.posts / args.rate + args.drain_timeout
             auth = {"Authorization": f"Bearer {fixture.admin_token}"}
 
             async def post(index: int, message: str) -> None:
@@ -355,6 +356,7 @@ async def run_hubbub(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     "/posts",
                     json={"channel_id": fixture.channel_id, "message": message},
                     headers=auth,
+                    timeout=post_timeout,  # only the burst's own deadline applies
                 )
                 rtts.append(1000 * (time.monotonic() - sent))
                 if resp.status_code != 201:
@@ -370,7 +372,9 @@ async def run_hubbub(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         return result
     finally:
         code = await asyncio.to_thread(server.stop)
-        if code not in (0, None):
+        if code == -9:
+            print("hubbub did not stop within 15 s of SIGTERM: killed", file=sys.stderr)
+        elif code not in (0, None):
             print(f"hubbub exited with {code}; log: {server.log_path}", file=sys.stderr)
 
 
@@ -516,9 +520,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--settle", type=float, default=2.0, help="seconds before RSS samples")
     p.add_argument("--connect-timeout", type=float, default=120)
     p.add_argument("--quiet-timeout", type=float, default=60, help="wait for an idle server")
-    p.add_argument("--drain-timeout", type=float, default=30, help="wait after the last post")
+    p.add_argument(
+        "--drain-timeout", type=float, default=120, help="wait after the last post (default 120)"
+    )
     p.add_argument(
         "--py-spy", metavar="FILE", help="profile hubbub: .svg, .json (speedscope), .txt (raw)"
+    )
+    p.add_argument(
+        "--wait-machine",
+        type=float,
+        default=0,
+        metavar="S",
+        help="on a shared machine, wait up to S seconds for other processes to go quiet "
+        "before each burst (default 0)",
     )
     p.add_argument("--py-spy-gil", action="store_true", help="profile only GIL-holding samples")
     p.add_argument("--results", type=Path, default=ROOT / "bench" / "results")

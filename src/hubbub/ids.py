@@ -14,7 +14,7 @@ import uuid
 _STD = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _MM = "ybndrfg8ejkmcpqxot1uwisza345h769"
 _TABLE = str.maketrans(_STD, _MM)
-_VALID = re.compile(r"^[a-z0-9]{26}$")
+_VALID = re.compile(r"[a-z0-9]{26}")
 
 
 def new_id() -> str:
@@ -23,7 +23,7 @@ def new_id() -> str:
 
 
 def is_valid_id(value: object) -> bool:
-    return isinstance(value, str) and bool(_VALID.match(value))
+    return isinstance(value, str) and bool(_VALID.fullmatch(value))
 
 
 def now_ms() -> int:

@@ -208,14 +208,27 @@ async def test_missing_body_is_400(
     assert_app_error(await send(api, method, path, admin.token, body=raw), 400)
 
 
-async def test_nul_characters_in_strings_are_not_a_server_error(api: API, admin: User) -> None:
-    # PostgreSQL refuses NUL in text; the answer must still be a client-facing one.
-    resp = await send(api, "PUT", "/users/me/patch", admin.token, json={"nickname": "a\u0000b"})
+NUL_REQUESTS: list[tuple[str, str, Any]] = [
+    ("PUT", "/users/me/patch", {"nickname": "a\u0000b"}),
+    ("POST", "/users/search", {"term": "\u0000"}),
+    ("POST", "/users/ids", ["\u0000" * 26]),
+    ("POST", "/users/usernames", ["ad\u0000min"]),
+    ("GET", "/users/username/ad%00min", None),
+    ("GET", "/users/email/a%00@example.com", None),
+    ("GET", "/teams/name/x%00y", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "payload"), NUL_REQUESTS)
+async def test_nul_characters_are_never_a_server_error(
+    api: API, admin: User, method: str, path: str, payload: Any
+) -> None:
+    # PostgreSQL refuses NUL in text (Mattermost answers 500 there too: mattermost/mattermost
+    # issue 28280); SQLite stores it. Either way the client gets a client-facing answer.
+    resp = await send(api, method, path, admin.token, json=payload)
     assert resp.status_code < 500, resp.text
     if resp.status_code >= 400:
         assert_app_error(resp, resp.status_code)
-    resp = await send(api, "POST", "/users/search", admin.token, json={"term": "\u0000"})
-    assert resp.status_code < 500, resp.text
     await still_serving(api, admin)
 
 
@@ -415,10 +428,24 @@ async def test_wrong_method_is_405(api: API, admin: User, method: str, path: str
 # --- Query parameters ----------------------------------------------------------------------------
 
 
-async def test_bad_paging_values_fall_back_like_mattermost(api: API, admin: User) -> None:
-    for query in ("page=abc&per_page=xyz", "page=-3&per_page=-1", "per_page=100000", "page=1e3"):
-        users = await api.call("GET", f"/users?{query}", token=admin.token)
-        assert isinstance(users, list)
+@pytest.mark.parametrize(
+    "query",
+    [
+        "page=abc&per_page=xyz",
+        "page=-3&per_page=-1",
+        "per_page=100000",
+        "page=1e3",
+        "page=%EF%BC%91",  # a full-width digit: Python's int() takes it, Go's Atoi does not
+        "page=1000000000000000000&per_page=200",  # page * per_page beyond a 64-bit OFFSET
+        "page=99999999999999999999999",  # beyond int64: invalid, so page 0
+    ],
+)
+@pytest.mark.parametrize("path", ["/users", "/teams", "/bots"])
+async def test_bad_paging_values_fall_back_like_mattermost(
+    api: API, admin: User, path: str, query: str
+) -> None:
+    listed = await api.call("GET", f"{path}?{query}", token=admin.token)
+    assert isinstance(listed, list)
 
 
 @dataclass
@@ -444,13 +471,44 @@ async def world(api: API, admin: User) -> World:
 
 
 @pytest.mark.parametrize(
-    "query", ["since=abc", "before=abc", "after=abc", f"before={'a' * 27}", "after=%0A"]
+    "query",
+    [
+        "since=abc",
+        "since=99999999999999999999",  # beyond int64, as Go's ParseInt refuses it
+        "before=abc",
+        "after=abc",
+        f"before={'a' * 27}",
+        "after=%0A",
+    ],
 )
 async def test_bad_history_cursors_are_400(api: API, world: World, query: str) -> None:
     resp = await send(
         api, "GET", f"/channels/{world.channel['id']}/posts?{query}", world.admin.token
     )
     assert_app_error(resp, 400)
+
+
+async def test_out_of_range_numbers_in_queries_are_400(api: API, world: World) -> None:
+    team = world.team["id"]
+    for path in (
+        f"/users/me/teams/{team}/channels?last_delete_at=902739142568347959296",
+        f"/users/me/teams/{team}/channels?last_delete_at=1_000",
+    ):
+        assert_app_error(await send(api, "GET", path, world.admin.token), 400)
+
+
+async def test_nul_characters_in_posts_are_never_a_server_error(api: API, world: World) -> None:
+    cid = world.channel["id"]
+    for payload in (
+        {"channel_id": cid, "message": "a\u0000b"},
+        {"channel_id": cid, "message": "x", "file_ids": ["\u0000"]},
+        {"channel_id": cid, "message": "x", "props": {"k\u0000": "v\u0000"}},
+    ):
+        resp = await send(api, "POST", "/posts", world.admin.token, json=payload)
+        assert resp.status_code < 500, resp.text
+        if resp.status_code >= 400:
+            assert_app_error(resp, resp.status_code)
+    await still_serving(api, world.admin)
 
 
 async def test_bad_post_bodies_are_400(api: API, world: World) -> None:

@@ -481,13 +481,14 @@ async def test_files_show_in_metadata_and_go_with_the_post(
 
 async def test_hostile_values_are_not_server_errors(api: API, admin: User) -> None:
     w = await make_world(api, admin)
-    post = await w.post(
-        w.alice, "a\u0000b", pending_post_id="p\u0000", props={"k\u0000": "v\u0000"}
-    )
-    assert post["message"] == "ab"
-    huge = 10**20
+    nul = {"channel_id": w.channel["id"], "message": "a\u0000b"}
+    await api.call("POST", "/posts", token=w.alice.token, json=nul, expect=400)
+    post = await w.post(w.alice, "fine", props={"nested": {"deep": [1, None, "x"]}})
+    path = f"/channels/{w.channel['id']}/posts"
+    await api.call("GET", f"{path}?since={10**20}", token=w.bob.token, expect=400)
+    huge = 2**63 - 1
     for query in (f"?since={huge}", f"?page={huge}&per_page=200", "?per_page=-5"):
-        await api.call("GET", f"/channels/{w.channel['id']}/posts{query}", token=w.bob.token)
+        await api.call("GET", path + query, token=w.bob.token)
     await api.call(
         "GET",
         f"/posts/{post['id']}/thread?perPage=5&fromCreateAt={huge}",

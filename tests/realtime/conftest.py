@@ -141,8 +141,10 @@ class RawWS:
             head += bytes([0x80 | 126]) + struct.pack("!H", n)
         else:
             head += bytes([0x80 | 127]) + struct.pack("!Q", n)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if n < 4096 else _mask(
-            payload, mask
+        masked = (
+            bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+            if n < 4096
+            else _mask(payload, mask)
         )
         self.sock.sendall(head + mask + masked)
         self.last_sent = time.monotonic()
@@ -451,7 +453,9 @@ class Node:
         total = 0.0
         for family in text_string_to_metric_families(self.metrics_text()):
             for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
                     total += sample.value
         return total
 
@@ -539,15 +543,18 @@ def keepalive_settings(ping: int, pong: int) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def node_settings() -> dict[str, str]:
+def live_node_settings() -> dict[str, str]:
     """MM_* settings of the module's server; a module overrides this fixture to change them."""
     return keepalive_settings(1, 3)
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory, node_settings: dict[str, str]) -> Iterator[Node]:
-    """One server per test module (by default pinging every 1 s, giving up after 3 s)."""
-    started = start_node(tmp_path_factory.mktemp("node"), node_settings)
+def live_node(
+    tmp_path_factory: pytest.TempPathFactory, live_node_settings: dict[str, str]
+) -> Iterator[Node]:
+    """One server per test module (by default pinging every 1 s, giving up after 3 s). Not
+    called `node`: the root conftest's `node` is an in-process Hubbub."""
+    started = start_node(tmp_path_factory.mktemp("node"), live_node_settings)
     try:
         yield started
     finally:
@@ -555,8 +562,8 @@ def node(tmp_path_factory: pytest.TempPathFactory, node_settings: dict[str, str]
 
 
 @pytest.fixture(scope="module")
-def rest(node: Node) -> Iterator[Rest]:
-    client = Rest(node.url)
+def rest(live_node: Node) -> Iterator[Rest]:
+    client = Rest(live_node.url)
     try:
         yield client
     finally:

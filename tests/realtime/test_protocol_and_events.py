@@ -18,7 +18,7 @@ ID = re.compile(r"^[a-z0-9]{26}$")
 
 
 @pytest.fixture(scope="module")
-def node_settings() -> dict[str, str]:
+def live_node_settings() -> dict[str, str]:
     # Mattermost-like keep-alive: these tests pause reading while they post over REST.
     return keepalive_settings(25, 60)
 
@@ -36,8 +36,8 @@ def _until_post(ws: RawWS, post_id: str, seen: list[dict[str, Any]], timeout: fl
     )
 
 
-def test_hello_comes_first_with_seq_0_and_a_connection_id(node: Node, org: Org) -> None:
-    ws = node.connect(org.alice)
+def test_hello_comes_first_with_seq_0_and_a_connection_id(live_node: Node, org: Org) -> None:
+    ws = live_node.connect(org.alice)
     try:
         hello = hello_of(ws)
         assert ID.match(hello["data"]["connection_id"]), hello
@@ -47,8 +47,8 @@ def test_hello_comes_first_with_seq_0_and_a_connection_id(node: Node, org: Org) 
         ws.close()
 
 
-def test_each_connection_gets_its_own_connection_id(node: Node, org: Org) -> None:
-    a, b = node.connect(org.alice), node.connect(org.alice)
+def test_each_connection_gets_its_own_connection_id(live_node: Node, org: Org) -> None:
+    a, b = live_node.connect(org.alice), live_node.connect(org.alice)
     try:
         assert hello_of(a)["data"]["connection_id"] != hello_of(b)["data"]["connection_id"]
     finally:
@@ -56,8 +56,8 @@ def test_each_connection_gets_its_own_connection_id(node: Node, org: Org) -> Non
         b.close()
 
 
-def test_seq_is_gap_free_over_many_events(node: Node, rest: Rest, org: Org) -> None:
-    ws = node.connect(org.alice)
+def test_seq_is_gap_free_over_many_events(live_node: Node, rest: Rest, org: Org) -> None:
+    ws = live_node.connect(org.alice)
     try:
         hello_of(ws)
         posts = [rest.post(org.bob, org.public["id"], f"burst {i}")["id"] for i in range(40)]
@@ -70,8 +70,8 @@ def test_seq_is_gap_free_over_many_events(node: Node, rest: Rest, org: Org) -> N
         ws.close()
 
 
-def test_ping_action_reply_has_seq_reply_and_no_seq(node: Node, org: Org) -> None:
-    ws = node.connect(org.alice)
+def test_ping_action_reply_has_seq_reply_and_no_seq(live_node: Node, org: Org) -> None:
+    ws = live_node.connect(org.alice)
     try:
         hello_of(ws)
         answer = ws.request(1, "ping")
@@ -86,8 +86,8 @@ def test_ping_action_reply_has_seq_reply_and_no_seq(node: Node, org: Org) -> Non
         ws.close()
 
 
-def test_unknown_action_gets_an_error_reply_and_the_socket_stays(node: Node, org: Org) -> None:
-    ws = node.connect(org.alice)
+def test_unknown_action_gets_an_error_reply_and_the_socket_stays(live_node: Node, org: Org) -> None:
+    ws = live_node.connect(org.alice)
     try:
         hello_of(ws)
         answer = ws.request(3, "no_such_action")
@@ -99,8 +99,8 @@ def test_unknown_action_gets_an_error_reply_and_the_socket_stays(node: Node, org
         ws.close()
 
 
-def test_malformed_requests_get_error_replies(node: Node, org: Org) -> None:
-    ws = node.connect(org.alice)
+def test_malformed_requests_get_error_replies(live_node: Node, org: Org) -> None:
+    ws = live_node.connect(org.alice)
     try:
         hello_of(ws)
         ws.send_json({"seq": 5, "data": {}})  # no action
@@ -115,8 +115,8 @@ def test_malformed_requests_get_error_replies(node: Node, org: Org) -> None:
         ws.close()
 
 
-def test_challenge_on_an_authenticated_socket_is_ignored(node: Node, org: Org) -> None:
-    ws = node.connect(org.alice)
+def test_challenge_on_an_authenticated_socket_is_ignored(live_node: Node, org: Org) -> None:
+    ws = live_node.connect(org.alice)
     try:
         hello_of(ws)
         ws.send_json(
@@ -131,8 +131,8 @@ def test_challenge_on_an_authenticated_socket_is_ignored(node: Node, org: Org) -
         ws.close()
 
 
-def test_challenge_authenticates_a_bare_socket(node: Node, org: Org) -> None:
-    ws = node.connect()
+def test_challenge_authenticates_a_bare_socket(live_node: Node, org: Org) -> None:
+    ws = live_node.connect()
     try:
         ws.send_json(
             {"seq": 1, "action": "authentication_challenge", "data": {"token": org.bob.token}}
@@ -153,8 +153,8 @@ def test_challenge_authenticates_a_bare_socket(node: Node, org: Org) -> None:
         ws.close()
 
 
-def test_unauthenticated_request_gets_a_401_reply(node: Node) -> None:
-    ws = node.connect()
+def test_unauthenticated_request_gets_a_401_reply(live_node: Node) -> None:
+    ws = live_node.connect()
     try:
         answer = ws.request(1, "ping")
         assert answer["status"] == "FAIL" and answer["error"]["status_code"] == 401, answer
@@ -162,8 +162,8 @@ def test_unauthenticated_request_gets_a_401_reply(node: Node) -> None:
         ws.close()
 
 
-def test_posted_event_has_mattermost_shape(node: Node, rest: Rest, org: Org) -> None:
-    ws = node.connect(org.alice)
+def test_posted_event_has_mattermost_shape(live_node: Node, rest: Rest, org: Org) -> None:
+    ws = live_node.connect(org.alice)
     try:
         hello_of(ws)
         post = rest.post(org.bob, org.public["id"], f"hello @{org.carol.username} there")
@@ -189,8 +189,8 @@ def test_posted_event_has_mattermost_shape(node: Node, rest: Rest, org: Org) -> 
         ws.close()
 
 
-def test_post_without_mentions_has_no_mentions_field(node: Node, rest: Rest, org: Org) -> None:
-    ws = node.connect(org.alice)
+def test_post_without_mentions_has_no_mentions_field(live_node: Node, rest: Rest, org: Org) -> None:
+    ws = live_node.connect(org.alice)
     try:
         hello_of(ws)
         post = rest.post(org.bob, org.public["id"], "nobody mentioned")
@@ -202,8 +202,8 @@ def test_post_without_mentions_has_no_mentions_field(node: Node, rest: Rest, org
         ws.close()
 
 
-def test_private_channel_events_reach_members_only(node: Node, rest: Rest, org: Org) -> None:
-    member, outsider = node.connect(org.alice), node.connect(org.carol)
+def test_private_channel_events_reach_members_only(live_node: Node, rest: Rest, org: Org) -> None:
+    member, outsider = live_node.connect(org.alice), live_node.connect(org.carol)
     try:
         hello_of(member)
         hello_of(outsider)
@@ -217,23 +217,22 @@ def test_private_channel_events_reach_members_only(node: Node, rest: Rest, org: 
         seen_outsider: list[dict[str, Any]] = []
         _until_post(outsider, sentinel["id"], seen_outsider)
         assert _posted_ids(seen_outsider) == [sentinel["id"]], "a non-member got a private post"
-        assert not any(m.get("broadcast", {}).get("channel_id") == org.private["id"]
-                       for m in seen_outsider)
+        assert not any(
+            m.get("broadcast", {}).get("channel_id") == org.private["id"] for m in seen_outsider
+        )
     finally:
         member.close()
         outsider.close()
 
 
 def test_typing_reaches_other_members_but_not_the_sender(
-    node: Node, rest: Rest, org: Org
+    live_node: Node, rest: Rest, org: Org
 ) -> None:
-    typer, other, outsider = (node.connect(a) for a in (org.alice, org.bob, org.carol))
+    typer, other, outsider = (live_node.connect(a) for a in (org.alice, org.bob, org.carol))
     try:
         for ws in (typer, other, outsider):
             hello_of(ws)
-        answer = typer.request(
-            2, "user_typing", {"channel_id": org.private["id"], "parent_id": ""}
-        )
+        answer = typer.request(2, "user_typing", {"channel_id": org.private["id"], "parent_id": ""})
         assert answer["status"] == "OK", answer
         typing = other.wait_event(lambda m: m.get("event") == "typing", 5, "typing")
         assert typing["data"]["user_id"] == org.alice.id
@@ -249,8 +248,8 @@ def test_typing_reaches_other_members_but_not_the_sender(
             ws.close()
 
 
-def test_typing_in_a_channel_one_is_not_in_is_refused(node: Node, org: Org) -> None:
-    ws = node.connect(org.carol)
+def test_typing_in_a_channel_one_is_not_in_is_refused(live_node: Node, org: Org) -> None:
+    ws = live_node.connect(org.carol)
     try:
         hello_of(ws)
         answer = ws.request(2, "user_typing", {"channel_id": org.private["id"], "parent_id": ""})

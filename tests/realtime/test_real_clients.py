@@ -4,7 +4,7 @@
 - `mmpy-bot` 2.2.1: a bot with a bot token answers "ping" with "pong", end to end. mmpy-bot pins
   `httpx<0.28`, which would downgrade the project's httpx, so it lives in its own venv
   (`.venv/mmpy-bot`, made by `make realtime-deps`) and the bot runs as a subprocess from there.
-- `@mattermost/client` 11.9.0 `WebSocketClient` under Node (tests/realtime/node, `npm ci` by
+- `@mattermost/client` 11.9.0 `WebSocketClient` under Node (tests/realtime/live_node, `npm ci` by
   `make realtime-deps`): its pings are answered, its sequence stays contiguous, and after its
   TCP connection is cut by a proxy it resumes and gets every missed event, without firing its
   missed-message listener.
@@ -39,7 +39,7 @@ MMPY_PYTHON = REPO / ".venv" / "mmpy-bot" / "bin" / "python"
 # (a) mattermostdriver
 
 
-class ClosingWebsocket(Websocket):  # type: ignore[misc]
+class ClosingWebsocket(Websocket):
     """The driver's Websocket, remembering its connection so the test can close it."""
 
     connection: Any = None
@@ -49,11 +49,11 @@ class ClosingWebsocket(Websocket):  # type: ignore[misc]
         return await super()._authenticate_websocket(websocket, event_handler)
 
 
-def test_mattermostdriver_websocket_receives_posted(node: Node, rest: Rest, org: Org) -> None:
+def test_mattermostdriver_websocket_receives_posted(live_node: Node, rest: Rest, org: Org) -> None:
     driver = Driver(
         {
             "url": "127.0.0.1",
-            "port": node.port,
+            "port": live_node.port,
             "scheme": "http",
             "basepath": "/api/v4",
             "token": org.alice.token,
@@ -159,7 +159,7 @@ def _bot_account(rest: Rest, org: Org) -> tuple[str, str]:
 
 
 def test_mmpy_bot_answers_ping_with_pong(
-    node: Node, rest: Rest, org: Org, tmp_path: Path
+    live_node: Node, rest: Rest, org: Org, tmp_path: Path
 ) -> None:
     if not MMPY_PYTHON.exists():
         pytest.fail(f"{MMPY_PYTHON} is missing: run `make realtime-deps` (mmpy-bot==2.2.1 venv)")
@@ -168,7 +168,7 @@ def test_mmpy_bot_answers_ping_with_pong(
     env = {
         "PATH": os.environ.get("PATH", ""),
         "MATTERMOST_URL": "http://127.0.0.1",
-        "MATTERMOST_PORT": str(node.port),
+        "MATTERMOST_PORT": str(live_node.port),
         "BOT_TOKEN": bot_token,
         "SSL_VERIFY": "false",
     }
@@ -217,8 +217,8 @@ class NodeClient:
     """The ws-client.js process and the JSON lines it prints."""
 
     def __init__(self, ws_url: str, token: str, **env: str) -> None:
-        node = shutil.which("node")
-        if node is None:
+        node_bin = shutil.which("node")
+        if node_bin is None:
             pytest.fail("node not found: install Debian's nodejs and npm (make services does)")
         if not (NODE_DIR / "node_modules" / "@mattermost" / "client").is_dir():
             pytest.fail(f"{NODE_DIR}/node_modules is missing: run `make realtime-deps` (npm ci)")
@@ -226,7 +226,7 @@ class NodeClient:
         self.stderr: list[str] = []
         self._lock = threading.Lock()
         self.proc = subprocess.Popen(
-            [node, str(NODE_DIR / "ws-client.js")],
+            [node_bin, str(NODE_DIR / "ws-client.js")],
             cwd=NODE_DIR,
             env={"PATH": os.environ.get("PATH", ""), "WS_URL": ws_url, "WS_TOKEN": token, **env},
             stdin=subprocess.PIPE,
@@ -291,8 +291,8 @@ class NodeClient:
 
 
 @pytest.fixture
-def proxy(node: Node) -> Iterator[TCPProxy]:
-    started = TCPProxy(node.port).start()
+def proxy(live_node: Node) -> Iterator[TCPProxy]:
+    started = TCPProxy(live_node.port).start()
     try:
         yield started
     finally:
@@ -300,10 +300,10 @@ def proxy(node: Node) -> Iterator[TCPProxy]:
 
 
 def test_mattermost_client_pings_and_resumes_after_a_cut(
-    node: Node, rest: Rest, org: Org, proxy: TCPProxy
+    live_node: Node, rest: Rest, org: Org, proxy: TCPProxy
 ) -> None:
-    resumed_before = node.metric("mattermost_websocket_reconnects_total", type="success")
-    reported_before = node.metric("hubbub_websocket_client_close_codes_total", code="1006")
+    resumed_before = live_node.metric("mattermost_websocket_reconnects_total", type="success")
+    reported_before = live_node.metric("hubbub_websocket_client_close_codes_total", code="1006")
     client = NodeClient(
         f"ws://127.0.0.1:{proxy.port}/api/v4/websocket",
         org.alice.token,
@@ -344,9 +344,13 @@ def test_mattermost_client_pings_and_resumes_after_a_cut(
         client.wait(
             lambda: len(client.of("pong")) > len(pongs_before_cut), 5, "a ping answered after"
         )
-        assert node.metric("mattermost_websocket_reconnects_total", type="success") > resumed_before
         assert (
-            node.metric("hubbub_websocket_client_close_codes_total", code="1006") > reported_before
+            live_node.metric("mattermost_websocket_reconnects_total", type="success")
+            > resumed_before
+        )
+        assert (
+            live_node.metric("hubbub_websocket_client_close_codes_total", code="1006")
+            > reported_before
         ), "the client's disconnect_err_code was not counted"
     finally:
         client.stop()

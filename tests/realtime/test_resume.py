@@ -26,21 +26,21 @@ MISSED = 6
 
 
 @pytest.fixture(scope="module")
-def node_settings() -> dict[str, str]:
+def live_node_settings() -> dict[str, str]:
     # A held-open old socket that does not read must not be closed by the keep-alive here.
     return keepalive_settings(25, 60)
 
 
-def _reconnects(node: Node, kind: str) -> float:
-    return node.metric("mattermost_websocket_reconnects_total", type=kind)
+def _reconnects(live_node: Node, kind: str) -> float:
+    return live_node.metric("mattermost_websocket_reconnects_total", type=kind)
 
 
-def _closed_cleanly(node: Node, ws: RawWS, connection_id: str) -> None:
+def _closed_cleanly(live_node: Node, ws: RawWS, connection_id: str) -> None:
     ws.send_close(1000)
     ws.wait_closed(5)
     ws.close()
     # The server has finished with the old socket before the client comes back.
-    node.wait_close_line(connection_id)
+    live_node.wait_close_line(connection_id)
 
 
 def _replayed(ws: RawWS, until_post: str) -> list[dict[str, Any]]:
@@ -52,46 +52,50 @@ def _replayed(ws: RawWS, until_post: str) -> list[dict[str, Any]]:
 def _assert_exact_replay(
     events: list[dict[str, Any]], next_seq: int, missed: list[str], marker: str
 ) -> None:
-    assert not [e for e in events if e["event"] == "hello"], f"a resumed stream got a hello: {events}"
+    assert not [e for e in events if e["event"] == "hello"], (
+        f"a resumed stream got a hello: {events}"
+    )
     assert [e["seq"] for e in events] == list(range(next_seq, next_seq + len(events))), [
         (e["event"], e["seq"]) for e in events
     ]
     assert [post_id_of(e) for e in events if e["event"] == "posted"] == [*missed, marker]
 
 
-def test_resume_replays_exactly_the_missed_events(node: Node, rest: Rest, org: Org) -> None:
-    success_before = _reconnects(node, "success")
-    ws = node.connect(org.alice)
+def test_resume_replays_exactly_the_missed_events(live_node: Node, rest: Rest, org: Org) -> None:
+    success_before = _reconnects(live_node, "success")
+    ws = live_node.connect(org.alice)
     connection_id = hello_of(ws)["data"]["connection_id"]
     next_seq = sync(ws, rest, org.admin, org.public["id"]) + 1
-    _closed_cleanly(node, ws, connection_id)
+    _closed_cleanly(live_node, ws, connection_id)
 
     missed = [rest.post(org.bob, org.public["id"], f"missed {i}")["id"] for i in range(MISSED)]
-    back = node.connect(
+    back = live_node.connect(
         org.alice, query={"connection_id": connection_id, "sequence_number": str(next_seq)}
     )
     try:
         marker = rest.post(org.bob, org.public["id"], "live again")["id"]
         _assert_exact_replay(_replayed(back, marker), next_seq, missed, marker)
-        assert _reconnects(node, "success") == success_before + 1
+        assert _reconnects(live_node, "success") == success_before + 1
     finally:
         back.close()
 
 
 def test_resume_works_for_a_challenge_authenticated_client(
-    node: Node, rest: Rest, org: Org
+    live_node: Node, rest: Rest, org: Org
 ) -> None:
     """A bot that authenticates by authentication_challenge must be resumed too (§2c+ 2)."""
-    ws = node.connect()
+    ws = live_node.connect()
     ws.send_json({"seq": 1, "action": "authentication_challenge", "data": {"token": org.bob.token}})
     connection_id = ws.wait_event(lambda m: m.get("event") == "hello", 5, "hello")["data"][
         "connection_id"
     ]
     next_seq = sync(ws, rest, org.admin, org.public["id"]) + 1
-    _closed_cleanly(node, ws, connection_id)
+    _closed_cleanly(live_node, ws, connection_id)
 
     missed = [rest.post(org.alice, org.public["id"], f"missed {i}")["id"] for i in range(MISSED)]
-    back = node.connect(query={"connection_id": connection_id, "sequence_number": str(next_seq)})
+    back = live_node.connect(
+        query={"connection_id": connection_id, "sequence_number": str(next_seq)}
+    )
     try:
         back.send_json(
             {"seq": 1, "action": "authentication_challenge", "data": {"token": org.bob.token}}
@@ -108,20 +112,20 @@ def test_resume_works_for_a_challenge_authenticated_client(
 
 @pytest.mark.parametrize("case", ["unknown_connection_id", "sequence_far_ahead"])
 def test_unservable_resume_gets_a_fresh_hello_with_a_new_id(
-    node: Node, rest: Rest, org: Org, case: str
+    live_node: Node, rest: Rest, org: Org, case: str
 ) -> None:
-    failures_before = _reconnects(node, "failure")
-    ws = node.connect(org.alice)
+    failures_before = _reconnects(live_node, "failure")
+    ws = live_node.connect(org.alice)
     connection_id = hello_of(ws)["data"]["connection_id"]
     next_seq = sync(ws, rest, org.admin, org.public["id"]) + 1
-    _closed_cleanly(node, ws, connection_id)
+    _closed_cleanly(live_node, ws, connection_id)
     rest.post(org.bob, org.public["id"], "missed")
 
     if case == "unknown_connection_id":
         query = {"connection_id": "a" * 26, "sequence_number": str(next_seq)}
     else:
         query = {"connection_id": connection_id, "sequence_number": str(next_seq + 1000)}
-    back = node.connect(org.alice, query=query)
+    back = live_node.connect(org.alice, query=query)
     try:
         hello = hello_of(back)  # a fresh stream from seq 0, not a close
         new_id = hello["data"]["connection_id"]
@@ -134,36 +138,38 @@ def test_unservable_resume_gets_a_fresh_hello_with_a_new_id(
         assert [post_id_of(e) for e in events if e["event"] == "posted"] == [marker], (
             "a fresh stream must not replay old posts"
         )
-        assert _reconnects(node, "failure") == failures_before + 1
+        assert _reconnects(live_node, "failure") == failures_before + 1
     finally:
         back.close()
 
 
 def test_resume_takes_over_a_socket_the_server_thinks_is_alive(
-    node: Node, rest: Rest, org: Org
+    live_node: Node, rest: Rest, org: Org
 ) -> None:
     """After a silent network failure the client comes back while its old socket is still open
     on the server: the old socket must not get a single event more (§2c+ 3 and 9)."""
-    lossless_before = _reconnects(node, "lossless")
-    old = node.connect(org.carol)
+    lossless_before = _reconnects(live_node, "lossless")
+    old = live_node.connect(org.carol)
     connection_id = hello_of(old)["data"]["connection_id"]
     next_seq = sync(old, rest, org.admin, org.public["id"]) + 1
     frames_before = old.frames_after_open
 
-    new = node.connect(
+    new = live_node.connect(
         org.carol, query={"connection_id": connection_id, "sequence_number": str(next_seq)}
     )
     old_frames: list[dict[str, Any]] = []
     try:
         assert new.request(1, "ping")["data"]["text"] == "pong"
-        posts = [rest.post(org.bob, org.public["id"], f"after takeover {i}")["id"] for i in range(5)]
+        posts = [
+            rest.post(org.bob, org.public["id"], f"after takeover {i}")["id"] for i in range(5)
+        ]
         seen: list[dict[str, Any]] = []
         read_until_post(new, posts[-1], 10, seen)
         events = [m for m in seen if "event" in m]
         assert not [e for e in events if e["event"] == "hello"], events
         assert [e["seq"] for e in events] == list(range(next_seq, next_seq + len(events)))
         assert [post_id_of(e) for e in events if e["event"] == "posted"] == posts
-        assert _reconnects(node, "lossless") == lossless_before + 1
+        assert _reconnects(live_node, "lossless") == lossless_before + 1
 
         # Whatever the old socket still yields: no event frame may be among it.
         try:
@@ -180,15 +186,15 @@ def test_resume_takes_over_a_socket_the_server_thinks_is_alive(
 
 
 def test_resume_then_resume_again_continues_the_same_stream(
-    node: Node, rest: Rest, org: Org
+    live_node: Node, rest: Rest, org: Org
 ) -> None:
-    ws = node.connect(org.bob)
+    ws = live_node.connect(org.bob)
     connection_id = hello_of(ws)["data"]["connection_id"]
     next_seq = sync(ws, rest, org.admin, org.public["id"]) + 1
     for round_ in range(3):
-        _closed_cleanly(node, ws, connection_id)
+        _closed_cleanly(live_node, ws, connection_id)
         missed = [rest.post(org.alice, org.public["id"], f"r{round_} {i}")["id"] for i in range(3)]
-        ws = node.connect(
+        ws = live_node.connect(
             org.bob, query={"connection_id": connection_id, "sequence_number": str(next_seq)}
         )
         marker = rest.post(org.alice, org.public["id"], f"r{round_} marker")["id"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,9 +34,13 @@ BIG = 60_000  # characters in a filler post: fills socket buffers in few request
 
 
 @pytest.fixture(scope="module")
-def node_settings() -> dict[str, str]:
+def live_node_settings() -> dict[str, str]:
     # The stalled client sends nothing either; a long pong timeout keeps read_timeout out of it.
     return {**keepalive_settings(25, 60), "MM_SERVICESETTINGS_MAXPOSTSIZE": str(BIG + 100)}
+
+
+def _reply_to(seq: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda message: message.get("seq_reply") == seq
 
 
 class Reader:
@@ -72,18 +77,18 @@ class Reader:
 
 
 def test_slow_consumer_drops_ephemeral_then_is_closed_and_others_keep_up(
-    node: Node, rest: Rest, org: Org
+    live_node: Node, rest: Rest, org: Org
 ) -> None:
-    dropped_before = node.metric("hubbub_websocket_dropped_events_total", event="typing")
-    closes_before = node.disconnects("slow_consumer")
+    dropped_before = live_node.metric("hubbub_websocket_dropped_events_total", event="typing")
+    closes_before = live_node.disconnects("slow_consumer")
 
-    slow = node.connect(org.alice, rcvbuf=4096)
+    slow = live_node.connect(org.alice, rcvbuf=4096)
     slow_id = hello_of(slow)["data"]["connection_id"]
     # From here on the slow client never reads again (until the end, to see how it was closed).
-    fast = node.connect(org.carol)
+    fast = live_node.connect(org.carol)
     hello_of(fast)
     reader = Reader(fast)
-    typer = node.connect(org.bob)
+    typer = live_node.connect(org.bob)
     hello_of(typer)
     started: dict[str, float] = {}
 
@@ -97,27 +102,30 @@ def test_slow_consumer_drops_ephemeral_then_is_closed_and_others_keep_up(
         typing = {"channel_id": org.public["id"], "parent_id": ""}
         sent = 0
         deadline = time.monotonic() + 40
-        while node.metric("hubbub_websocket_dropped_events_total", event="typing") <= dropped_before:
+        while (
+            live_node.metric("hubbub_websocket_dropped_events_total", event="typing")
+            <= dropped_before
+        ):
             assert time.monotonic() < deadline, f"no typing event dropped after {sent} sent"
-            assert node.close_line(slow_id) is None, "closed before any ephemeral drop"
+            assert live_node.close_line(slow_id) is None, "closed before any ephemeral drop"
             post(f"big {len(started)} " + "x" * BIG)
             for _ in range(20):
                 sent += 1
                 typer.send_json({"seq": sent, "action": "user_typing", "data": typing})
-            typer.wait_event(lambda m, n=sent: m.get("seq_reply") == n, 10, "typing replies")
-        assert node.close_line(slow_id) is None, "closed for ephemeral events alone"
-        assert node.disconnects("slow_consumer") == closes_before
+            typer.wait_event(_reply_to(sent), 10, "typing replies")
+        assert live_node.close_line(slow_id) is None, "closed for ephemeral events alone"
+        assert live_node.disconnects("slow_consumer") == closes_before
         wait_until(lambda: reader.typing >= sent, 10, "the fast client to get every typing event")
 
         # Phase 2: durable events overflow the slow queue: closed as a slow consumer.
         deadline = time.monotonic() + 40
-        while node.close_line(slow_id) is None:
+        while live_node.close_line(slow_id) is None:
             assert time.monotonic() < deadline, f"still open after {len(started)} posts"
             post(f"flood {len(started)}")
-        line = node.wait_close_line(slow_id)
+        line = live_node.wait_close_line(slow_id)
         assert line["reason"] == "slow_consumer", line
         assert line["close_code"] == 1013, line
-        assert node.disconnects("slow_consumer") == closes_before + 1
+        assert live_node.disconnects("slow_consumer") == closes_before + 1
 
         # The fast client got every post, each within PROMPT of the request that made it.
         last = list(started)[-1]
@@ -142,7 +150,7 @@ def test_slow_consumer_drops_ephemeral_then_is_closed_and_others_keep_up(
         assert seqs == list(range(1, len(seqs) + 1)), "gap before the close"
 
         # 1013 means "come back": resuming from the last frame read yields every post missed.
-        back = node.connect(
+        back = live_node.connect(
             org.alice, query={"connection_id": slow_id, "sequence_number": str(seqs[-1] + 1)}
         )
         marker = rest.post(org.admin, org.public["id"], "after the slow close")["id"]

@@ -56,7 +56,9 @@ http {{
 
 
 def nginx_bin() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else "")
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else ""
+    )
     if not found:
         raise RuntimeError(
             "nginx not found: install the Debian package 'nginx' "

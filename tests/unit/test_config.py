@@ -300,7 +300,7 @@ def test_unreadable_files_are_config_errors(tmp_path: Path) -> None:
 def test_settings_are_frozen() -> None:
     s = Settings()
     with pytest.raises(ValueError):
-        s.ServiceSettings.SiteURL = "x"  # type: ignore[misc]
+        s.ServiceSettings.SiteURL = "x"
 
 
 def test_config_hash_ignores_cluster_settings_only() -> None:

@@ -55,6 +55,13 @@ async def read_json(request: Request, name: str = "body") -> Any:
     raw = await request.body()
     if not raw.strip():
         return None
+    if b"\\u0000" in raw:
+        # PostgreSQL cannot store NUL characters in text; refuse them for every database alike.
+        raise AppError(
+            "api.context.invalid_body_param.app_error",
+            f"Invalid {name} in request body: NUL characters are not allowed.",
+            400,
+        )
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -27,9 +27,11 @@ _REPEATED_SLASHES = re.compile(r"/{2,}")
 
 
 class _TooLarge(AppError):
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, upload: bool = False) -> None:
         super().__init__(
-            "api.context.request_body_too_large.app_error",
+            "api.file.upload_file.too_large_detailed.app_error"
+            if upload
+            else "api.context.request_body_too_large.app_error",
             f"The request body is larger than the limit of {limit} bytes.",
             413,
         )
@@ -74,10 +76,22 @@ class APIMiddleware:
             return
 
         path: str = scope["path"]
-        limit = self.max_upload if path.startswith(UPLOAD_PATHS) else self.max_body
+        upload = path.startswith(UPLOAD_PATHS)
+        limit = self.max_upload if upload else self.max_body
+        if "\x00" in path or b"%00" in scope.get("query_string", b""):
+            await self._send_error(
+                send,
+                request_id,
+                AppError(
+                    "api.context.invalid_url_param.app_error",
+                    "NUL characters are not allowed in URLs.",
+                    400,
+                ),
+            )
+            return
         declared = conn.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._send_error(send, request_id, _TooLarge(limit))
+            await self._send_error(send, request_id, _TooLarge(limit, upload))
             return
 
         started = False
@@ -89,7 +103,7 @@ class APIMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _TooLarge(limit)
+                    raise _TooLarge(limit, upload)
             return message
 
         async def send_with_headers(message: Message) -> None:

@@ -37,7 +37,6 @@ from hubbub.version import etag
 
 T = TypeVar("T")
 LIMIT_DEFAULT = 60
-MAX_PAGE = 1_000_000  # keeps page * per_page far inside a 64-bit OFFSET
 MAX_MS = 2**62  # larger timestamps would overflow PostgreSQL's bigint
 
 
@@ -99,12 +98,12 @@ class PostRoutes:
             raise bad_body("file_ids")
         new = NewPost(
             channel_id=channel_id,
-            message=_text(data, "message"),
+            message=field(data, "message", str, ""),
             root_id=root_id,
             file_ids=tuple(file_ids),
             props=_props(data),
-            pending_post_id=_text(data, "pending_post_id"),
-            type=_text(data, "type"),
+            pending_post_id=field(data, "pending_post_id", str, ""),
+            type=field(data, "type", str, ""),
         )
         # Like Mattermost: on unless explicitly false; an unparsable value still means on.
         set_online = request.query_params.get("set_online", "").lower() not in {"false", "f", "0"}
@@ -149,7 +148,7 @@ class PostRoutes:
             raise bad_param("id")
         # A full update: omitted fields are blank, as in Mattermost. File ids cannot change.
         changes = PostChanges(
-            message=_text(data, "message"),
+            message=field(data, "message", str, ""),
             props=_props(data),
             is_pinned=field(data, "is_pinned", bool, False),
         )
@@ -160,9 +159,8 @@ class PostRoutes:
         post_id = path_id(request, "post_id")
         data = await read_object(request, "post")
         props = data.get("props")
-        message = _optional(data, "message", str)
         changes = PostChanges(
-            message=None if message is None else message.replace("\x00", ""),
+            message=_optional(data, "message", str),
             props=None if props is None else check_props(props),
             is_pinned=_optional(data, "is_pinned", bool),
         )
@@ -205,7 +203,7 @@ class PostRoutes:
         channel_id = path_id(request, "channel_id")
         page, per_page = paging(request)
         q = HistoryQuery(
-            page=min(page, MAX_PAGE),
+            page=page,
             per_page=per_page,
             since=_timestamp(query_int(request, "since", 0)),
             before=_cursor(request, "before"),
@@ -287,11 +285,6 @@ def _optional(data: Mapping[str, Any], key: str, kind: type[T]) -> T | None:
 
 def _timestamp(value: int) -> int:
     return max(0, min(value, MAX_MS))
-
-
-def _text(data: Mapping[str, Any], key: str) -> str:
-    """A string field without NUL characters, which PostgreSQL cannot store in text."""
-    return field(data, key, str, "").replace("\x00", "")
 
 
 def _props(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -126,6 +126,10 @@ class UserRoutes:
     async def by_ids(self, request: Request) -> Response:
         require_session(request)
         ids: list[str] = await read_list(request, "user_ids")
+        if not ids:
+            raise AppError(
+                "api.context.invalid_body_param.app_error", "Invalid or missing user_ids.", 400
+            )
         return JSONResponse(await self.users.get_many(ids, since=query_int(request, "since")))
 
     async def by_usernames(self, request: Request) -> Response:
