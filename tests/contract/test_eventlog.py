@@ -46,10 +46,21 @@ class RedisNodes:
         return log
 
     async def close(self) -> None:
-        for log in self.logs:
-            await log.stop()
-        for client in self.clients:
-            await client.aclose()
+        import sys
+        async def inner():
+            for log in self.logs:
+                print("stopping", log, file=sys.stderr)
+                await log.stop()
+            for client in self.clients:
+                print("closing", client, file=sys.stderr)
+                await client.aclose()
+        t = asyncio.ensure_future(inner())
+        done, _ = await asyncio.wait({t}, timeout=10)
+        if not done:
+            print("HANG in close", file=sys.stderr)
+            for task in asyncio.all_tasks():
+                task.print_stack(file=sys.stderr)
+            raise RuntimeError("hang")
 
 
 @pytest.fixture

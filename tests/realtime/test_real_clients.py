@@ -28,12 +28,19 @@ import pytest
 from mattermostdriver import Driver
 from mattermostdriver.websocket import Websocket
 
-from tests.realtime.conftest import Account, Node, Org, Rest, wait_until
+from tests.realtime.conftest import Account, Node, Org, Rest, keepalive_settings, wait_until
 from tests.support.tcpproxy import TCPProxy
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_DIR = Path(__file__).resolve().parent / "node"
 MMPY_PYTHON = REPO / ".venv" / "mmpy-bot" / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def live_node_settings() -> dict[str, str]:
+    # Pings every second as elsewhere, but a frozen connection must be taken over by the
+    # client's resume, not closed first by the pong timeout.
+    return keepalive_settings(1, 10)
 
 
 # (a) mattermostdriver
@@ -358,3 +365,51 @@ def test_mattermost_client_pings_and_resumes_after_a_cut(
 
 def _posted(client: NodeClient) -> list[str]:
     return [e["post_id"] for e in client.events() if e["event"] == "posted"]
+
+
+def test_mattermost_client_takes_over_after_a_silent_network_failure(
+    live_node: Node, rest: Rest, org: Org, proxy: TCPProxy
+) -> None:
+    """The network path dies silently: the client's ping goes unanswered, it closes with 4000
+    and reconnects while the server still holds its old socket open (§2c+ points 3, 4, 9)."""
+    reported_before = live_node.metric("hubbub_websocket_client_close_codes_total", code="4000")
+    client = NodeClient(
+        f"ws://127.0.0.1:{proxy.port}/api/v4/websocket",
+        org.carol.token,
+        PING_MS="1000",
+        RETRY_MS="300",
+        JITTER_MS="100",
+    )
+    try:
+        client.wait(lambda: len(client.of("pong")) >= 2, 10, "two answered client pings")
+        hello = next(e for e in client.events() if e["event"] == "hello")
+        live = rest.post(org.bob, org.public["id"], "before the freeze")["id"]
+        client.wait(lambda: live in _posted(client), 10, "the live post")
+
+        assert proxy.freeze() == 1
+        missed = [
+            rest.post(org.bob, org.public["id"], f"into the void {i}")["id"] for i in range(3)
+        ]
+        client.wait(
+            lambda: any(c["code"] == "4000" for c in client.of("close")),
+            10,
+            "the client to give up on its unanswered ping (close 4000)",
+        )
+        client.wait(lambda: bool(client.of("reconnect")), 10, "the client to reconnect")
+        marker = rest.post(org.bob, org.public["id"], "after the takeover")["id"]
+        client.wait(lambda: marker in _posted(client), 10, "the events after the reconnect")
+
+        events = client.events()
+        assert [e["seq"] for e in events] == list(range(len(events))), events
+        assert [e["event"] for e in events].count("hello") == 1, "a new stream instead of a resume"
+        assert _posted(client) == [live, *missed, marker]
+        assert not client.of("missed"), "the missed-message listener fired"
+        # The server took the old socket over instead of waiting for it to time out.
+        line = live_node.wait_close_line(hello["connection_id"])
+        assert line["reason"] == "replaced", line
+        assert (
+            live_node.metric("hubbub_websocket_client_close_codes_total", code="4000")
+            > reported_before
+        ), "the client's disconnect_err_code 4000 was not counted"
+    finally:
+        client.stop()

@@ -2,8 +2,11 @@
 
 It stands for the network between a client and the server. `cut()` resets both sides of every
 live connection (neither peer gets a websocket close frame, as when a phone loses its network)
-and refuses new connections until `restore()`. It runs its own event loop in a daemon thread so
-that synchronous tests and subprocess clients can use it alike.
+and refuses new connections until `restore()`. `freeze()` is the silent kind of failure: the
+live connections stay open but carry nothing more in either direction, while new connections
+work normally (a client that notices reconnects while the server still thinks it is there).
+It runs its own event loop in a daemon thread so that synchronous tests and subprocess clients
+can use it alike.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class TCPProxy:
         self.refused = 0  # connections reset while cut
         self._refusing = False
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._frozen: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -45,6 +49,11 @@ class TCPProxy:
 
     def restore(self) -> None:
         self._refusing = False
+
+    def freeze(self) -> int:
+        """Black-holes every live connection (data in both directions is dropped, nothing is
+        closed); returns how many. New connections are not affected."""
+        return self._call(self._freeze)
 
     @property
     def live(self) -> int:
@@ -86,6 +95,10 @@ class TCPProxy:
             _reset(upstream)
         return len(pairs)
 
+    async def _freeze(self) -> int:
+        self._frozen |= self._pairs
+        return len(self._pairs)
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._refusing:
             self.refused += 1
@@ -99,10 +112,14 @@ class TCPProxy:
         self.accepted += 1
         pair = (writer, up_writer)
         self._pairs.add(pair)
+        frozen = self._frozen.__contains__
         await asyncio.gather(
-            _pump(reader, up_writer), _pump(up_reader, writer), return_exceptions=True
+            _pump(reader, up_writer, lambda: frozen(pair)),
+            _pump(up_reader, writer, lambda: frozen(pair)),
+            return_exceptions=True,
         )
         self._pairs.discard(pair)
+        self._frozen.discard(pair)
         for w in pair:
             with contextlib.suppress(Exception):
                 w.close()
@@ -112,9 +129,13 @@ async def _ready(value: T) -> T:
     return value
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pump(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, frozen: Callable[[], bool]
+) -> None:
     try:
         while data := await reader.read(65536):
+            if frozen():
+                continue  # swallowed by a dead network path
             writer.write(data)
             await writer.drain()
     finally:

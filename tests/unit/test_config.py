@@ -52,7 +52,6 @@ MATTERMOST_DEFAULTS: dict[str, dict[str, Any]] = {
         "EnableFileAttachments": True,
         "MaxFileSize": 104857600,
         "DriverName": "local",
-        "Directory": "./data/",
         "AmazonS3AccessKeyId": "",
         "AmazonS3SecretAccessKey": "",
         "AmazonS3Bucket": "",
@@ -61,7 +60,7 @@ MATTERMOST_DEFAULTS: dict[str, dict[str, Any]] = {
         "AmazonS3Endpoint": "s3.amazonaws.com",
         "AmazonS3SSL": True,
     },
-    "LogSettings": {"EnableConsole": True, "ConsoleLevel": "DEBUG", "ConsoleJson": True},
+    "LogSettings": {"EnableConsole": True, "ConsoleJson": True},
     "MetricsSettings": {"Enable": False, "ListenAddress": ":8067"},
     "RateLimitSettings": {"Enable": False, "PerSec": 10, "MaxBurst": 100},
 }
@@ -70,6 +69,10 @@ MATTERMOST_DEFAULTS: dict[str, dict[str, Any]] = {
 DELIBERATE_DIFFERENCES: dict[str, Any] = {
     "SqlSettings.DriverName": "sqlite",  # Mattermost: "postgres"
     "SqlSettings.DataSource": "./data/hubbub.db",  # Mattermost: a postgres:// URL
+    # DESIGN §1: the single node keeps files in ./data/files beside ./data/hubbub.db.
+    "FileSettings.Directory": "./data/files/",  # Mattermost: "./data/"
+    # DEBUG would log every websocket frame (uvicorn hands its logger to the protocol).
+    "LogSettings.ConsoleLevel": "INFO",  # Mattermost: "DEBUG"
 }
 
 # Settings Mattermost does not have at all.

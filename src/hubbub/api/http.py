@@ -55,21 +55,32 @@ async def read_json(request: Request, name: str = "body") -> Any:
     raw = await request.body()
     if not raw.strip():
         return None
-    if b"\\u0000" in raw:
-        # PostgreSQL cannot store NUL characters in text; refuse them for every database alike.
-        raise AppError(
-            "api.context.invalid_body_param.app_error",
-            f"Invalid {name} in request body: NUL characters are not allowed.",
-            400,
-        )
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise AppError(
             "api.context.invalid_body_param.app_error",
             f"Invalid or missing {name} in request body: not valid JSON.",
             400,
         ) from None
+    if b"\\u0000" in raw and _has_nul(data):
+        # PostgreSQL cannot store NUL characters in text; refuse them for every database alike.
+        raise AppError(
+            "api.context.invalid_body_param.app_error",
+            f"Invalid {name} in request body: NUL characters are not allowed.",
+            400,
+        )
+    return data
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 async def read_object(request: Request, name: str) -> dict[str, Any]:

@@ -126,8 +126,8 @@ class APIMiddleware:
             if not started:
                 await self._send_error(send, request_id, exc)
         except Exception as exc:
-            log.exception("unhandled error on %s %s", scope["method"], path)
-            if not started:
+            if not started:  # otherwise the exception handler already answered and logged it
+                log.exception("unhandled error on %s %s", scope["method"], path)
                 await self._send_error(
                     send,
                     request_id,

@@ -81,7 +81,7 @@ class CacheConfig(_Section):
     CacheType: Literal["lru", "redis"] = "lru"
     RedisAddress: str = ""
     RedisPassword: str = ""
-    RedisDB: int = Field(default=0, ge=0)
+    RedisDB: int = Field(default=-1, ge=-1)  # -1: the server default (0)
 
 
 class FileConfig(_Section):
