@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -45,6 +44,40 @@ class _Lifespan:
                 return
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn whose first SIGTERM/SIGINT drains the node before the usual shutdown.
+
+    Drain: the health check answers non-200 and websockets are closed with 1012 at once; the node
+    keeps answering HTTP for a short deregistration delay so the load balancer sees the failing
+    health check, then uvicorn finishes in-flight requests within the graceful timeout. A second
+    signal exits the ordinary way.
+    """
+
+    def __init__(self, config: uvicorn.Config, node: Hubbub) -> None:
+        super().__init__(config)
+        self.node = node
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._drain_task: asyncio.Task[None] | None = None
+        timeout = node.settings.ServiceSettings.GracefulShutdownTimeoutSeconds
+        self.deregistration_delay = min(2.0, timeout / 2)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._drain_task is not None or self.loop is None:
+            super().handle_exit(sig, frame)
+            return
+        self.loop.call_soon_threadsafe(self._start_drain)
+
+    def _start_drain(self) -> None:
+        if self._drain_task is None:
+            self._drain_task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        log.info("draining: not ready, closing websockets with 1012")
+        await self.node.drain()
+        await asyncio.sleep(self.deregistration_delay)
+        self.should_exit = True
+
+
 def serve(config: LoadedConfig) -> int:
     settings = config.settings
     setup_logging(settings.LogSettings)
@@ -67,24 +100,10 @@ def serve(config: LoadedConfig) -> int:
         timeout_graceful_shutdown=settings.ServiceSettings.GracefulShutdownTimeoutSeconds,
         server_header=False,
     )
-    server = uvicorn.Server(uv_config)
+    server = DrainingServer(uv_config, node)
 
     async def run() -> None:
-        loop = asyncio.get_running_loop()
-        drain_tasks: set[asyncio.Task[None]] = set()
-
-        def drain() -> None:
-            # Report not-ready and close websockets with 1012 (clients resume elsewhere at
-            # once), then let uvicorn finish in-flight requests within the graceful timeout.
-            async def run_drain() -> None:
-                await node.drain()
-                server.should_exit = True
-
-            drain_tasks.add(loop.create_task(run_drain()))
-
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signal.SIGTERM, drain)
-            loop.add_signal_handler(signal.SIGINT, drain)
+        server.loop = asyncio.get_running_loop()
         log.info("hubbub listening", extra={"address": f"{host}:{port}"})
         await server.serve()
 

@@ -47,20 +47,19 @@ class RedisNodes:
 
     async def close(self) -> None:
         import sys
-        async def inner():
-            for log in self.logs:
-                print("stopping", log, file=sys.stderr)
-                await log.stop()
-            for client in self.clients:
-                print("closing", client, file=sys.stderr)
-                await client.aclose()
-        t = asyncio.ensure_future(inner())
-        done, _ = await asyncio.wait({t}, timeout=10)
-        if not done:
+        def dump():
             print("HANG in close", file=sys.stderr)
             for task in asyncio.all_tasks():
+                print(task, file=sys.stderr)
                 task.print_stack(file=sys.stderr)
-            raise RuntimeError("hang")
+        h = asyncio.get_running_loop().call_later(10, dump)
+        for log in self.logs:
+            print("stopping", log.node_id, file=sys.stderr)
+            await log.stop()
+        for client in self.clients:
+            print("closing", client, file=sys.stderr)
+            await client.aclose()
+        h.cancel()
 
 
 @pytest.fixture

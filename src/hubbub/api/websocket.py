@@ -220,7 +220,7 @@ class WebSocketEndpoint:
         if action == "user_typing":
             channel_id = data.get("channel_id")
             parent_id = data.get("parent_id") or ""
-            if not is_valid_id(channel_id) or not isinstance(parent_id, str):
+            if not is_valid_id(channel_id) or not (parent_id == "" or is_valid_id(parent_id)):
                 raise AppError(
                     "api.websocket_handler.invalid_param.app_error",
                     "Invalid channel_id parameter.",
