@@ -278,3 +278,48 @@ statuses = Table(
     _ms("dnd_end_time"),
     _str("prev_status", 32),
 )
+
+# Cluster (migration 0002).
+
+cluster_discovery = Table(
+    "cluster_discovery",
+    metadata,
+    _id(primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("cluster_name", String(64), nullable=False),
+    Column("hostname", String(512), nullable=False),
+    Column("port", Integer, nullable=False),
+    _ms("create_at"),
+    _ms("last_ping_at"),
+    # hubbub additions, shown by /api/v4/cluster/status
+    _str("version", 64),
+    _str("schema_version", 64),
+    _str("config_hash", 64),
+    Column("props", JSON, nullable=False),
+    UniqueConstraint("cluster_name", "hostname", "port", name="uq_cluster_discovery_node"),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("token", BigInteger, nullable=False),  # fencing token: grows with every new holder
+    _ms("expires_at"),
+)
+
+# Events committed with their change, published by the writing node right after commit and
+# republished by any node's sweeper if that node died first (DESIGN §4 invariant 1).
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", String(ID), primary_key=True),  # the event id: publishing is idempotent by it
+    _ms("create_at"),
+    Column("channel_id", String(ID), nullable=False, server_default=text("''")),
+    _ms("channel_seq"),
+    Column("recipients", JSON, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("meta", JSON, nullable=False),
+    _ms("published_at"),
+    Index("ix_outbox_pending", "published_at", "create_at"),
+)
