@@ -26,6 +26,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("latency max ms", "latency_ms.max", "{:.1f}"),
     ("deliveries/s", "deliveries_per_s", "{:,.0f}"),
     ("server CPU % (burst)", "server_cpu_percent", "{:.0f}"),
+    ("  of which in kernel", "server_cpu_system_share", "{:.0%}"),
     ("client CPU % (burst)", "client_cpu_percent", "{:.0f}"),
     ("other processes CPU %", "other_cpu_percent", "{:.0f}"),
     ("RSS MiB idle → N conns", "rss_mib", "{}"),

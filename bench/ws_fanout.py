@@ -63,10 +63,15 @@ def busy_cpu_seconds() -> float:
     return (sum(values[:8]) - values[3] - values[4]) / CLK_TCK  # minus idle and iowait
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of all threads of `pid` (fields 14 and 15 of its stat)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def cpu_seconds(pid: int) -> float:
+    return sum(cpu_times(pid))
 
 
 async def wait_quiet(pid: int, timeout: float, below: float = 0.03, window: float = 0.5) -> float:
@@ -248,6 +253,7 @@ async def measure(
         others_waited = await wait_quiet_machine([pid, *client_pids], args.wait_machine)
         load_before = os.getloadavg()[0]
         sys0, me0 = busy_cpu_seconds(), cpu_seconds(os.getpid())
+        sys_cpu0 = cpu_times(pid)[1]
         cpu0, ccpu0, wall0 = cpu_seconds(pid), sum(map(cpu_seconds, client_pids)), time.monotonic()
         with profiler(args.py_spy if name == "hubbub" else None, pid, args.py_spy_gil):
             burst = await open_loop(post, m, args.rate, args.drain_timeout)
@@ -266,6 +272,7 @@ async def measure(
                 time.monotonic(),
             )
             sys1, me1 = busy_cpu_seconds(), cpu_seconds(os.getpid())
+            sys_cpu1 = cpu_times(pid)[1]
         lat, idx = load_receipts(clients)
     finally:
         for c in clients:
@@ -311,6 +318,9 @@ async def measure(
         "burst_seconds": round(span, 3),
         "deliveries_per_s": deliveries / span,
         "server_cpu_seconds": round(server_cpu, 3),
+        "server_cpu_system_share": round((sys_cpu1 - sys_cpu0) / server_cpu, 3)
+        if server_cpu
+        else None,
         "server_cpu_us_per_delivery": 1e6 * server_cpu / deliveries if deliveries else None,
         "server_cpu_percent": round(100 * server_cpu / (wall1 - wall0), 1),
         "client_cpu_percent": round(100 * (ccpu1 - ccpu0) / (wall1 - wall0), 1),

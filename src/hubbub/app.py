@@ -24,8 +24,7 @@ from hubbub.api.system import SystemRoutes
 from hubbub.api.teams import TeamRoutes
 from hubbub.api.users import UserRoutes
 from hubbub.api.websocket import WebSocketEndpoint
-from hubbub.cluster.connections import MemoryConnectionRegistry
-from hubbub.cluster.eventlog import MemoryEventLog
+from hubbub.cluster.backends import build_backends
 from hubbub.config import LoadedConfig
 from hubbub.config.settings import Settings, split_address
 from hubbub.files import make_backend
@@ -64,9 +63,13 @@ class Hubbub:
 
         self.metrics = Metrics()
         self.node_name = node_name(settings)
-        self.eventlog = MemoryEventLog()
-        self.registry = MemoryConnectionRegistry()
-        self.events = RealtimePublisher(self.db, self.eventlog, self.registry, self.metrics)
+        self.backends = build_backends(settings, self.db, self.node_name)
+        self.eventlog = self.backends.eventlog
+        self.registry = self.backends.registry
+        self.bus = self.backends.bus
+        self.events = RealtimePublisher(
+            self.db, self.eventlog, self.registry, self.metrics, outbox=self.backends.outbox
+        )
 
         self.users = UsersService(self.db, settings)
         self.auth = AuthService(self.db, settings, self.users)
@@ -95,10 +98,43 @@ class Hubbub:
             server_version=version_id(config.hash),
             is_draining=lambda: self.draining,
         )
-        self.auth.revocation_listeners.append(self.websocket.close_revoked)
+        self._wire_bus()
         self._metrics_server: Any = None
 
         self.asgi: ASGIApp = self._build_asgi()
+
+    def _wire_bus(self) -> None:
+        """Revocations and cache invalidations go through the bus, so every node follows."""
+
+        async def publish_revoke(tokens: set[str]) -> None:
+            await self.bus.publish("revoke", tokens=sorted(tokens))
+
+        async def publish_invalidate(user_id: str) -> None:
+            await self.bus.publish("invalidate_user", user_id=user_id)
+
+        async def on_revoke(message: dict[str, Any]) -> None:
+            tokens = set(message.get("tokens", []))
+            for token in tokens:
+                self.auth.cache.drop_token(token)
+            await self.websocket.close_revoked(tokens)
+
+        async def on_invalidate(message: dict[str, Any]) -> None:
+            self.auth.cache.drop_user(str(message.get("user_id", "")))
+
+        async def on_takeover(message: dict[str, Any]) -> None:
+            await self.hub.take_over_local(
+                str(message.get("connection_id", "")), str(message.get("instance", ""))
+            )
+
+        self.auth.revocation_listeners.append(publish_revoke)
+        self.auth.invalidation_listeners.append(publish_invalidate)
+        self.bus.on("revoke", on_revoke)
+        self.bus.on("invalidate_user", on_invalidate)
+        self.bus.on("takeover", on_takeover)
+        self.hub.bus = self.bus
+        on_reset = getattr(self.eventlog, "on_reset", None)
+        if on_reset is not None:
+            on_reset(self.hub.reset_all)
 
     def _api_routes(self) -> list[BaseRoute]:
         s = self.settings
@@ -134,6 +170,7 @@ class Hubbub:
 
     async def start(self) -> None:
         revision = await migrate(self.db)
+        await self.backends.start()
         log.info("database ready", extra={"schema_version": revision})
         for name in self.config.ignored:
             log.info("config setting not implemented by hubbub, ignored", extra={"setting": name})
@@ -155,6 +192,7 @@ class Hubbub:
             await self.hub.close_all(CloseReason.SERVER_DRAIN)
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
+        await self.backends.stop()
         await self.db.close()
 
 

@@ -163,7 +163,7 @@ class UserRoutes:
         self._self_or_admin(request, user_id)
         patch = await read_object(request, "user")
         user = await self.users.patch(user_id, patch)
-        self.auth.invalidate_user(user_id)
+        await self.auth.invalidate_user_everywhere(user_id)
         return JSONResponse(user)
 
     async def update_user(self, request: Request) -> Response:
@@ -179,7 +179,7 @@ class UserRoutes:
         user_id = user_id_param(request)
         data = await read_object(request, "roles")
         await self.users.set_roles(user_id, field(data, "roles", str))
-        self.auth.invalidate_user(user_id)
+        await self.auth.invalidate_user_everywhere(user_id)
         return ok()
 
     async def update_active(self, request: Request) -> Response:

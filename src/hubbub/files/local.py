@@ -6,7 +6,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from hubbub.files.base import FileBackend
+from hubbub.files.base import FileBackend, FileNotFoundInStore, check_path
 
 
 class LocalFileBackend(FileBackend):
@@ -14,7 +14,8 @@ class LocalFileBackend(FileBackend):
         self.root = Path(directory).expanduser().resolve()
 
     def _path(self, path: str) -> Path:
-        full = (self.root / path).resolve()
+        full = (self.root / check_path(path)).resolve()
+        # Also catches a symlink inside the store that points out of it.
         if self.root not in full.parents:
             raise ValueError(f"path escapes the file store: {path!r}")
         return full
@@ -31,7 +32,11 @@ class LocalFileBackend(FileBackend):
         await asyncio.to_thread(_write)
 
     async def read(self, path: str) -> bytes:
-        return await asyncio.to_thread(self._path(path).read_bytes)
+        target = self._path(path)
+        try:
+            return await asyncio.to_thread(target.read_bytes)
+        except FileNotFoundError:
+            raise FileNotFoundInStore(path) from None
 
     async def exists(self, path: str) -> bool:
         return await asyncio.to_thread(self._path(path).exists)

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from hubbub.cluster.bus import ClusterBus
 from hubbub.cluster.connections import Checkpoint, ConnectionRecord, ConnectionRegistry
 from hubbub.cluster.eventlog import EventLog, LogEntry
 from hubbub.ids import is_valid_id, new_id
@@ -45,6 +46,7 @@ class Hub:
         self._by_id: dict[str, WebConn] = {}
         self._last_payload: bytes | None = None
         self._last_text = ""
+        self.bus: ClusterBus | None = None  # set in a cluster: takeovers of remote connections
         eventlog.subscribe(self.deliver)
 
     # Live delivery
@@ -104,7 +106,7 @@ class Hub:
             if requested_id:
                 self.metrics.reconnects.labels("failure").inc()
             return await self._attach_fresh(conn, failed=bool(requested_id))
-        await self._take_over(record.connection_id)
+        await self._take_over(record.connection_id, conn.instance_id)
         result = await self._attach_resume(conn, record, sequence_number)
         if result is None:
             await self.registry.forget(record.connection_id)
@@ -114,13 +116,28 @@ class Hub:
         self.metrics.replayed.inc(result.replayed)
         return result
 
-    async def _take_over(self, connection_id: str) -> None:
+    async def _take_over(self, connection_id: str, new_instance: str) -> None:
+        if self._by_id.get(connection_id) is not None:
+            await self.take_over_local(connection_id)
+        elif self.bus is not None:
+            # The old socket may live on another node: tell every node to silence it.
+            await self.bus.publish("takeover", connection_id=connection_id, instance=new_instance)
+
+    async def take_over_local(self, connection_id: str, keep_instance: str = "") -> None:
         old = self._by_id.get(connection_id)
-        if old is not None:
-            # Not one more frame on the old socket: stop its writer before anything else.
-            old.silence()
-            self.remove(old)
-            await old.close(CloseReason.REPLACED)
+        if old is None or old.instance_id == keep_instance:
+            return
+        # Not one more frame on the old socket: stop its writer before anything else.
+        old.silence()
+        self.remove(old)
+        await old.close(CloseReason.REPLACED)
+
+    async def reset_all(self, reason: str) -> None:
+        """Live delivery lost continuity (the bus missed messages or Redis lost its data): close
+        every connection with a resumable code; each resumes exactly from the log or gets a new
+        connection id and refetches."""
+        log.warning("closing all websockets to resync", extra={"cause": reason})
+        await self.close_all(CloseReason.RESYNC)
 
     async def _attach_fresh(self, conn: WebConn, failed: bool) -> AttachResult:
         conn.connection_id = new_id()

@@ -175,6 +175,7 @@ class CloseReason(enum.Enum):
     PROXY_IDLE_SUSPECTED = "proxy_idle_suspected"
     REPLACED = "replaced"  # a resumed connection took this one over
     SESSION_REVOKED = "session_revoked"
+    RESYNC = "resync"  # the node lost continuity of live delivery; the client resumes
 
     @property
     def expected(self) -> bool:
@@ -186,6 +187,7 @@ class CloseReason(enum.Enum):
             CloseReason.READ_TIMEOUT,
             CloseReason.PROXY_IDLE_SUSPECTED,
             CloseReason.SESSION_REVOKED,
+            CloseReason.RESYNC,
         }
 
 

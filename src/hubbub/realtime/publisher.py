@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hubbub.cluster.connections import ConnectionRegistry
 from hubbub.cluster.eventlog import EventLog, EventMeta
 from hubbub.cluster.events import Event, RecordingPublisher
+from hubbub.cluster.outbox import Outbox
 from hubbub.observability.metrics import Metrics
 from hubbub.realtime.protocol import encode_event_body
 from hubbub.store.db import Database, after_commit
@@ -34,12 +35,14 @@ class RealtimePublisher(RecordingPublisher):
         registry: ConnectionRegistry,
         metrics: Metrics,
         record_limit: int = 2000,
+        outbox: Outbox | None = None,
     ) -> None:
         super().__init__(limit=record_limit)
         self.db = db
         self.eventlog = eventlog
         self.registry = registry
         self.metrics = metrics
+        self.outbox = outbox
 
     async def publish(self, event: Event, conn: AsyncConnection | None = None) -> None:
         await super().publish(event, conn)
@@ -61,6 +64,22 @@ class RealtimePublisher(RecordingPublisher):
 
         if conn is None or not conn.in_transaction():
             await append()
+        elif self.outbox is not None and recipients and not event.ephemeral:
+            row = await self.outbox.add(
+                conn,
+                recipients,
+                body,
+                meta,
+                channel_id=event.broadcast.channel_id,
+                channel_seq=int(event.extra.get("event_seq", 0)),
+            )
+            outbox = self.outbox
+
+            async def publish_row() -> None:
+                await outbox.publish(row)
+                self.metrics.delivery_latency.observe(time.monotonic() - published_at)
+
+            after_commit(conn, publish_row)
         else:
             after_commit(conn, append)
 

@@ -20,6 +20,7 @@ from starlette.types import Send
 
 from hubbub.cluster.connections import Checkpoint, ConnectionRegistry
 from hubbub.cluster.eventlog import LogEntry
+from hubbub.ids import new_id
 from hubbub.observability.metrics import Metrics
 from hubbub.realtime.protocol import (
     CLOSE_AUTH_FAILED,
@@ -48,6 +49,7 @@ _CLOSE_CODES = {
     CloseReason.REPLACED: CLOSE_REPLACED,
     CloseReason.SESSION_REVOKED: CLOSE_AUTH_FAILED,
     CloseReason.WRITE_TIMEOUT: CLOSE_TRY_AGAIN,
+    CloseReason.RESYNC: CLOSE_TRY_AGAIN,
 }
 
 # Closes for a peer that stopped reading: they must not wait on the paused transport.
@@ -96,6 +98,7 @@ class WebConn:
         self.server_version = server_version
         self._on_closed = on_closed
         self.state = ConnState.AWAITING_AUTH
+        self.instance_id = new_id()  # this socket, as opposed to the resumable connection id
         self.user_id = ""
         self.session_token = ""
         self.connection_id = ""

@@ -62,12 +62,20 @@ class AuthService:
         self.cache = SessionCache(settings.ServiceSettings.SessionCacheInMinutes * 60)
         # Called with the tokens of revoked sessions (open websockets of them are closed).
         self.revocation_listeners: list[Callable[[set[str]], Awaitable[None]]] = []
+        # Called with a user id whose cached sessions must be dropped (on every node).
+        self.invalidation_listeners: list[Callable[[str], Awaitable[None]]] = []
 
     async def _revoked(self, tokens: set[str]) -> None:
         for token in tokens:
             self.cache.drop_token(token)
         for listener in self.revocation_listeners:
             await listener(tokens)
+
+    async def invalidate_user_everywhere(self, user_id: str) -> None:
+        """Drops the user's cached sessions here and, through the listeners, on other nodes."""
+        self.cache.drop_user(user_id)
+        for listener in self.invalidation_listeners:
+            await listener(user_id)
 
     async def login(
         self, login_id: object, password: object, device_id: str = ""
@@ -263,9 +271,6 @@ class AuthService:
             await conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
         self.cache.drop_user(user_id)
         await self._revoked(tokens)
-
-    def invalidate_user(self, user_id: str) -> None:
-        self.cache.drop_user(user_id)
 
     # Personal access tokens
 

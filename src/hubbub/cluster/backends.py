@@ -1,0 +1,131 @@
+"""Choosing the realtime backends: memory for a single node, Redis for a cluster.
+
+`CacheSettings.CacheType = "redis"` (with `CacheSettings.RedisAddress`) selects the Redis event
+log, connection registry and bus, and turns on the outbox so delivery survives a node dying
+between commit and publish. Everything else in the node is the same in both shapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from hubbub.cluster.bus import ClusterBus, MemoryBus, RedisBus
+from hubbub.cluster.connections import ConnectionRegistry, MemoryConnectionRegistry
+from hubbub.cluster.eventlog import EventLog, MemoryEventLog
+from hubbub.cluster.outbox import Outbox
+from hubbub.config import Settings
+from hubbub.store.db import Database
+
+log = logging.getLogger("hubbub.cluster")
+
+
+def redis_url(address: str, password: str, db: int) -> str:
+    """`host:port` (or a redis:// URL) plus password and database as a redis:// URL."""
+    if address.startswith(("redis://", "rediss://", "unix://")):
+        return address
+    auth = f":{password}@" if password else ""
+    return f"redis://{auth}{address}/{max(db, 0)}"
+
+
+@dataclass
+class RealtimeBackends:
+    eventlog: EventLog
+    registry: ConnectionRegistry
+    bus: ClusterBus
+    outbox: Outbox | None = None
+    redis: Any = None
+    _starter: asyncio.Task[None] | None = field(default=None, repr=False)
+    started: bool = False
+    last_error: str = ""
+
+    @property
+    def uses_redis(self) -> bool:
+        return self.redis is not None
+
+    async def start(self) -> None:
+        """Starts the backends; if Redis is unreachable, keeps retrying in the background
+        (the node reports not-ready meanwhile) instead of refusing to start."""
+        if not self.uses_redis:
+            self.started = True
+            return
+        try:
+            await self._start_once()
+        except Exception as exc:
+            self.last_error = f"cannot reach Redis: {exc}"
+            log.error("realtime backends not ready, retrying", extra={"error": self.last_error})
+            self._starter = asyncio.get_running_loop().create_task(self._retry())
+
+    async def _start_once(self) -> None:
+        await self.eventlog.start()  # type: ignore[attr-defined]
+        await self.registry.start()  # type: ignore[attr-defined]
+        await self.bus.start()
+        if self.outbox is not None:
+            await self.outbox.start()
+        self.started = True
+        self.last_error = ""
+        log.info("realtime backends ready (redis)")
+
+    async def _retry(self) -> None:
+        delay = 0.5
+        while not self.started:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            try:
+                await self.eventlog.stop()  # type: ignore[attr-defined]
+                await self._start_once()
+            except Exception as exc:
+                self.last_error = f"cannot reach Redis: {exc}"
+
+    def problems(self) -> list[str]:
+        """Why this node cannot deliver events right now (empty when healthy)."""
+        if not self.uses_redis:
+            return []
+        if not self.started:
+            return [self.last_error or "realtime backends not started"]
+        status = self.eventlog.bus_status()  # type: ignore[attr-defined]
+        if not status.healthy:
+            return [f"event bus unhealthy: {status.last_error or 'no answer from Redis'}"]
+        return []
+
+    async def stop(self) -> None:
+        if self._starter is not None:
+            self._starter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._starter
+        if not self.uses_redis:
+            return
+        if self.outbox is not None:
+            await self.outbox.stop()
+        await self.bus.stop()
+        backends: tuple[Any, ...] = (self.registry, self.eventlog)
+        for backend in backends:
+            with contextlib.suppress(Exception):
+                await backend.stop()
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
+
+
+def build_backends(settings: Settings, db: Database, node_id: str) -> RealtimeBackends:
+    cache = settings.CacheSettings
+    if cache.CacheType != "redis":
+        return RealtimeBackends(MemoryEventLog(), MemoryConnectionRegistry(), MemoryBus())
+    from hubbub.cluster.redis_connections import RedisConnectionRegistry
+    from hubbub.cluster.redis_eventlog import RedisEventLog, redis_client
+
+    if not cache.RedisAddress:
+        raise ValueError("CacheSettings.RedisAddress is required when CacheType is redis")
+    redis = redis_client(redis_url(cache.RedisAddress, cache.RedisPassword, cache.RedisDB))
+    name = settings.ClusterSettings.ClusterName or "hubbub"
+    prefix = f"hubbub:{name}:"
+    eventlog = RedisEventLog(redis, node_id, prefix=prefix)
+    return RealtimeBackends(
+        eventlog=eventlog,
+        registry=RedisConnectionRegistry(redis, node_id, prefix=prefix),
+        bus=RedisBus(redis, prefix + "bus", node_id),
+        outbox=Outbox(db, eventlog),
+        redis=redis,
+    )
