@@ -28,6 +28,7 @@ from hubbub.cluster.backends import build_backends
 from hubbub.config import LoadedConfig
 from hubbub.config.settings import Settings, split_address
 from hubbub.files import make_backend
+from hubbub.observability.health import HealthMonitor
 from hubbub.observability.metrics import Metrics
 from hubbub.realtime.hub import Hub
 from hubbub.realtime.presence import Presence
@@ -99,6 +100,9 @@ class Hubbub:
             is_draining=lambda: self.draining,
         )
         self._wire_bus()
+        self.health = HealthMonitor()
+        self.health.add_probe("database", self.db.ping)
+        self.health.add_source(self.backends.problems)
         self._metrics_server: Any = None
 
         self.asgi: ASGIApp = self._build_asgi()
@@ -139,7 +143,14 @@ class Hubbub:
     def _api_routes(self) -> list[BaseRoute]:
         s = self.settings
         return [
-            *SystemRoutes(s, self.db, self.files, self.config.hash, lambda: self.draining).routes(),
+            *SystemRoutes(
+                s,
+                self.db,
+                self.files,
+                self.config.hash,
+                lambda: self.draining,
+                self.health.problems,
+            ).routes(),
             *UserRoutes(s, self.users, self.auth).routes(),
             *TeamRoutes(s, self.teams, self.users).routes(),
             *ChannelRoutes(s, self.channels, self.teams, self.users).routes(),
@@ -171,6 +182,7 @@ class Hubbub:
     async def start(self) -> None:
         revision = await migrate(self.db)
         await self.backends.start()
+        await self.health.start()
         log.info("database ready", extra={"schema_version": revision})
         for name in self.config.ignored:
             log.info("config setting not implemented by hubbub, ignored", extra={"setting": name})
@@ -192,6 +204,7 @@ class Hubbub:
             await self.hub.close_all(CloseReason.SERVER_DRAIN)
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
+        await self.health.stop()
         await self.backends.stop()
         await self.db.close()
 

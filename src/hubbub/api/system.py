@@ -24,12 +24,14 @@ class SystemRoutes:
         files: FileBackend,
         config_hash: str,
         is_draining: Callable[[], bool],
+        problems: Callable[[], list[str]] = list,
     ) -> None:
         self.settings = settings
         self.db = db
         self.files = files
         self.config_hash = config_hash
         self.is_draining = is_draining
+        self.problems = problems
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -58,6 +60,12 @@ class SystemRoutes:
                 headers[key] = str(body[key])
             if "UNHEALTHY" in (body["database_status"], body["filestore_status"]):
                 body["status"] = "UNHEALTHY"
+        problems = self.problems()
+        if problems:
+            # The node cannot serve correctly (database or event bus unreachable, file store
+            # not shared, ...): fail the load balancer's health check until it recovers.
+            body["status"] = "UNHEALTHY"
+            body["problems"] = problems
         if self.is_draining():
             body["status"] = "UNHEALTHY"
             body["draining"] = True
