@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Mount, WebSocketRoute
 from starlette.types import ASGIApp
 
 from hubbub.api.channels import ChannelRoutes
+from hubbub.api.cluster import ClusterRoutes
 from hubbub.api.errors import make_handlers
 from hubbub.api.files import FileRoutes
 from hubbub.api.middleware import APIMiddleware
@@ -25,6 +26,9 @@ from hubbub.api.teams import TeamRoutes
 from hubbub.api.users import UserRoutes
 from hubbub.api.websocket import WebSocketEndpoint
 from hubbub.cluster.backends import build_backends
+from hubbub.cluster.discovery import ClusterTiming, Discovery, NodeIdentity
+from hubbub.cluster.leader import Leader, current_holder, run_as_leader
+from hubbub.cluster.topology import SharedStorageCheck
 from hubbub.config import LoadedConfig
 from hubbub.config.settings import Settings, split_address
 from hubbub.files import make_backend
@@ -53,8 +57,10 @@ log = logging.getLogger("hubbub.app")
 class Hubbub:
     """One node: its database, file store, services and HTTP application."""
 
-    def __init__(self, config: LoadedConfig) -> None:
+    def __init__(self, config: LoadedConfig, *, join_cluster: bool = True) -> None:
         self.config = config
+        # False for one-off CLI commands: they must not register as a node or take the lease.
+        self.join_cluster = join_cluster
         settings = config.settings
         self.settings = settings
         self.draining = False
@@ -103,6 +109,7 @@ class Hubbub:
         self.health = HealthMonitor()
         self.health.add_probe("database", self.db.ping)
         self.health.add_source(self.backends.problems)
+        self._build_cluster()
         self._metrics_server: Any = None
 
         self.asgi: ASGIApp = self._build_asgi()
@@ -140,6 +147,47 @@ class Hubbub:
         if on_reset is not None:
             on_reset(self.hub.reset_all)
 
+    def _build_cluster(self) -> None:
+        """Membership, the leader lease and the shared-storage check (docs/cluster.md)."""
+        s = self.settings
+        timing = ClusterTiming.from_env()
+        member = s.ClusterSettings.Enable and self.join_cluster
+        self.discovery = Discovery(
+            self.db,
+            NodeIdentity.from_settings(s, self.node_name),
+            enabled=member,
+            timing=timing,
+            websocket_connections=lambda: self.hub.count(),
+        )
+        # The lease runs on a single node too: leader work is fenced the same way everywhere.
+        self.leader = Leader(
+            self.db,
+            self.discovery.node_id,
+            lease_seconds=timing.lease,
+            renew_seconds=timing.heartbeat,
+        )
+        self.topology = SharedStorageCheck(
+            self.files,
+            self.discovery.node_id,
+            self.node_name,
+            enabled=member and s.FileSettings.DriverName == "local",
+            grace_seconds=2 * timing.heartbeat,
+        )
+        self.discovery.listeners.append(self.topology.observe)
+        self.leader.duties.append(self._clean_up_cluster)
+        self.health.add_source(self.topology.problems)
+
+    async def _clean_up_cluster(self, token: int) -> None:
+        """Leader duty: drop expired discovery rows and the markers of nodes gone for good."""
+        if not self.discovery.enabled:
+            return
+        await self.discovery.delete_expired(lambda conn: run_as_leader(conn, token))
+        known = [node.id for node in await self.discovery.all_nodes()]
+        await self.topology.sweep(known, self.discovery.timing.expire)
+
+    async def cluster_status(self) -> list[dict[str, Any]]:
+        return await self.discovery.view(await current_holder(self.db))
+
     def _api_routes(self) -> list[BaseRoute]:
         s = self.settings
         return [
@@ -158,6 +206,7 @@ class Hubbub:
             *SearchRoutes(s, self.search, self.teams).routes(),
             *FileRoutes(s, self.file_infos, self.channels).routes(),
             *StatusRoutes(s, self.statuses, self.users).routes(),
+            *ClusterRoutes(self.cluster_status).routes(),
             WebSocketRoute("/websocket", self.websocket),
             WebSocketRoute("/websocket/", self.websocket),
         ]
@@ -184,6 +233,10 @@ class Hubbub:
         await self.backends.start()
         await self.health.start()
         log.info("database ready", extra={"schema_version": revision})
+        if self.join_cluster:
+            await self.topology.start()
+            await self.discovery.start(revision)
+            await self.leader.start()
         for name in self.config.ignored:
             log.info("config setting not implemented by hubbub, ignored", extra={"setting": name})
 
@@ -204,8 +257,13 @@ class Hubbub:
             await self.hub.close_all(CloseReason.SERVER_DRAIN)
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
+        if self.join_cluster:
+            await self.leader.stop()
+            await self.discovery.stop()
+            await self.topology.stop()
         await self.health.stop()
         await self.backends.stop()
+        await self.files.close()
         await self.db.close()
 
 

@@ -1,14 +1,25 @@
 """File storage backends behind one interface (`FileBackend`)."""
 
 from hubbub.config import Settings
-from hubbub.files.base import FileBackend
+from hubbub.files.base import FileBackend, FileNotFoundInStore, FileStoreError
 from hubbub.files.local import LocalFileBackend
 
 
 def make_backend(settings: Settings) -> FileBackend:
-    if settings.FileSettings.DriverName == "local":
-        return LocalFileBackend(settings.FileSettings.Directory)
-    raise NotImplementedError("the amazons3 file driver arrives with the cluster work")
+    """The backend `FileSettings.DriverName` names; raises `ValueError` for unusable settings."""
+    files = settings.FileSettings
+    if files.DriverName == "amazons3":
+        # Imported here: boto3 takes a while to import and a local-driver node never needs it.
+        from hubbub.files.s3 import S3FileBackend
+
+        return S3FileBackend.from_settings(files)
+    return LocalFileBackend(files.Directory)
 
 
-__all__ = ["FileBackend", "LocalFileBackend", "make_backend"]
+__all__ = [
+    "FileBackend",
+    "FileNotFoundInStore",
+    "FileStoreError",
+    "LocalFileBackend",
+    "make_backend",
+]

@@ -55,11 +55,11 @@ class FileBackend(abc.ABC):
         # node's cleanup must not remove another's probe between its write and its read.
         probe = f"health/check-{uuid.uuid4().hex}.txt"
         await self.write(probe, b"ok")
-        try:
-            if await self.read(probe) != b"ok":
-                raise FileStoreError("file store returned different content than written")
-        finally:
-            await self.remove(probe)
+        content = await self.read(probe)
+        await self.remove(probe)
+        if content != b"ok":
+            raise FileStoreError("file store returned different content than written")
 
     async def close(self) -> None:
         """Releases the backend's connections (a backend without any has nothing to do)."""
+        return None

@@ -35,11 +35,18 @@ class LocalFileBackend(FileBackend):
         target = self._path(path)
         try:
             return await asyncio.to_thread(target.read_bytes)
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError):
+            # A directory is only the prefix of stored paths, as in S3, not a file.
             raise FileNotFoundInStore(path) from None
 
     async def exists(self, path: str) -> bool:
-        return await asyncio.to_thread(self._path(path).exists)
+        return await asyncio.to_thread(self._path(path).is_file)
 
     async def remove(self, path: str) -> None:
-        await asyncio.to_thread(self._path(path).unlink, True)
+        target = self._path(path)
+
+        def _remove() -> None:
+            if not target.is_dir():
+                target.unlink(missing_ok=True)
+
+        await asyncio.to_thread(_remove)
