@@ -40,26 +40,16 @@ class RedisNodes:
         return client
 
     async def node(self, prefix: str, **kw: float) -> RedisEventLog:
-        log = RedisEventLog(self.client(), f"node{len(self.logs)}", prefix=prefix, **kw)  # type: ignore[arg-type]
+        log = RedisEventLog(self.client(), f"node{len(self.logs)}", prefix=prefix, **kw)
         self.logs.append(log)
         await log.start()
         return log
 
     async def close(self) -> None:
-        import sys
-        def dump():
-            print("HANG in close", file=sys.stderr)
-            for task in asyncio.all_tasks():
-                print(task, file=sys.stderr)
-                task.print_stack(file=sys.stderr)
-        h = asyncio.get_running_loop().call_later(10, dump)
         for log in self.logs:
-            print("stopping", log.node_id, file=sys.stderr)
             await log.stop()
         for client in self.clients:
-            print("closing", client, file=sys.stderr)
             await client.aclose()
-        h.cancel()
 
 
 @pytest.fixture
@@ -85,7 +75,7 @@ async def make_log(request: pytest.FixtureRequest) -> AsyncIterator[Factory]:
     if request.param == "memory":
 
         async def memory_factory(**kw: float) -> EventLog:
-            return MemoryEventLog(**kw)  # type: ignore[arg-type]
+            return MemoryEventLog(**kw)
 
         yield memory_factory
         return

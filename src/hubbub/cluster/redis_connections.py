@@ -13,7 +13,6 @@ node, the old node's late `detach` or heartbeat no longer touches it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 
@@ -22,6 +21,7 @@ from redis.exceptions import RedisError
 
 from hubbub.cluster import redis_scripts
 from hubbub.cluster.connections import Checkpoint, ConnectionRecord, ConnectionRegistry
+from hubbub.cluster.redis_eventlog import stop_task
 from hubbub.ids import new_id
 
 log = logging.getLogger("hubbub.cluster")
@@ -64,6 +64,7 @@ class RedisConnectionRegistry(ConnectionRegistry):
         self._users_key = f"{prefix}presence"
         self._local: dict[str, str] = {}  # live connections of this node: id -> user
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._open = redis.register_script(redis_scripts.OPEN)
         self._checkpoint = redis.register_script(redis_scripts.CHECKPOINT)
         self._detach = redis.register_script(redis_scripts.DETACH)
@@ -86,18 +87,18 @@ class RedisConnectionRegistry(ConnectionRegistry):
 
     async def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.get_running_loop().create_task(self._heartbeat_loop())
 
     async def stop(self) -> None:
         """Stops refreshing; live entries then run out as if this node had died."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._stopping = True
+            await stop_task(task)
 
     async def _heartbeat_loop(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.heartbeat)
             try:
                 await self.refresh()

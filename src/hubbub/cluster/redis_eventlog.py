@@ -48,6 +48,19 @@ def redis_client(url: str, *, max_connections: int = 64, wait_seconds: float = 5
     return Redis.from_pool(pool)
 
 
+async def stop_task(task: asyncio.Task[None], grace: float = 1.0) -> None:
+    """Cancels `task` and waits for it to end, cancelling again if a cancellation was lost.
+
+    On Python 3.11 `asyncio.wait_for` (which redis-py uses for socket writes) can swallow a
+    cancellation that arrives just as the write completes; the loops also check a stop flag.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=grace)
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
+
+
 class BusStalled(RedisError):
     """The subscriber connection stopped answering probes."""
 
@@ -147,6 +160,7 @@ class RedisEventLog(EventLog):
         self._bus_epoch: str | None = None
         self._bus_seq = 0
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._ready = asyncio.Event()
         self._subscribed = False
         self._probe_sent: float | None = None
@@ -262,6 +276,7 @@ class RedisEventLog(EventLog):
         if self._task is not None:
             return
         self._ready.clear()
+        self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self._listen())
         try:
             await asyncio.wait_for(self._ready.wait(), self.start_timeout)
@@ -274,9 +289,8 @@ class RedisEventLog(EventLog):
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._stopping = True
+            await stop_task(task)
 
     def bus_status(self) -> BusStatus:
         running = self._task is not None and not self._task.done()
@@ -298,7 +312,7 @@ class RedisEventLog(EventLog):
 
     async def _listen(self) -> None:
         backoff = 0.05
-        while True:
+        while not self._stopping:
             client = self._bus_client()
             pubsub: PubSub | None = None
             try:
@@ -329,8 +343,9 @@ class RedisEventLog(EventLog):
                         await pubsub.aclose()
                 with contextlib.suppress(Exception):
                     await client.aclose()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 1.0)
+            if not self._stopping:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
 
     async def _baseline(self) -> None:
         """Before the first subscribe: appends up to now are not ours to deliver."""
@@ -379,7 +394,7 @@ class RedisEventLog(EventLog):
                 return
 
     async def _pump(self, pubsub: PubSub) -> None:
-        while True:
+        while not self._stopping:
             message = await pubsub.get_message(
                 ignore_subscribe_messages=True, timeout=self._wait_time()
             )
