@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test check setup services realtime-deps fmt bench clean
+.PHONY: run test check setup services realtime-deps fmt bench cluster clean
 
 run: $(STAMP)
 	$(BIN)/hubbub serve
@@ -54,6 +54,13 @@ $(MMPY_STAMP): | $(STAMP)
 $(NODE_STAMP): $(NODE_DIR)/package-lock.json | services
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund
 	touch $(NODE_STAMP)
+
+# A local cluster on loopback: PostgreSQL, Redis, three nodes and nginx in front (docs/cluster.md).
+# Ctrl-C stops it all. Options through CLUSTER_ARGS, e.g. `make cluster CLUSTER_ARGS="--nodes 2"`.
+CLUSTER_ARGS ?=
+
+cluster: $(STAMP) services
+	$(BIN)/python scripts/demo-cluster $(CLUSTER_ARGS)
 
 # System packages the tests start their own instances of (PostgreSQL today).
 services:

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 import time
 from importlib import metadata
 from pathlib import Path
@@ -29,7 +30,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("  of which in kernel", "server_cpu_system_share", "{:.0%}"),
     ("client CPU % (burst)", "client_cpu_percent", "{:.0f}"),
     ("other processes CPU %", "other_cpu_percent", "{:.0f}"),
-    ("RSS MiB idle → N conns", "rss_mib", "{}"),
+    ("RSS MiB: 0 → N conns → burst", "rss_mib", "{}"),
     ("connect N seconds", "connect_seconds", "{:.2f}"),
     ("missing deliveries", "missing", "{:,}"),
 ]
@@ -37,7 +38,11 @@ ROWS: list[tuple[str, str, str]] = [
 
 def figure(result: dict[str, Any], key: str) -> Any:
     if key == "rss_mib":
-        return f"{result['rss_before_kib'] / 1024:.1f} → {result['rss_idle_kib'] / 1024:.1f}"
+        return " → ".join(
+            f"{result[k] / 1024:.0f}"
+            for k in ("rss_before_kib", "rss_idle_kib", "rss_after_burst_kib")
+            if k in result
+        )
     value: Any = result
     for part in key.split("."):
         value = value.get(part) if isinstance(value, dict) else None
@@ -66,6 +71,7 @@ def machine() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[dist] = None
     return {
+        "hubbub_source": _source(),
         "cores": os.cpu_count(),
         "cpu": model,
         "memory_gib": round(mem_kib / 2**20, 1),
@@ -73,6 +79,21 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": versions,
     }
+
+
+def _source() -> str:
+    """The commit measured, and whether src/ had uncommitted changes (read-only git)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{commit}{' + uncommitted changes in src/' if dirty else ''}" or "unknown"
 
 
 def build(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
@@ -142,7 +163,8 @@ def table(report: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = [
         f"ws fan-out: N={cfg['connections']} connections, M={cfg['posts']} posts "
-        f"at R={cfg['rate']:g}/s, {report['machine']['cores']} cores",
+        f"at R={cfg['rate']:g}/s, {report['machine']['cores']} cores; "
+        f"hubbub {report['machine']['hubbub_source']}",
         "",
     ]
     for i, row in enumerate(rows):

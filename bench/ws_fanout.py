@@ -273,6 +273,7 @@ async def measure(
             )
             sys1, me1 = busy_cpu_seconds(), cpu_seconds(os.getpid())
             sys_cpu1 = cpu_times(pid)[1]
+            rss_after = rss_kib(pid)
         lat, idx = load_receipts(clients)
     finally:
         for c in clients:
@@ -296,6 +297,7 @@ async def measure(
         "rss_idle_kib": rss_idle,
         "kib_per_idle_conn": (rss_idle - rss_before) / n,
         "idle_cpu_percent": round(100 * idle_cpu, 1),
+        "rss_after_burst_kib": rss_after,
         "posts": m,
         "rate": args.rate,
         **{k: v for k, v in burst.items() if k != "t0_ns"},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -54,3 +56,12 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
             registry=r,
         )
+
+        self._broadcast_children: dict[str, Any] = {}
+
+    def broadcast(self, name: str) -> Any:
+        """The per-event-type broadcast counter, looked up once per type (hot path)."""
+        child = self._broadcast_children.get(name)
+        if child is None:
+            child = self._broadcast_children[name] = self.broadcasts.labels(name)
+        return child

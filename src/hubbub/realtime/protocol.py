@@ -100,7 +100,11 @@ def _request_error(error_id: str, message: str, status: int, seq: object) -> App
 
 def encode_event_body(event: str, data: dict[str, Any], broadcast: dict[str, Any]) -> bytes:
     """The event object without `seq`: `{"event":..,"data":..,"broadcast":..}`."""
-    return orjson.dumps({"event": event, "data": data, "broadcast": broadcast})
+    # orjson's result keeps a buffer of at least 4 KiB; logs hold payloads for minutes, so
+    # keep an exact-size copy instead.
+    return memoryview(
+        orjson.dumps({"event": event, "data": data, "broadcast": broadcast})
+    ).tobytes()
 
 
 def stamp(body: bytes, seq: int) -> bytes:

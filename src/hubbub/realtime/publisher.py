@@ -56,6 +56,7 @@ class RealtimePublisher(RecordingPublisher):
             omit_connection_id=event.broadcast.omit_connection_id,
         )
         published_at = time.monotonic()
+        channel_seq = int(event.extra.get("event_seq", 0)) if event.broadcast.channel_id else 0
 
         async def append() -> None:
             if recipients:
@@ -64,14 +65,17 @@ class RealtimePublisher(RecordingPublisher):
 
         if conn is None or not conn.in_transaction():
             await append()
-        elif self.outbox is not None and recipients and not event.ephemeral:
+        elif self.outbox is not None and not event.ephemeral and (recipients or channel_seq):
+            # A channel event goes through the outbox even with nobody to deliver it to: its
+            # channel sequence number must still be published, or the channel's next events
+            # would wait for it (per-channel order, see hubbub/cluster/outbox.py).
             row = await self.outbox.add(
                 conn,
                 recipients,
                 body,
                 meta,
                 channel_id=event.broadcast.channel_id,
-                channel_seq=int(event.extra.get("event_seq", 0)),
+                channel_seq=channel_seq,
             )
             outbox = self.outbox
 

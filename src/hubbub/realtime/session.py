@@ -118,6 +118,7 @@ class WebConn:
         self._writer: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closing_task: asyncio.Task[None] | None = None
+        self._write_since: float | None = None  # when the write in progress started
 
     # State
 
@@ -192,7 +193,7 @@ class WebConn:
         self._pending_cp = Checkpoint(self._seq, entry.pos)
         self._seq += 1
         self._last_pos = max(self._last_pos, entry.pos)
-        self.metrics.broadcasts.labels(entry.meta.event).inc()
+        self.metrics.broadcast(entry.meta.event).inc()
         self._wake.set()
 
     # Writing
@@ -202,18 +203,17 @@ class WebConn:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
+                loop = asyncio.get_running_loop()
                 while (self._replies or self._events) and not self._silenced:
                     frame = self._replies.popleft() if self._replies else self._events.popleft()
-                    await asyncio.wait_for(
-                        self._send({"type": "websocket.send", "text": frame}),
-                        self.limits.write_timeout,
-                    )
+                    # No per-frame timer: the keep-alive tick checks how long a write is stuck.
+                    self._write_since = loop.time()
+                    await self._send({"type": "websocket.send", "text": frame})
+                    self._write_since = None
                 cp = self._pending_cp
                 if cp is not None and not self._silenced:
                     self._pending_cp = None
                     await self.registry.checkpoint(self.connection_id, cp)
-        except TimeoutError:
-            self.close_soon(CloseReason.WRITE_TIMEOUT)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -230,6 +230,12 @@ class WebConn:
         if self.state in (ConnState.CLOSING, ConnState.CLOSED) or self.link is None:
             return
         loop = asyncio.get_running_loop()
+        if (
+            self._write_since is not None
+            and loop.time() - self._write_since >= self.limits.write_timeout
+        ):
+            self.close_soon(CloseReason.WRITE_TIMEOUT)
+            return
         silent_for = loop.time() - self.link.last_frame_at
         if silent_for >= self.limits.pong_timeout:
             self.close_soon(CloseReason.READ_TIMEOUT)
