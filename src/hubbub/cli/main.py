@@ -1,4 +1,4 @@
-"""The `hubbub` command: serve (default), db, user, token, config."""
+"""The `hubbub` command: serve (default), db, user, token, cluster, proxy-config, config."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def _with_app(config: LoadedConfig, work: Any) -> Any:
     from hubbub.app import Hubbub
 
     async def run() -> Any:
-        node = Hubbub(config)
+        node = Hubbub(config, join_cluster=False)
         await node.start()
         try:
             return await work(node)
@@ -142,6 +142,49 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cluster_status(args: argparse.Namespace) -> int:
+    """Reads `cluster_discovery` directly; exit 1 when any live node mismatches the majority."""
+    from hubbub.cluster.discovery import (
+        ClusterTiming,
+        NodeInfo,
+        cluster_view,
+        format_status_table,
+        read_nodes,
+    )
+    from hubbub.cluster.leader import current_holder
+    from hubbub.ids import now_ms
+    from hubbub.store.db import Database
+
+    config = _load(args)
+    cluster = config.settings.ClusterSettings
+
+    async def run() -> tuple[list[NodeInfo], str | None]:
+        db = Database(config.settings.SqlSettings)
+        try:
+            return await read_nodes(db, cluster.ClusterName), await current_holder(db)
+        finally:
+            await db.close()
+
+    try:
+        timing = ClusterTiming.from_env()
+        nodes, leader_id = asyncio.run(run())
+    except Exception as exc:
+        print(f"hubbub: cannot read the cluster status: {exc}", file=sys.stderr)
+        return 2
+    now = now_ms()
+    view = cluster_view(nodes, now=now, live_seconds=timing.live, leader_id=leader_id)
+    if args.json:
+        print(json.dumps(view, indent=2))
+    elif not view:
+        print(
+            f"no node has registered in cluster {cluster.ClusterName!r}"
+            + ("" if cluster.Enable else " (ClusterSettings.Enable is false in this configuration)")
+        )
+    else:
+        print(format_status_table(view, now))
+    return 1 if any(node["status"] == "mismatch" for node in view) else 0
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     print(f"hubbub {__version__} (Mattermost API {MATTERMOST_VERSION})")
     return 0
@@ -174,6 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
     tcreate.add_argument("--user", required=True, help="username or user id")
     tcreate.add_argument("--description", default="created by hubbub token create")
     tcreate.set_defaults(func=cmd_token_create)
+
+    cluster = sub.add_parser("cluster", help="cluster membership")
+    cluster_sub = cluster.add_subparsers(dest="cluster_command", required=True)
+    cstatus = cluster_sub.add_parser("status", help="nodes, versions, config hashes, heartbeats")
+    cstatus.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    cstatus.set_defaults(func=cmd_cluster_status)
+
+    from hubbub.cli.proxy_config import add_parser as add_proxy_config
+
+    add_proxy_config(sub, _load)
 
     config = sub.add_parser("config", help="configuration")
     config.add_argument("config_command", choices=["validate", "show"])
