@@ -39,6 +39,8 @@ from hubbub.services.session import Session
 
 log = logging.getLogger("hubbub.realtime")
 
+REGISTRY_TIMEOUT = 3.0  # seconds a close may spend updating the (shared) connection registry
+
 
 class WebSocketEndpoint:
     """A raw ASGI app mounted at /api/v4/websocket."""
@@ -282,6 +284,17 @@ class WebSocketEndpoint:
             return
         if reason is CloseReason.REPLACED:
             return  # the record now belongs to the connection that took over
+        try:
+            # Bounded: with Redis unreachable, a close (or a drain) must still finish.
+            await asyncio.wait_for(self._release(conn, reason), REGISTRY_TIMEOUT)
+        except Exception:
+            log.warning(
+                "could not update the connection registry on close",
+                extra={"connection_id": conn.connection_id},
+                exc_info=True,
+            )
+
+    async def _release(self, conn: WebConn, reason: CloseReason) -> None:
         await self.hub.registry.detach(conn.connection_id)
         if reason is CloseReason.SESSION_REVOKED:
             await self.hub.registry.forget(conn.connection_id)

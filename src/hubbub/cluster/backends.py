@@ -16,7 +16,7 @@ from typing import Any
 from hubbub.cluster.bus import ClusterBus, MemoryBus, RedisBus
 from hubbub.cluster.connections import ConnectionRegistry, MemoryConnectionRegistry
 from hubbub.cluster.eventlog import EventLog, MemoryEventLog
-from hubbub.cluster.outbox import Outbox
+from hubbub.cluster.outbox import Outbox, RedisChannelOrder
 from hubbub.config import Settings
 from hubbub.store.db import Database
 
@@ -126,6 +126,6 @@ def build_backends(settings: Settings, db: Database, node_id: str) -> RealtimeBa
         eventlog=eventlog,
         registry=RedisConnectionRegistry(redis, node_id, prefix=prefix),
         bus=RedisBus(redis, prefix + "bus", node_id),
-        outbox=Outbox(db, eventlog),
+        outbox=Outbox(db, eventlog, order=RedisChannelOrder(redis, prefix)),
         redis=redis,
     )

@@ -41,13 +41,6 @@ log = logging.getLogger("hubbub.cluster")
 
 CDS_TYPE_APP = "hubbub_app"
 
-# Settings that legitimately differ between the nodes of one cluster (several nodes on one host
-# listen on different ports), left out of the hash the nodes compare.
-NODE_LOCAL_SETTINGS = {
-    "ServiceSettings": {"ListenAddress"},
-    "MetricsSettings": {"ListenAddress"},
-}
-
 
 @dataclass(frozen=True)
 class ClusterTiming:
@@ -97,12 +90,8 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
 
 
 def cluster_config_hash(settings: Settings) -> str:
-    """The config hash nodes compare: `LoadedConfig.hash` without the node-local settings."""
-    sections: dict[str, Any] = {}
-    for section, keys in NODE_LOCAL_SETTINGS.items():
-        current = getattr(settings, section)
-        sections[section] = current.model_copy(update=dict.fromkeys(keys, ""))
-    return config_hash(settings.model_copy(update=sections))
+    """The config hash nodes compare (it already leaves out the node-local listen addresses)."""
+    return config_hash(settings)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,15 @@ commit the writing node appends it to the event log (idempotent by event id) and
 moment later, marks it published. If the node dies in between, any node's sweeper finds the row
 still unpublished after a grace period and appends it again; the event log ignores an id it has
 already seen, so a republish never duplicates (DESIGN §4 invariant 1).
+
+Per-channel order (invariant 6): an event that carries a channel sequence (posts, edits,
+deletes, reactions: `channels.event_seq`, taken in the committing transaction, so gap-free in
+commit order) is appended only after the channel's previous sequence number has been appended,
+by whichever node. `ChannelOrder` keeps, per channel, the newest sequence appended; a publisher
+whose predecessor is still in flight waits for it (normally a millisecond or two), and if the
+predecessor's node died between commit and publish, for the sweeper to republish it (a few
+seconds). A wait is bounded, so a predecessor that never comes cannot stall a channel. As each
+node delivers appends in the log's global order, live delivery then follows commit order.
 """
 
 from __future__ import annotations
@@ -13,9 +22,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -37,6 +49,106 @@ class OutboxRow:
     recipients: list[str]
     body: bytes
     meta: EventMeta
+    channel_id: str = ""
+    channel_seq: int = 0
+
+
+OlderPending = Callable[[], Awaitable[bool]]
+
+
+class ChannelOrder:
+    """No ordering across publishers (one node: appends already follow commit order)."""
+
+    async def wait_turn(
+        self, channel_id: str, seq: int, older_pending: OlderPending | None = None
+    ) -> None:
+        return None
+
+    async def done(self, channel_id: str, seq: int) -> None:
+        return None
+
+
+# KEYS[1] the channel's newest appended sequence; ARGV[1] seq, ARGV[2] ttl ms. Never goes back.
+_ADVANCE = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return cur
+"""
+
+
+class RedisChannelOrder(ChannelOrder):
+    """The newest appended sequence of each channel, in Redis, shared by every node.
+
+    A missing key (a channel not written for a day, or Redis lost its data) means "unknown":
+    the publisher goes ahead at once rather than wait for a predecessor nobody will announce.
+    """
+
+    def __init__(
+        self,
+        redis: Any,
+        prefix: str,
+        *,
+        max_wait_seconds: float = 5.0,
+        ttl_seconds: float = 86400.0,
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.max_wait = max_wait_seconds
+        self.ttl_ms = int(ttl_seconds * 1000)
+        self._advance = redis.register_script(_ADVANCE)
+        self.waited = 0  # publishes that had to wait for a predecessor
+        self.timeouts = 0  # waits that gave up
+
+    def _key(self, channel_id: str) -> str:
+        return f"{self.prefix}chanseq:{channel_id}"
+
+    async def wait_turn(
+        self, channel_id: str, seq: int, older_pending: OlderPending | None = None
+    ) -> None:
+        key = self._key(channel_id)
+        started = time.monotonic()
+        delay = 0.001
+        next_db_check = 0.0
+        try:
+            while True:
+                raw = await self.redis.get(key)
+                if raw is not None and int(raw) >= seq - 1:
+                    break
+                if raw is None:
+                    # Unknown (Redis lost its data, or the channel was idle for a day): go
+                    # ahead unless an older event of the channel is still unpublished in the
+                    # outbox (its node died, or Redis was down when it tried); the sweeper will
+                    # publish that one and announce it.
+                    now = time.monotonic()
+                    if older_pending is None:
+                        break
+                    if now >= next_db_check:
+                        next_db_check = now + 0.1
+                        if not await older_pending():
+                            break
+                waited = time.monotonic() - started
+                if waited >= self.max_wait:
+                    self.timeouts += 1
+                    log.warning(
+                        "channel event published without its predecessor",
+                        extra={
+                            "channel_id": channel_id,
+                            "seq": seq,
+                            "newest": int(raw) if raw is not None else None,
+                        },
+                    )
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.02)
+        except (RedisError, OSError):
+            return  # the append that follows fails too; the sweeper retries it in order
+        if time.monotonic() - started > 0.002:
+            self.waited += 1
+
+    async def done(self, channel_id: str, seq: int) -> None:
+        await self._advance(keys=[self._key(channel_id)], args=[seq, self.ttl_ms])
 
 
 def meta_to_json(meta: EventMeta) -> dict[str, Any]:
@@ -65,9 +177,11 @@ class Outbox:
         grace_seconds: float = 2.0,
         sweep_seconds: float = 1.0,
         keep_seconds: float = 3600.0,
+        order: ChannelOrder | None = None,
     ) -> None:
         self.db = db
         self.eventlog = eventlog
+        self.order = order or ChannelOrder()
         self.grace_ms = int(grace_seconds * 1000)
         self.sweep_seconds = sweep_seconds
         self.keep_ms = int(keep_seconds * 1000)
@@ -85,7 +199,7 @@ class Outbox:
         channel_seq: int = 0,
     ) -> OutboxRow:
         """Records the event in the open transaction `conn`."""
-        row = OutboxRow(new_id(), recipients, body, meta)
+        row = OutboxRow(new_id(), recipients, body, meta, channel_id, channel_seq)
         await conn.execute(
             insert(outbox).values(
                 id=row.id,
@@ -105,8 +219,39 @@ class Outbox:
         if CRASH_AFTER_COMMIT and row.meta.event == CRASH_AFTER_COMMIT:
             log.error("test fault injection: dying after commit, before publish")
             os._exit(137)
-        await self.eventlog.append(row.recipients, row.body, row.meta, event_id=row.id)
+        await self._append_in_order(row)
         self._published.append(row.id)
+
+    async def _append_in_order(self, row: OutboxRow) -> None:
+        ordered = bool(row.channel_id and row.channel_seq)
+        if ordered:
+
+            async def older_pending() -> bool:
+                return await self._older_pending(row)
+
+            await self.order.wait_turn(row.channel_id, row.channel_seq, older_pending)
+        await self.eventlog.append(row.recipients, row.body, row.meta, event_id=row.id)
+        if ordered:
+            await self.order.done(row.channel_id, row.channel_seq)
+
+    async def _older_pending(self, row: OutboxRow) -> bool:
+        """Whether an earlier event of `row`'s channel is committed but not yet appended (as
+        far as this node knows: rows appended by others are marked within a second)."""
+        async with self.db.read() as conn:
+            ids = (
+                await conn.execute(
+                    select(outbox.c.id)
+                    .where(
+                        outbox.c.published_at == 0,
+                        outbox.c.channel_id == row.channel_id,
+                        outbox.c.channel_seq > 0,
+                        outbox.c.channel_seq < row.channel_seq,
+                    )
+                    .limit(50)
+                )
+            ).scalars()
+            mine = set(self._published)
+            return any(i not in mine for i in ids)
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -157,8 +302,16 @@ class Outbox:
                 )
             ).all()
         for r in rows:
-            await self.eventlog.append(
-                list(r.recipients), r.body.encode(), meta_from_json(r.meta), event_id=r.id
+            # In channel order; a row whose predecessor is missing waits a bounded time.
+            await self._append_in_order(
+                OutboxRow(
+                    r.id,
+                    list(r.recipients),
+                    r.body.encode(),
+                    meta_from_json(r.meta),
+                    r.channel_id,
+                    int(r.channel_seq),
+                )
             )
             self._published.append(r.id)
         if rows:

@@ -115,8 +115,16 @@ def _describe(exc: ValidationError) -> str:
 
 
 def config_hash(settings: Settings) -> str:
-    """A hash of everything but ClusterSettings, compared between nodes of a cluster."""
-    data = settings.model_dump(mode="json", exclude={"ClusterSettings"})
+    """A hash compared between nodes of a cluster: everything but ClusterSettings and the
+    per-node listen addresses (several nodes on one host differ only in their ports)."""
+    data = settings.model_dump(
+        mode="json",
+        exclude={
+            "ClusterSettings": True,
+            "ServiceSettings": {"ListenAddress"},
+            "MetricsSettings": {"ListenAddress"},
+        },
+    )
     blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
