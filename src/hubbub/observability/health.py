@@ -26,10 +26,13 @@ class HealthMonitor:
         self._probes: dict[str, Probe] = {}
         self._sources: list[Problems] = []
         self._failing: dict[str, str] = {}
+        # Probes are never cancelled (cancelling a database call midway can wedge its
+        # connection); one still running after `timeout` simply counts as failing.
+        self._inflight: dict[str, tuple[asyncio.Task[None], float]] = {}
         self._task: asyncio.Task[None] | None = None
 
     def add_probe(self, name: str, probe: Probe) -> None:
-        """An async check run every interval; raising (or timing out) marks `name` failing."""
+        """An async check run every interval; raising (or running too long) marks it failing."""
         self._probes[name] = probe
 
     def add_source(self, source: Problems) -> None:
@@ -42,18 +45,34 @@ class HealthMonitor:
             found.extend(source())
         return found
 
+    def _mark(self, name: str, why: str | None) -> None:
+        if why is None:
+            if self._failing.pop(name, None) is not None:
+                log.info("node ready again", extra={"check": name})
+            return
+        if name not in self._failing:
+            log.error("node not ready", extra={"check": name, "cause": why})
+        self._failing[name] = why
+
+    def _collect(self, name: str, task: asyncio.Task[None]) -> None:
+        exc = task.exception()
+        self._mark(name, None if exc is None else (str(exc) or type(exc).__name__))
+
     async def probe_once(self) -> None:
+        loop = asyncio.get_running_loop()
         for name, probe in self._probes.items():
-            try:
-                await asyncio.wait_for(probe(), self.timeout)
-            except Exception as exc:
-                why = str(exc) or type(exc).__name__
-                if name not in self._failing:
-                    log.error("node not ready", extra={"check": name, "cause": why})
-                self._failing[name] = why
+            running = self._inflight.get(name)
+            if running is None:
+                new_task: asyncio.Task[None] = loop.create_task(_run_probe(probe))
+                self._inflight[name] = running = (new_task, loop.time())
+            task, started = running
+            # Give a fresh probe a moment to finish so the common case is decided now.
+            await asyncio.wait({task}, timeout=max(0.0, self.timeout - (loop.time() - started)))
+            if task.done():
+                del self._inflight[name]
+                self._collect(name, task)
             else:
-                if self._failing.pop(name, None) is not None:
-                    log.info("node ready again", extra={"check": name})
+                self._mark(name, f"no answer within {self.timeout:g}s")
 
     async def start(self) -> None:
         await self.probe_once()
@@ -69,3 +88,10 @@ class HealthMonitor:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        pending = [task for task, _ in self._inflight.values()]
+        if pending:
+            await asyncio.wait(pending, timeout=self.timeout)
+
+
+async def _run_probe(probe: Probe) -> None:
+    await probe()
