@@ -116,13 +116,28 @@ class WebSocketEndpoint:
 
     async def _register(
         self, conn: WebConn, session: Session, requested_id: str, sequence: int | None
-    ) -> None:
+    ) -> bool:
+        """Attaches (fresh or resumed); False when that failed and the socket was closed."""
         conn.authenticate(session.user_id, session.token)
         first_here = self.hub.user_connection_count(session.user_id) == 0
-        await self.hub.attach(conn, requested_id, sequence)
+        try:
+            await self.hub.attach(conn, requested_id, sequence)
+        except Exception:
+            # The shared registry or event log did not answer (Redis restarting, a stale pooled
+            # connection): close with 1013 so the client retries at once, instead of letting the
+            # exception drop the TCP connection without a close frame.
+            log.warning(
+                "websocket attach failed",
+                extra={"user_id": conn.user_id, "requested_connection_id": requested_id},
+                exc_info=True,
+            )
+            self.hub.remove(conn)
+            await conn.close(CloseReason.BACKEND_ERROR)
+            return False
         conn.start_keepalive()
         if first_here:
             await self.presence.connected(session.user_id)
+        return True
 
     async def _read_loop(
         self, conn: WebConn, receive: Receive, requested_id: str, sequence: int | None
@@ -186,8 +201,8 @@ class WebSocketEndpoint:
             if session is None:
                 await conn.close(CloseReason.AUTH_FAILED)
                 return
-            await self._register(conn, session, requested_id, sequence)
-            conn.send_reply(reply(request.seq))
+            if await self._register(conn, session, requested_id, sequence):
+                conn.send_reply(reply(request.seq))
             return
         if conn.state is ConnState.AWAITING_AUTH:
             conn.send_reply(

@@ -82,7 +82,11 @@ class RedisChannelOrder(ChannelOrder):
     """The newest appended sequence of each channel, in Redis, shared by every node.
 
     A missing key (a channel not written for a day, or Redis lost its data) means "unknown":
-    the publisher goes ahead at once rather than wait for a predecessor nobody will announce.
+    the publisher goes ahead unless the outbox still holds an older unpublished event of the
+    channel, which the sweeper will publish (and announce) first. A Redis error while waiting
+    is raised: the event then stays in the outbox and the sweeper publishes it in order, rather
+    than a publish whose order nobody checked (redis-py may retry the append itself into a
+    Redis that came back empty).
     """
 
     def __init__(
@@ -111,44 +115,45 @@ class RedisChannelOrder(ChannelOrder):
         started = time.monotonic()
         delay = 0.001
         next_db_check = 0.0
-        try:
-            while True:
-                raw = await self.redis.get(key)
-                if raw is not None and int(raw) >= seq - 1:
+        while True:
+            raw = await self.redis.get(key)
+            if raw is not None and int(raw) >= seq - 1:
+                break
+            now = time.monotonic()
+            if raw is None and now >= next_db_check:
+                next_db_check = now + 0.1
+                if older_pending is None or not await older_pending():
                     break
-                if raw is None:
-                    # Unknown (Redis lost its data, or the channel was idle for a day): go
-                    # ahead unless an older event of the channel is still unpublished in the
-                    # outbox (its node died, or Redis was down when it tried); the sweeper will
-                    # publish that one and announce it.
-                    now = time.monotonic()
-                    if older_pending is None:
-                        break
-                    if now >= next_db_check:
-                        next_db_check = now + 0.1
-                        if not await older_pending():
-                            break
-                waited = time.monotonic() - started
-                if waited >= self.max_wait:
-                    self.timeouts += 1
-                    log.warning(
-                        "channel event published without its predecessor",
-                        extra={
-                            "channel_id": channel_id,
-                            "seq": seq,
-                            "newest": int(raw) if raw is not None else None,
-                        },
-                    )
-                    break
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.02)
-        except (RedisError, OSError):
-            return  # the append that follows fails too; the sweeper retries it in order
+            if now - started >= self.max_wait:
+                self.timeouts += 1
+                log.warning(
+                    "channel event published without its predecessor",
+                    extra={
+                        "channel_id": channel_id,
+                        "seq": seq,
+                        "newest": int(raw) if raw is not None else None,
+                    },
+                )
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.02)
         if time.monotonic() - started > 0.002:
             self.waited += 1
 
     async def done(self, channel_id: str, seq: int) -> None:
-        await self._advance(keys=[self._key(channel_id)], args=[seq, self.ttl_ms])
+        """Announces `seq` as appended; retried briefly, as successors wait for it."""
+        for attempt in range(5):
+            try:
+                await self._advance(keys=[self._key(channel_id)], args=[seq, self.ttl_ms])
+                return
+            except (RedisError, OSError):
+                if attempt == 4:
+                    log.warning(
+                        "could not announce a channel event as published",
+                        extra={"channel_id": channel_id, "seq": seq},
+                    )
+                    return
+                await asyncio.sleep(0.05 * (attempt + 1))
 
 
 def meta_to_json(meta: EventMeta) -> dict[str, Any]:
@@ -220,9 +225,10 @@ class Outbox:
             log.error("test fault injection: dying after commit, before publish")
             os._exit(137)
         await self._append_in_order(row)
-        self._published.append(row.id)
 
     async def _append_in_order(self, row: OutboxRow) -> None:
+        """Appends after the channel's previous event; marks the row published (in the next
+        batch) as soon as the append succeeded, whatever happens after."""
         ordered = bool(row.channel_id and row.channel_seq)
         if ordered:
 
@@ -231,6 +237,7 @@ class Outbox:
 
             await self.order.wait_turn(row.channel_id, row.channel_seq, older_pending)
         await self.eventlog.append(row.recipients, row.body, row.meta, event_id=row.id)
+        self._published.append(row.id)
         if ordered:
             await self.order.done(row.channel_id, row.channel_seq)
 
@@ -313,7 +320,6 @@ class Outbox:
                     int(r.channel_seq),
                 )
             )
-            self._published.append(r.id)
         if rows:
             self.republished += len(rows)
             log.info("outbox republished events", extra={"count": len(rows)})

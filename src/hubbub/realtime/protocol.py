@@ -180,6 +180,7 @@ class CloseReason(enum.Enum):
     REPLACED = "replaced"  # a resumed connection took this one over
     SESSION_REVOKED = "session_revoked"
     RESYNC = "resync"  # the node lost continuity of live delivery; the client resumes
+    BACKEND_ERROR = "backend_error"  # attaching failed (Redis unreachable): try again later
 
     @property
     def expected(self) -> bool:

@@ -50,7 +50,11 @@ _CLOSE_CODES = {
     CloseReason.SESSION_REVOKED: CLOSE_AUTH_FAILED,
     CloseReason.WRITE_TIMEOUT: CLOSE_TRY_AGAIN,
     CloseReason.RESYNC: CLOSE_TRY_AGAIN,
+    CloseReason.BACKEND_ERROR: CLOSE_TRY_AGAIN,
 }
+
+CHECKPOINT_TIMEOUT = 2.0  # seconds a checkpoint may take before the writer moves on
+CHECKPOINT_RETRY = 1.0  # seconds before retrying checkpoints after a registry failure
 
 # Closes for a peer that stopped reading: they must not wait on the paused transport.
 _STALLED = {CloseReason.SLOW_CONSUMER, CloseReason.WRITE_TIMEOUT}
@@ -111,7 +115,11 @@ class WebConn:
         self._events: deque[str] = deque()
         self._replies: deque[str] = deque()
         self._wake = asyncio.Event()
-        self._pending_cp: Checkpoint | None = None
+        # Checkpoints not yet recorded in the registry, oldest first; True marks one taken right
+        # after a dropped event, which must be recorded (a later one does not replace it).
+        self._checkpoints: deque[tuple[Checkpoint, bool]] = deque(maxlen=64)
+        self._checkpoint_retry_at = 0.0
+        self._checkpoint_failing = False
         self._silenced = False
         self._close_reason: CloseReason | None = None
         self._close_code: int | None = None
@@ -180,7 +188,7 @@ class WebConn:
             self.metrics.dropped.labels(entry.meta.event).inc()
             self._last_pos = entry.pos
             # A drop breaks the seq/position correspondence: checkpoint right after it.
-            self._pending_cp = Checkpoint(self._seq - 1, entry.pos)
+            self._note_checkpoint(Checkpoint(self._seq - 1, entry.pos), after_drop=True)
             self._wake.set()
             return
         if backlog >= self.limits.queue_size:
@@ -190,13 +198,20 @@ class WebConn:
 
     def _enqueue(self, entry: LogEntry, text: str) -> None:
         self._events.append(f'{text[:-1]},"seq":{self._seq}}}')
-        self._pending_cp = Checkpoint(self._seq, entry.pos)
+        self._note_checkpoint(Checkpoint(self._seq, entry.pos), after_drop=False)
         self._seq += 1
         self._last_pos = max(self._last_pos, entry.pos)
         self.metrics.broadcast(entry.meta.event).inc()
         self._wake.set()
 
     # Writing
+
+    def _note_checkpoint(self, cp: Checkpoint, after_drop: bool) -> None:
+        if self._checkpoints and not self._checkpoints[-1][1]:
+            # A newer position supersedes an ordinary checkpoint not recorded yet.
+            self._checkpoints[-1] = (cp, after_drop)
+        else:
+            self._checkpoints.append((cp, after_drop))
 
     async def _write_loop(self) -> None:
         try:
@@ -210,15 +225,45 @@ class WebConn:
                     self._write_since = loop.time()
                     await self._send({"type": "websocket.send", "text": frame})
                     self._write_since = None
-                cp = self._pending_cp
-                if cp is not None and not self._silenced:
-                    self._pending_cp = None
-                    await self.registry.checkpoint(self.connection_id, cp)
+                if (
+                    self._checkpoints
+                    and not self._silenced
+                    and loop.time() >= self._checkpoint_retry_at
+                ):
+                    await self._record_checkpoints()
         except asyncio.CancelledError:
             raise
         except Exception:
             # The peer went away while we wrote; the reader sees the disconnect and logs it.
             pass
+
+    async def _record_checkpoints(self) -> None:
+        """Records pending checkpoints in order. A registry that fails (Redis restarting, a
+        stale pooled connection) must not stop the writer: the connection keeps delivering
+        and the checkpoints are retried a second later (until then a resume walks from an
+        older checkpoint, which is still exact)."""
+        loop = asyncio.get_running_loop()
+        while self._checkpoints and not self._silenced:
+            cp, _ = self._checkpoints[0]
+            try:
+                await asyncio.wait_for(
+                    self.registry.checkpoint(self.connection_id, cp), CHECKPOINT_TIMEOUT
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not self._checkpoint_failing:
+                    log.warning(
+                        "could not record a websocket checkpoint; retrying",
+                        extra={"connection_id": self.connection_id, "error": repr(exc)},
+                    )
+                self._checkpoint_failing = True
+                self._checkpoint_retry_at = loop.time() + CHECKPOINT_RETRY
+                loop.call_later(CHECKPOINT_RETRY, self._wake.set)
+                return
+            if self._checkpoints and self._checkpoints[0][0] is cp:
+                self._checkpoints.popleft()
+        self._checkpoint_failing = False
 
     # Keep-alive
 
