@@ -78,7 +78,7 @@ class Hubbub:
             self.db, self.eventlog, self.registry, self.metrics, outbox=self.backends.outbox
         )
 
-        self.users = UsersService(self.db, settings)
+        self.users = UsersService(self.db, settings, self.events)
         self.auth = AuthService(self.db, settings, self.users)
         self.teams = TeamsService(self.db, settings, self.users, self.events)
         self.channels = ChannelsService(self.db, settings, self.users, self.teams, self.events)
@@ -90,10 +90,11 @@ class Hubbub:
         self.search = SearchService(self.db, settings, self.users, self.channels, self.posts)
 
         self.hub = Hub(self.eventlog, self.registry, self.metrics)
+        self.presence = Presence(self.statuses)
         self.websocket = WebSocketEndpoint(
             auth=self.auth,
             hub=self.hub,
-            presence=Presence(self.statuses),
+            presence=self.presence,
             channels=self.channels,
             events=self.events,
             metrics=self.metrics,
@@ -175,6 +176,7 @@ class Hubbub:
         )
         self.discovery.listeners.append(self.topology.observe)
         self.leader.duties.append(self._clean_up_cluster)
+        self.leader.duties.append(self._expire_presence)
         self.health.add_source(self.topology.problems)
 
     async def _clean_up_cluster(self, token: int) -> None:
@@ -184,6 +186,13 @@ class Hubbub:
         await self.discovery.delete_expired(lambda conn: run_as_leader(conn, token))
         known = [node.id for node in await self.discovery.all_nodes()]
         await self.topology.sweep(known, self.discovery.timing.expire)
+
+    async def _expire_presence(self, token: int) -> None:
+        """Leader duty: users shown online or away with no live connection on any node (their
+        node died without closing them) go offline."""
+        for user_id in await self.statuses.automatic_present_users():
+            if await self.registry.live_connections(user_id) == 0:
+                await self.presence.disconnected(user_id)
 
     async def cluster_status(self) -> list[dict[str, Any]]:
         return await self.discovery.view(await current_holder(self.db))

@@ -273,7 +273,6 @@ def test_every_event_type_crosses_nodes(cluster: Cluster, rests: list[Rest], org
             s.close()
 
 
-@pytest.mark.xfail(strict=True, reason="hubbub does not publish user_updated yet")
 def test_user_updated_crosses_nodes(cluster: Cluster, rests: list[Rest], org: Org) -> None:
     """Mattermost sends user_updated (sanitized) to everyone when a user's profile changes."""
     bob_b = Stream.open(cluster[1], org.bob)
@@ -289,7 +288,6 @@ def test_user_updated_crosses_nodes(cluster: Cluster, rests: list[Rest], org: Or
         bob_b.close()
 
 
-@pytest.mark.xfail(strict=True, reason="hubbub does not publish new_user yet")
 def test_new_user_crosses_nodes(cluster: Cluster, rests: list[Rest], org: Org) -> None:
     """Mattermost sends new_user to everyone when an account is created."""
     bob_b = Stream.open(cluster[1], org.bob)
@@ -417,11 +415,6 @@ def test_presence_follows_the_last_connection_anywhere(
         assert status_of(rest, org.admin, dave.id) == "offline"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nothing turns the stored status offline when a user's only node dies: its "
-    "presence entries expire in Redis, but no node notices (docs/cluster-testing.md)",
-)
 def test_user_whose_node_was_killed_goes_offline(
     cluster: Cluster, rests: list[Rest], org: Org
 ) -> None:

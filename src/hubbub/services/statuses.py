@@ -69,6 +69,16 @@ class StatusesService:
     async def get(self, user_id: str) -> dict[str, Any]:
         return (await self.get_many([user_id]))[0]
 
+    async def automatic_present_users(self, limit: int = 5000) -> list[str]:
+        """Users whose status is online or away and was not set by hand."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(statuses.c.user_id)
+                .where(statuses.c.status.in_(("online", "away")), ~statuses.c.manual)
+                .limit(limit)
+            )
+            return list(rows.scalars())
+
     async def get_many(self, user_ids: Iterable[str]) -> list[dict[str, Any]]:
         """Statuses in the order asked (duplicates dropped); unknown users are offline."""
         ids = list(dict.fromkeys(user_ids))

@@ -10,6 +10,7 @@ from sqlalchemy import Row, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.config import Settings
 from hubbub.errors import AppError, not_found
 from hubbub.ids import new_id, now_ms
@@ -90,9 +91,17 @@ def validate_email(email: object) -> str:
 
 
 class UsersService:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, events: EventPublisher | None = None
+    ) -> None:
         self.db = db
         self.settings = settings
+        self.events = events
+
+    async def _publish(self, conn: AsyncConnection, event: str, data: dict[str, Any]) -> None:
+        # Mattermost sends new_user and user_updated to everyone connected.
+        if self.events is not None:
+            await self.events.publish(Event(event, data, Broadcast()), conn)
 
     def validate_password(self, password: object) -> str:
         minimum = self.settings.PasswordSettings.MinimumLength
@@ -164,6 +173,7 @@ class UsersService:
                 if system_admin or (first_becomes_admin and await self._claim_first_admin(conn)):
                     row["roles"] = "system_user system_admin"
                 await conn.execute(insert(users).values(**row))
+                await self._publish(conn, "new_user", {"user_id": row["id"]})
         except IntegrityError:
             raise AppError(
                 "app.user.save.existing.app_error", "An account with that name already exists.", 400
@@ -329,6 +339,7 @@ class UsersService:
                 values["update_at"] = now_ms()
                 await conn.execute(update(users).where(users.c.id == user_id).values(**values))
                 row = await self.get_row(user_id, conn)
+                await self._publish(conn, "user_updated", {"user": user_json(row)})
         except IntegrityError:
             raise AppError(
                 "app.user.save.existing.app_error", "An account with that name already exists.", 400
@@ -345,7 +356,9 @@ class UsersService:
             await conn.execute(
                 update(users).where(users.c.id == user_id).values(roles=roles, update_at=now_ms())
             )
-            return user_json(await self.get_row(user_id, conn))
+            updated = user_json(await self.get_row(user_id, conn))
+            await self._publish(conn, "user_updated", {"user": updated})
+            return updated
 
     async def set_active(self, user_id: str, active: bool) -> None:
         async with self.db.write() as conn:
