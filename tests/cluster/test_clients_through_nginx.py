@@ -6,14 +6,9 @@ websocket nginx routed to another.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
-import queue
 import subprocess
-import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -23,9 +18,8 @@ from tests.realtime.conftest import Org, Rest, wait_until
 from tests.realtime.test_real_clients import (
     BOT_SCRIPT,
     MMPY_PYTHON,
-    ClosingWebsocket,
+    DriverSocket,
     _bot_account,
-    _drain_until,
     _status,
 )
 from tests.support.cluster import Cluster
@@ -86,43 +80,11 @@ def test_mattermostdriver_websocket_through_nginx_gets_posts_made_on_every_node(
     cluster: Cluster, rests: list[Rest], org: Org
 ) -> None:
     driver = _driver(cluster, org.alice.token)
-    received: queue.Queue[dict[str, Any]] = queue.Queue()
-
-    async def handler(message: str) -> None:
-        received.put(json.loads(message))
-
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            driver.init_websocket(handler, websocket_cls=ClosingWebsocket)
-            if driver.websocket.connection is not None:
-                loop.run_until_complete(driver.websocket.connection.close())
-        except BaseException as exc:
-            failure.append(exc)
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    seen: list[dict[str, Any]] = []
-    try:
-        _drain_until(received, seen, lambda m: m.get("event") == "hello", 10, "hello")
+    with DriverSocket(driver) as socket:
+        socket.wait(lambda m: m.get("event") == "hello", 10, "hello")
         for rest in rests:  # a post made directly on each node
-            post = rest.post(org.bob, org.public["id"], f"from {rest}")
-
-            def is_post(m: dict[str, Any], pid: str = post["id"]) -> bool:
-                return m.get("event") == "posted" and json.loads(m["data"]["post"])["id"] == pid
-
-            _drain_until(received, seen, is_post, 10, f"posted {post['id']}")
-    finally:
-        driver.disconnect()
-        thread.join(10)
-    assert not thread.is_alive(), "the driver's websocket loop did not stop"
-    assert not failure, failure
-    events = [m for m in seen if "event" in m]
+            socket.wait_post(rest.post(org.bob, org.public["id"], f"from {rest}")["id"])
+    events = socket.events()
     assert [m["seq"] for m in events] == list(range(len(events)))
 
 

@@ -56,6 +56,57 @@ class ClosingWebsocket(Websocket):
         return await super()._authenticate_websocket(websocket, event_handler)
 
 
+class DriverSocket:
+    """The driver's websocket loop in a thread, its messages in a queue; stopped on exit."""
+
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+        self.received: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.seen: list[dict[str, Any]] = []
+        self.failure: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        async def handler(message: str) -> None:
+            self.received.put(json.loads(message))
+
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            self.driver.init_websocket(handler, websocket_cls=ClosingWebsocket)
+            # mattermostdriver leaves its socket open when its loop ends: close it here.
+            if self.driver.websocket.connection is not None:
+                loop.run_until_complete(self.driver.websocket.connection.close())
+        except BaseException as exc:
+            self.failure.append(exc)
+        finally:
+            loop.close()
+
+    def wait(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float, what: str
+    ) -> dict[str, Any]:
+        return _drain_until(self.received, self.seen, predicate, timeout, what)
+
+    def wait_post(self, post_id: str, timeout: float = 10) -> dict[str, Any]:
+        def is_post(m: dict[str, Any]) -> bool:
+            return m.get("event") == "posted" and json.loads(m["data"]["post"])["id"] == post_id
+
+        return self.wait(is_post, timeout, f"posted {post_id} at the driver")
+
+    def __enter__(self) -> DriverSocket:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.driver.disconnect()
+        self.thread.join(10)
+        assert not self.thread.is_alive(), "the driver's websocket loop did not stop"
+        assert not self.failure, self.failure
+
+    def events(self) -> list[dict[str, Any]]:
+        return [m for m in self.seen if "event" in m]
+
+
 def test_mattermostdriver_websocket_receives_posted(live_node: Node, rest: Rest, org: Org) -> None:
     driver = Driver(
         {
@@ -69,45 +120,13 @@ def test_mattermostdriver_websocket_receives_posted(live_node: Node, rest: Rest,
         }
     )
     driver.login()
-    received: queue.Queue[dict[str, Any]] = queue.Queue()
-
-    async def handler(message: str) -> None:
-        received.put(json.loads(message))
-
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            driver.init_websocket(handler, websocket_cls=ClosingWebsocket)
-            # mattermostdriver leaves its socket open when its loop ends: close it here.
-            if driver.websocket.connection is not None:
-                loop.run_until_complete(driver.websocket.connection.close())
-        except BaseException as exc:
-            failure.append(exc)
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    seen: list[dict[str, Any]] = []
-    try:
-        _drain_until(received, seen, lambda m: m.get("event") == "hello", 10, "the driver's hello")
+    with DriverSocket(driver) as socket:
+        socket.wait(lambda m: m.get("event") == "hello", 10, "the driver's hello")
         post = rest.post(org.bob, org.public["id"], "for the driver")
-
-        def is_post(m: dict[str, Any]) -> bool:
-            return m.get("event") == "posted" and json.loads(m["data"]["post"])["id"] == post["id"]
-
-        _drain_until(received, seen, is_post, 10, "posted at the driver")
-    finally:
-        driver.disconnect()
-        thread.join(10)
-    assert not thread.is_alive(), "the driver's websocket loop did not stop"
-    assert not failure, failure
-    hellos = [m for m in seen if m.get("event") == "hello"]
+        socket.wait_post(post["id"])
+    hellos = [m for m in socket.seen if m.get("event") == "hello"]
     assert len(hellos) == 1, f"the driver reconnected: {len(hellos)} hellos"
-    events = [m for m in seen if "event" in m]
+    events = socket.events()
     assert [m["seq"] for m in events] == list(range(len(events)))
 
 

@@ -89,9 +89,8 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def cluster_config_hash(settings: Settings) -> str:
-    """The config hash nodes compare (it already leaves out the node-local listen addresses)."""
-    return config_hash(settings)
+# The config hash nodes compare; `config_hash` already leaves out the per-node listen addresses.
+cluster_config_hash = config_hash
 
 
 @dataclass(frozen=True)
