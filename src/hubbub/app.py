@@ -240,6 +240,7 @@ class Hubbub:
     async def start(self) -> None:
         revision = await migrate(self.db)
         await self.backends.start()
+        self.hub.start()
         await self.health.start()
         log.info("database ready", extra={"schema_version": revision})
         if self.join_cluster:
@@ -264,6 +265,7 @@ class Hubbub:
     async def stop(self) -> None:
         if self.hub.count():
             await self.hub.close_all(CloseReason.SERVER_DRAIN)
+        await self.hub.stop()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         if self.join_cluster:

@@ -13,13 +13,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import pytest
 from redis.asyncio import Redis
 
-from hubbub.cluster.eventlog import EventLog, EventMeta, LogEntry, MemoryEventLog
+from hubbub.cluster.eventlog import Delivery, EventLog, EventMeta, LogEntry, MemoryEventLog
 from hubbub.cluster.redis_eventlog import RedisEventLog
 from tests.support.redis import RedisInstance, redis_server_binary, start_redis, wait_until
 
 Factory = Callable[..., Awaitable[EventLog]]
 
 _prefixes = itertools.count()
+
+
+def collect(into: list[LogEntry]) -> Callable[[Delivery], None]:
+    """A subscriber that keeps every position it hears, one LogEntry per recipient."""
+    return lambda delivery: into.extend(delivery.entries())
 
 
 def fresh_prefix() -> str:
@@ -129,7 +134,7 @@ async def test_retention_keeps_min_events_and_reports_truncation(make_log: Facto
 async def test_subscribers_hear_every_append_in_order(make_log: Factory) -> None:
     log = await make_log()
     heard: list[LogEntry] = []
-    log.subscribe(heard.append)
+    log.subscribe(collect(heard))
     await log.append(["a", "b"], b"x", META)
     await log.append(["b"], b"y", META)
     await wait_until(lambda: len(heard) >= 3, what="three entries heard")
@@ -157,7 +162,7 @@ def test_meta_connection_targeting() -> None:
 async def test_append_is_idempotent_by_event_id(make_log: Factory) -> None:
     log = await make_log()
     heard: list[LogEntry] = []
-    log.subscribe(heard.append)
+    log.subscribe(collect(heard))
     await log.append(["a", "b"], b"once", META, event_id="ev1")
     await log.append(["a", "b"], b"once", META, event_id="ev1")
     await log.append(["a"], b"next", META, event_id="ev2")
@@ -173,7 +178,7 @@ async def test_append_is_idempotent_by_event_id(make_log: Factory) -> None:
 async def test_meta_and_creation_time_round_trip(make_log: Factory) -> None:
     log = await make_log()
     heard: list[LogEntry] = []
-    log.subscribe(heard.append)
+    log.subscribe(collect(heard))
     meta = EventMeta("typing", ephemeral=True, connection_id="c1", omit_connection_id="c2")
     await log.append(["a"], b'{"e":"typing"}', meta)
     page = await log.read("a", 0)
@@ -223,8 +228,8 @@ async def test_two_nodes_hear_every_append_in_the_same_order(nodes: RedisNodes) 
     assert a.epoch == b.epoch
     heard_a: list[LogEntry] = []
     heard_b: list[LogEntry] = []
-    a.subscribe(heard_a.append)
-    b.subscribe(heard_b.append)
+    a.subscribe(collect(heard_a))
+    b.subscribe(collect(heard_b))
     await a.append(["u1", "u2"], b"1", META)
     await b.append(["u2"], b"2", META)
     await a.append(["u1"], b"3", META)
@@ -238,7 +243,7 @@ async def test_retried_append_on_another_node_is_not_duplicated(nodes: RedisNode
     a = await nodes.node("p:")
     b = await nodes.node("p:")
     heard: list[LogEntry] = []
-    b.subscribe(heard.append)
+    b.subscribe(collect(heard))
     await a.append(["u1"], b"post", META, event_id="outbox-1")
     await b.append(["u1"], b"post", META, event_id="outbox-1")
     await b.append(["u1"], b"later", META, event_id="outbox-2")
@@ -250,8 +255,8 @@ async def test_concurrent_appends_keep_positions_gap_free(nodes: RedisNodes) -> 
     a = await nodes.node("p:")
     b = await nodes.node("p:")
     heard: dict[str, list[LogEntry]] = {"a": [], "b": []}
-    a.subscribe(heard["a"].append)
-    b.subscribe(heard["b"].append)
+    a.subscribe(collect(heard["a"]))
+    b.subscribe(collect(heard["b"]))
     await asyncio.gather(
         *(a.append(["u1", "u2"], f"a{i}".encode(), META) for i in range(200)),
         *(b.append(["u2", "u1"], f"b{i}".encode(), META) for i in range(200)),
@@ -273,7 +278,7 @@ async def test_concurrent_appends_keep_positions_gap_free(nodes: RedisNodes) -> 
 async def test_payload_is_binary_safe(nodes: RedisNodes) -> None:
     log = await nodes.node("p:")
     heard: list[LogEntry] = []
-    log.subscribe(heard.append)
+    log.subscribe(collect(heard))
     payload = b'{"m":"line\\nbreak"}\n\xff\x00end'
     await log.append(["u1"], payload, META)
     await wait_until(lambda: len(heard) == 1, what="the entry")
@@ -288,7 +293,7 @@ async def test_restart_changes_epoch_and_the_bus_recovers(
     resets: list[str] = []
     heard: list[LogEntry] = []
     log.on_reset(resets.append)
-    log.subscribe(heard.append)
+    log.subscribe(collect(heard))
     await log.append(["u1"], b"before", META)
     await wait_until(lambda: len(heard) == 1, what="the first entry")
     old_epoch = log.epoch
@@ -317,7 +322,7 @@ async def test_missed_messages_are_recovered_after_the_subscriber_is_cut(
 ) -> None:
     log = await nodes.node("p:")
     heard: list[LogEntry] = []
-    log.subscribe(heard.append)
+    log.subscribe(collect(heard))
     admin = nodes.client()
     await admin.client_kill_filter(_type="pubsub")
     # Published while this node had no subscription: only the feed has it.
@@ -333,7 +338,7 @@ async def test_restarted_listener_catches_up_from_the_feed(nodes: RedisNodes) ->
     a = await nodes.node("p:")
     b = await nodes.node("p:")
     heard: list[LogEntry] = []
-    a.subscribe(heard.append)
+    a.subscribe(collect(heard))
     await a.stop()
     for i in range(3):
         await b.append(["u1"], str(i).encode(), META)
@@ -348,7 +353,7 @@ async def test_gap_beyond_the_feed_is_reported(nodes: RedisNodes) -> None:
     resets: list[str] = []
     heard: list[LogEntry] = []
     a.on_reset(resets.append)
-    a.subscribe(heard.append)
+    a.subscribe(collect(heard))
     await a.stop()
     for i in range(20):
         await b.append(["u1"], str(i).encode(), META)

@@ -16,7 +16,8 @@ from hubbub.realtime.session import ConnInfo, ConnLimits, WebConn
 
 
 class Socket:
-    """Collects frames; `blocked` makes sends hang like a peer that stopped reading."""
+    """A FrameLink stand-in that collects frames; after `block_after` frames it pauses like a
+    transport whose peer stopped reading, until `gate` is set."""
 
     def __init__(self, block_after: int | None = None) -> None:
         self.frames: list[dict[str, Any]] = []
@@ -24,16 +25,42 @@ class Socket:
         self.block_after = block_after
         self.gate = asyncio.Event()
         self.gate.set()
+        self.last_frame_at = 0.0
+        self.got_close_frame = False
+        self.close_frame_code: int | None = None
+        self.aborted = False
 
+    # The ASGI side: only the close goes through it.
     async def send(self, message: dict[str, Any]) -> None:
-        if message["type"] == "websocket.close":
-            self.closed_with = message["code"]
-            return
+        assert message["type"] == "websocket.close", message
+        await self.gate.wait()
+        self.closed_with = message["code"]
+
+    # The FrameLink side.
+    def can_write(self) -> bool:
+        return self.gate.is_set() and not self.closed()
+
+    def closed(self) -> bool:
+        return self.closed_with is not None or self.aborted
+
+    async def wait_writable(self) -> None:
+        await self.gate.wait()
+
+    def write_text(self, payload: bytes) -> None:
+        assert self.can_write(), "wrote to a paused or closed socket"
+        self.frames.append(orjson.loads(payload))
         if self.block_after is not None and len(self.frames) >= self.block_after:
             self.gate.clear()
             self.block_after = None
-        await self.gate.wait()
-        self.frames.append(orjson.loads(message["text"]))
+
+    def send_close(self, code: int) -> None:
+        self.closed_with = code
+
+    def send_ping(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        self.aborted = True
 
     def events(self) -> list[dict[str, Any]]:
         return [f for f in self.frames if "seq" in f]
@@ -54,7 +81,7 @@ class Rig:
 
         conn = WebConn(
             socket.send,
-            None,
+            socket,  # type: ignore[arg-type]
             limits or ConnLimits(),
             self.registry,
             self.metrics,

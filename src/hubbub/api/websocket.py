@@ -97,6 +97,10 @@ class WebSocketEndpoint:
             info.client_reported_code = reported
             self.metrics.client_reported.labels(str(reported)).inc()
         link = scope.get("extensions", {}).get("hubbub.frames")
+        if link is None:
+            # Served by a server without hubbub's websocket protocol (see hubbub.server).
+            await _deny(send, 500, "api.web_socket.connect.upgrade.app_error")
+            return
         conn = WebConn(
             send,
             link,
@@ -154,8 +158,8 @@ class WebSocketEndpoint:
                     reason = classify_peer_close(
                         code, conn.since_last_frame(), self.limits.ping_interval, got_close
                     )
-                    if conn.state is ConnState.CLOSING and conn._close_reason is not None:
-                        reason = conn._close_reason
+                    if conn.state is ConnState.CLOSING and conn.close_reason is not None:
+                        reason = conn.close_reason
                     await conn.finish(reason, code)
                 return
             if conn.state in (ConnState.CLOSING, ConnState.CLOSED):

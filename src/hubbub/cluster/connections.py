@@ -1,9 +1,9 @@
 """Where each websocket connection's resume state lives, and who is connected (presence).
 
-A connection's `seq` maps to positions in its user's event log through checkpoints: after each
-flush the connection records (seq of the last event written, log position of that event). Between
-two checkpoints the mapping is deterministic (every log entry matching the connection got the next
-seq), because a connection that drops an event records a checkpoint right after the drop.
+A connection's `seq` maps to positions in its user's event log through checkpoints: (seq of an
+event sent, log position of that event), recorded about once a second and when the socket closes.
+Between two checkpoints the mapping is deterministic (every log entry matching the connection got
+the next seq), because a connection that drops an event records a checkpoint right after the drop.
 """
 
 from __future__ import annotations
@@ -45,6 +45,13 @@ class ConnectionRegistry(abc.ABC):
     @abc.abstractmethod
     async def checkpoint(self, connection_id: str, cp: Checkpoint) -> None: ...
 
+    async def checkpoint_many(self, items: list[tuple[str, list[Checkpoint]]]) -> None:
+        """Records checkpoints of many connections (in order, per connection); backends with
+        round trips override it to batch them."""
+        for connection_id, checkpoints in items:
+            for cp in checkpoints:
+                await self.checkpoint(connection_id, cp)
+
     @abc.abstractmethod
     async def detach(self, connection_id: str) -> None:
         """The socket closed; the record stays for resume until the retention window passes."""
@@ -83,6 +90,14 @@ class MemoryConnectionRegistry(ConnectionRegistry):
         if record is not None:
             record.checkpoints.append(cp)
             record.updated = time.time()
+
+    async def checkpoint_many(self, items: list[tuple[str, list[Checkpoint]]]) -> None:
+        now = time.time()
+        for connection_id, checkpoints in items:
+            record = self._records.get(connection_id)
+            if record is not None and checkpoints:
+                record.checkpoints.extend(checkpoints)
+                record.updated = now
 
     async def detach(self, connection_id: str) -> None:
         record = self._records.get(connection_id)

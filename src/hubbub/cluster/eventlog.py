@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from itertools import islice
 
 from hubbub.ids import new_id
 
@@ -36,11 +37,34 @@ class EventMeta:
 
 @dataclass(frozen=True, slots=True)
 class LogEntry:
+    """One event at one position of one user's log, as `read` returns it."""
+
     user_id: str
     pos: int
     created: float  # time.time()
     payload: bytes  # the event's JSON object without "seq"
     meta: EventMeta
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One appended event, as subscribers hear it: `users[i]` got it at `positions[i]`.
+
+    One object per event rather than one per recipient: at 1,000 members a post is one
+    `Delivery`, and the hub walks the two lists.
+    """
+
+    payload: bytes
+    meta: EventMeta
+    created: float
+    users: list[str]
+    positions: list[int]
+
+    def entries(self) -> list[LogEntry]:
+        return [
+            LogEntry(user, pos, self.created, self.payload, self.meta)
+            for user, pos in zip(self.users, self.positions, strict=True)
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +75,7 @@ class ReadResult:
     truncated: bool  # entries after `after` were already dropped: a gap cannot be filled
 
 
-Subscriber = Callable[[LogEntry], Awaitable[None] | None]
+Subscriber = Callable[[Delivery], Awaitable[None] | None]
 
 
 class EventLog(abc.ABC):
@@ -84,11 +108,26 @@ class EventLog(abc.ABC):
 
     @abc.abstractmethod
     def subscribe(self, subscriber: Subscriber) -> None:
-        """Calls `subscriber` for each appended entry (the node's hub)."""
+        """Calls `subscriber` once per appended event with every position it got, in append
+        order (the node's hub)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """An event as the memory log keeps it: one object shared by every recipient's deque."""
+
+    created: float
+    payload: bytes
+    meta: EventMeta
 
 
 class MemoryEventLog(EventLog):
-    """The single-node backend: per-user deques in this process."""
+    """The single-node backend: per-user deques in this process.
+
+    A user's deque holds references to shared `_Stored` events; positions are implicit (the
+    newest is the user's head, the others count down from it), so appending an event for 1,000
+    members costs 1,000 deque appends and no per-member object.
+    """
 
     def __init__(
         self,
@@ -101,7 +140,7 @@ class MemoryEventLog(EventLog):
         self.min_age = min_age_seconds
         self.max_events = max(max_events, min_events)
         self._epoch = new_id()
-        self._logs: dict[str, deque[LogEntry]] = {}
+        self._logs: dict[str, deque[_Stored]] = {}
         self._heads: dict[str, int] = {}
         self._subscribers: list[Subscriber] = []
         self.dedupe_seconds = dedupe_seconds
@@ -122,20 +161,29 @@ class MemoryEventLog(EventLog):
         now = time.time()
         if event_id is not None and self._already_seen(event_id, now):
             return
-        appended = []
-        for user_id in user_ids:
-            pos = self._heads.get(user_id, 0) + 1
-            self._heads[user_id] = pos
-            entry = LogEntry(user_id, pos, now, payload, meta)
-            log = self._logs.setdefault(user_id, deque())
-            log.append(entry)
-            self._trim(log, now)
-            appended.append(entry)
-        for entry in appended:
-            for subscriber in self._subscribers:
-                result = subscriber(entry)
-                if result is not None:
-                    await result
+        stored = _Stored(now, payload, meta)
+        heads = self._heads
+        logs = self._logs
+        min_events = self.min_events
+        users = list(user_ids)
+        positions = []
+        for user_id in users:
+            pos = heads.get(user_id, 0) + 1
+            heads[user_id] = pos
+            positions.append(pos)
+            log = logs.get(user_id)
+            if log is None:
+                log = logs[user_id] = deque()
+            log.append(stored)
+            if len(log) > min_events:
+                self._trim(log, now)
+        if not users:
+            return
+        delivery = Delivery(payload, meta, now, users, positions)
+        for subscriber in self._subscribers:
+            result = subscriber(delivery)
+            if result is not None:
+                await result
 
     def _already_seen(self, event_id: str, now: float) -> bool:
         while self._seen:
@@ -148,7 +196,7 @@ class MemoryEventLog(EventLog):
         self._seen[event_id] = now
         return False
 
-    def _trim(self, log: deque[LogEntry], now: float) -> None:
+    def _trim(self, log: deque[_Stored], now: float) -> None:
         while len(log) > self.max_events or (
             len(log) > self.min_events and now - log[0].created > self.min_age
         ):
@@ -162,10 +210,14 @@ class MemoryEventLog(EventLog):
         head = self._heads.get(user_id, 0)
         if not log:
             return ReadResult([], head, False, after < head)
-        first = log[0].pos
+        first = head - len(log) + 1
         truncated = after + 1 < first
         start = max(0, after + 1 - first)
-        entries = [log[i] for i in range(start, min(len(log), start + limit))]
+        stop = min(len(log), start + limit)
+        entries = [
+            LogEntry(user_id, pos, e.created, e.payload, e.meta)
+            for pos, e in enumerate(islice(log, start, stop), first + start)
+        ]
         limited = start + limit < len(log)
         return ReadResult(entries, head, limited, truncated)
 

@@ -155,6 +155,26 @@ class RedisConnectionRegistry(ConnectionRegistry):
             ],
         )
 
+    async def checkpoint_many(self, items: list[tuple[str, list[Checkpoint]]]) -> None:
+        """One pipelined round trip for the checkpoints of many connections."""
+        if not items:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for connection_id, checkpoints in items:
+                if not checkpoints:
+                    continue
+                await self._checkpoint(
+                    keys=[self._record_key(connection_id)],
+                    args=[
+                        ";".join(f"{cp.seq}:{cp.pos}" for cp in checkpoints),
+                        MAX_CHECKPOINTS,
+                        self._ms(self.retention),
+                        self._ms(self.live_ttl),
+                    ],
+                    client=pipe,
+                )
+            await pipe.execute()
+
     async def _user_of(self, connection_id: str) -> str | None:
         user = self._local.get(connection_id)
         if user is not None:

@@ -30,7 +30,14 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from hubbub.cluster import redis_scripts
-from hubbub.cluster.eventlog import EventLog, EventMeta, LogEntry, ReadResult, Subscriber
+from hubbub.cluster.eventlog import (
+    Delivery,
+    EventLog,
+    EventMeta,
+    LogEntry,
+    ReadResult,
+    Subscriber,
+)
 from hubbub.ids import new_id
 
 log = logging.getLogger("hubbub.cluster")
@@ -454,15 +461,21 @@ class RedisEventLog(EventLog):
         header = orjson.loads(raw_header)
         created = int(header["t"]) / 1000
         meta = _meta_from_list(header["m"])
-        for user_id, pos in header["r"]:
-            entry = LogEntry(user_id, int(pos), created, payload, meta)
-            for subscriber in self._subscribers:
-                try:
-                    result = subscriber(entry)
-                    if result is not None:
-                        await result
-                except Exception:
-                    log.exception("event log subscriber failed", extra={"user_id": user_id})
+        recipients = header["r"]
+        delivery = Delivery(
+            payload,
+            meta,
+            created,
+            [user_id for user_id, _ in recipients],
+            [int(pos) for _, pos in recipients],
+        )
+        for subscriber in self._subscribers:
+            try:
+                result = subscriber(delivery)
+                if result is not None:
+                    await result
+            except Exception:
+                log.exception("event log subscriber failed", extra={"event": meta.event})
 
     async def _reset(self, reason: str) -> None:
         self._resets += 1

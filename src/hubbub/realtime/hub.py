@@ -1,7 +1,12 @@
 """The node's hub: which websocket connections live here, live delivery, attach and resume.
 
-Data flow: `EventLog.append` -> `Hub.deliver(entry)` -> each local connection of that user
--> `WebConn.offer` (bounded queue, seq stamped) -> the connection's writer task -> socket.
+Data flow: `EventLog.append` -> `Hub.deliver(delivery)` (once per event, with every recipient
+and its log position) -> `WebConn.offer` for each local connection of each recipient (seq
+stamped, written to the socket at once, or queued while the peer is not reading).
+
+Each connection's resume state (seq, log position) is recorded in the connection registry by
+the hub's checkpoint loop about once a second, in one batch, and by the connection when it
+closes.
 
 Attaching a connection (fresh or resumed) first registers it for live delivery in "holding"
 mode, then reads the log (replay or head), then releases held entries newer than what it read,
@@ -10,16 +15,18 @@ so nothing published meanwhile is lost or duplicated.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hubbub.cluster.bus import ClusterBus
 from hubbub.cluster.connections import Checkpoint, ConnectionRecord, ConnectionRegistry
-from hubbub.cluster.eventlog import EventLog, LogEntry
+from hubbub.cluster.eventlog import Delivery, EventLog, LogEntry
 from hubbub.ids import is_valid_id, new_id
 from hubbub.observability.metrics import Metrics
-from hubbub.realtime.protocol import CloseReason
+from hubbub.realtime.protocol import CloseReason, event_prefix
 
 if TYPE_CHECKING:
     from hubbub.realtime.session import WebConn
@@ -27,6 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("hubbub.realtime")
 
 REPLAY_PAGE = 500
+CHECKPOINT_INTERVAL = 1.0  # seconds between checkpoint batches
+CHECKPOINT_TIMEOUT = 2.0  # seconds a batch may take before the loop moves on
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,30 +47,93 @@ class AttachResult:
 
 
 class Hub:
-    def __init__(self, eventlog: EventLog, registry: ConnectionRegistry, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        eventlog: EventLog,
+        registry: ConnectionRegistry,
+        metrics: Metrics,
+        checkpoint_interval: float = CHECKPOINT_INTERVAL,
+    ) -> None:
         self.eventlog = eventlog
         self.registry = registry
         self.metrics = metrics
+        self.checkpoint_interval = checkpoint_interval
         self._by_user: dict[str, set[WebConn]] = {}
         self._by_id: dict[str, WebConn] = {}
-        self._last_payload: bytes | None = None
-        self._last_text = ""
+        self._checkpointer: asyncio.Task[None] | None = None
         self.bus: ClusterBus | None = None  # set in a cluster: takeovers of remote connections
         eventlog.subscribe(self.deliver)
 
     # Live delivery
 
-    def deliver(self, entry: LogEntry) -> None:
-        conns = self._by_user.get(entry.user_id)
-        if not conns:
+    def deliver(self, delivery: Delivery) -> None:
+        by_user = self._by_user
+        if not by_user:
             return
-        if entry.payload is not self._last_payload:
-            # The same payload object is appended for every recipient: decode it once.
-            self._last_payload = entry.payload
-            self._last_text = entry.payload.decode()
-        for conn in tuple(conns):
-            if entry.meta.matches(conn.connection_id):
-                conn.offer(entry, self._last_text)
+        meta = delivery.meta
+        targeted = bool(meta.connection_id or meta.omit_connection_id)
+        prefix = b""
+        sent = 0
+        for user_id, pos in zip(delivery.users, delivery.positions, strict=True):
+            conns = by_user.get(user_id)
+            if conns is None:
+                continue
+            if not prefix:
+                prefix = event_prefix(delivery.payload)
+            # offer() never adds or removes connections, so the set can be walked as it is.
+            for conn in conns:
+                if targeted and not meta.matches(conn.connection_id):
+                    continue
+                if conn.offer(pos, prefix, meta):
+                    sent += 1
+        if sent:
+            self.metrics.broadcast(meta.event).inc(sent)
+
+    # Checkpoints
+
+    def start(self) -> None:
+        if self._checkpointer is None:
+            self._checkpointer = asyncio.get_running_loop().create_task(self._checkpoint_loop())
+
+    async def stop(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
+        await self.flush_checkpoints()
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.checkpoint_interval)
+            try:
+                await self.flush_checkpoints()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("checkpoint batch failed")
+
+    async def flush_checkpoints(self) -> None:
+        """Records every local connection's new checkpoints in one batch."""
+        batch = []
+        conns = []
+        for conn in self._by_id.values():
+            if not conn.connection_id:
+                continue
+            checkpoints = conn.take_checkpoints()
+            if checkpoints:
+                batch.append((conn.connection_id, checkpoints))
+                conns.append(conn)
+        if not batch:
+            return
+        try:
+            await asyncio.wait_for(self.registry.checkpoint_many(batch), CHECKPOINT_TIMEOUT)
+        except Exception as exc:
+            for conn, (_, checkpoints) in zip(conns, batch, strict=True):
+                conn.checkpoints_failed(checkpoints, exc)
+            return
+        for conn in conns:
+            conn.checkpoints_recorded()
 
     # Registry of local connections
 
@@ -97,6 +169,13 @@ class Hub:
         """Registers an authenticated connection, resuming `requested_id` when possible."""
         record = None
         if requested_id and is_valid_id(requested_id) and sequence_number is not None:
+            old = self._by_id.get(requested_id)
+            if old is not None and old.user_id == conn.user_id:
+                # The old socket still looks open here: silence it, then record where it got
+                # to, so the resume below starts from its newest checkpoint.
+                old.silence()
+                await old.flush_checkpoints()
+                await self.take_over_local(requested_id)
             record = await self.registry.get(requested_id)
             if record is not None and (
                 record.user_id != conn.user_id or record.epoch != self.eventlog.epoch

@@ -112,6 +112,12 @@ def stamp(body: bytes, seq: int) -> bytes:
     return body[:-1] + b',"seq":' + str(seq).encode() + b"}"
 
 
+def event_prefix(body: bytes) -> bytes:
+    """The event object open for its `seq`: `stamp(body, n) == event_prefix(body) + b"n}"`.
+    Built once per event, so fan-out appends only the digits for each connection."""
+    return body[:-1] + b',"seq":'
+
+
 def reply(seq_reply: int, data: dict[str, Any] | None = None) -> bytes:
     frame: dict[str, Any] = {"status": "OK", "seq_reply": seq_reply}
     if data is not None:

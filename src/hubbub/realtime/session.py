@@ -19,7 +19,7 @@ from typing import Any
 from starlette.types import Send
 
 from hubbub.cluster.connections import Checkpoint, ConnectionRegistry
-from hubbub.cluster.eventlog import LogEntry
+from hubbub.cluster.eventlog import EventMeta, LogEntry
 from hubbub.ids import new_id
 from hubbub.observability.metrics import Metrics
 from hubbub.realtime.protocol import (
@@ -33,6 +33,7 @@ from hubbub.realtime.protocol import (
     CloseReason,
     ConnState,
     check_transition,
+    event_prefix,
     hello_body,
     stamp,
 )
@@ -54,7 +55,6 @@ _CLOSE_CODES = {
 }
 
 CHECKPOINT_TIMEOUT = 2.0  # seconds a checkpoint may take before the writer moves on
-CHECKPOINT_RETRY = 1.0  # seconds before retrying checkpoints after a registry failure
 
 # Closes for a peer that stopped reading: they must not wait on the paused transport.
 _STALLED = {CloseReason.SLOW_CONSUMER, CloseReason.WRITE_TIMEOUT}
@@ -82,10 +82,58 @@ class ConnInfo:
 
 
 class WebConn:
+    """One websocket. Frames are written straight to the transport while it accepts them, as
+    `websockets.broadcast()` does; only while it is paused (the peer is not reading) do they
+    wait in a bounded queue, drained by a writer task that exists just for that time. An idle
+    connection therefore holds no task, no event and no queue.
+
+    The resume state is two integers: the `seq` of the newest event and its log position. The
+    hub records it in the connection registry about once a second (`take_checkpoints`) and when
+    the socket closes; a checkpoint taken right after a dropped event is kept apart, because it
+    must be recorded (the seq/position correspondence changes there).
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_checkpoint_failing",
+        "_close_code",
+        "_close_reason",
+        "_closing_task",
+        "_cp_pos",
+        "_cp_recorded",
+        "_cp_seq",
+        "_events",
+        "_held",
+        "_holding",
+        "_last_pos",
+        "_must_record",
+        "_on_closed",
+        "_paused_since",
+        "_replies",
+        "_send",
+        "_seq",
+        "_silenced",
+        "_timer",
+        "_writer",
+        "active_channel",
+        "connection_id",
+        "info",
+        "instance_id",
+        "limits",
+        "link",
+        "metrics",
+        "opened_at",
+        "registry",
+        "server_version",
+        "session_token",
+        "state",
+        "user_id",
+    )
+
     def __init__(
         self,
         send: Send,
-        link: FrameLink | None,
+        link: FrameLink,
         limits: ConnLimits,
         registry: ConnectionRegistry,
         metrics: Metrics,
@@ -111,14 +159,16 @@ class WebConn:
         self._seq = 0
         self._last_pos = 0
         self._holding = False
-        self._held: list[tuple[LogEntry, str]] = []
-        self._events: deque[str] = deque()
-        self._replies: deque[str] = deque()
-        self._wake = asyncio.Event()
-        # Checkpoints not yet recorded in the registry, oldest first; True marks one taken right
-        # after a dropped event, which must be recorded (a later one does not replace it).
-        self._checkpoints: deque[tuple[Checkpoint, bool]] = deque(maxlen=64)
-        self._checkpoint_retry_at = 0.0
+        self._held: list[tuple[int, bytes, EventMeta]] | None = None
+        # Frames waiting for a paused transport (created on first use, dropped when drained).
+        self._events: deque[bytes] | None = None
+        self._replies: deque[bytes] | None = None
+        # Resume state: the newest (seq, pos), what was last recorded, and checkpoints taken
+        # right after a dropped event, which a later one must not replace.
+        self._cp_seq = -1
+        self._cp_pos = 0
+        self._cp_recorded = (-1, 0)
+        self._must_record: list[tuple[int, int]] | None = None
         self._checkpoint_failing = False
         self._silenced = False
         self._close_reason: CloseReason | None = None
@@ -126,7 +176,7 @@ class WebConn:
         self._writer: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closing_task: asyncio.Task[None] | None = None
-        self._write_since: float | None = None  # when the write in progress started
+        self._paused_since: float | None = None  # when the writer started waiting on the peer
 
     # State
 
@@ -134,136 +184,173 @@ class WebConn:
         check_transition(self.state, new)
         self.state = new
 
+    @property
+    def close_reason(self) -> CloseReason | None:
+        return self._close_reason
+
     def authenticate(self, user_id: str, token: str) -> None:
         self.user_id = user_id
         self.session_token = token
 
     def begin(self, seq: int, holding: bool) -> None:
-        """Opens the stream at `seq`; while holding, live entries wait for `release`."""
+        """Opens the stream at `seq`; while holding, live events wait for `release`."""
         if self.state is ConnState.AWAITING_AUTH:
             self._set_state(ConnState.OPEN)
         self._seq = seq
         self._holding = holding
-        if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     def release(self, after_pos: int) -> None:
         self._last_pos = max(self._last_pos, after_pos)
         self._holding = False
-        held, self._held = self._held, []
-        for entry, text in held:
-            self.offer(entry, text)
+        held, self._held = self._held, None
+        for pos, prefix, meta in held or ():
+            self.offer(pos, prefix, meta)
 
-    # Queueing
+    # Sending
 
     def send_hello(self) -> None:
         body = hello_body(self.connection_id, self.user_id, self.server_version, self.info.node)
-        self._events.append(stamp(body, self._seq).decode())
+        self._write(stamp(body, self._seq), reply=False)
         self._seq += 1
-        self._wake.set()
 
     def send_reply(self, frame: bytes) -> None:
         if self.state in (ConnState.CLOSING, ConnState.CLOSED) or self._silenced:
             return
-        self._replies.append(frame.decode())
-        if self._writer is None:
-            # Not authenticated yet (e.g. the 401 reply to a request before the challenge):
-            # replies must go out all the same.
-            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
-        self._wake.set()
+        self._write(frame, reply=True)
 
     def replay(self, entries: list[LogEntry]) -> None:
         for entry in entries:
-            self._enqueue(entry, entry.payload.decode())
+            self._emit(entry.pos, event_prefix(entry.payload))
 
-    def offer(self, entry: LogEntry, text: str) -> None:
-        """Queues a live entry (called by the hub for each entry of this user)."""
+    def offer(self, pos: int, prefix: bytes, meta: EventMeta) -> bool:
+        """Sends a live event at log position `pos` (`prefix` from `event_prefix`); the hub calls
+        this for each connection of each recipient. True when it was sent or queued."""
         if self._holding:
-            self._held.append((entry, text))
-            return
-        if entry.pos <= self._last_pos or self.state is not ConnState.OPEN or self._silenced:
-            return
-        backlog = len(self._events)
-        if backlog >= self.limits.slow_threshold and entry.meta.ephemeral:
-            self.metrics.dropped.labels(entry.meta.event).inc()
-            self._last_pos = entry.pos
-            # A drop breaks the seq/position correspondence: checkpoint right after it.
-            self._note_checkpoint(Checkpoint(self._seq - 1, entry.pos), after_drop=True)
-            self._wake.set()
-            return
-        if backlog >= self.limits.queue_size:
-            self.close_soon(CloseReason.SLOW_CONSUMER)
-            return
-        self._enqueue(entry, text)
+            if self._held is None:
+                self._held = []
+            self._held.append((pos, prefix, meta))
+            return False
+        if pos <= self._last_pos or self.state is not ConnState.OPEN or self._silenced:
+            return False
+        events = self._events
+        if events:
+            backlog = len(events)
+            if backlog >= self.limits.slow_threshold and meta.ephemeral:
+                self.metrics.dropped.labels(meta.event).inc()
+                self._last_pos = pos
+                # A drop breaks the seq/position correspondence: checkpoint right after it.
+                self._cp_seq, self._cp_pos = self._seq - 1, pos
+                if self._must_record is None:
+                    self._must_record = []
+                self._must_record.append((self._seq - 1, pos))
+                return False
+            if backlog >= self.limits.queue_size:
+                self.close_soon(CloseReason.SLOW_CONSUMER)
+                return False
+        self._emit(pos, prefix)
+        return True
 
-    def _enqueue(self, entry: LogEntry, text: str) -> None:
-        self._events.append(f'{text[:-1]},"seq":{self._seq}}}')
-        self._note_checkpoint(Checkpoint(self._seq, entry.pos), after_drop=False)
-        self._seq += 1
-        self._last_pos = max(self._last_pos, entry.pos)
-        self.metrics.broadcast(entry.meta.event).inc()
-        self._wake.set()
+    def _emit(self, pos: int, prefix: bytes) -> None:
+        seq = self._seq
+        self._seq = seq + 1
+        self._cp_seq = seq
+        self._cp_pos = pos
+        if pos > self._last_pos:
+            self._last_pos = pos
+        self._write(prefix + b"%d}" % seq, reply=False)
 
-    # Writing
-
-    def _note_checkpoint(self, cp: Checkpoint, after_drop: bool) -> None:
-        if self._checkpoints and not self._checkpoints[-1][1]:
-            # A newer position supersedes an ordinary checkpoint not recorded yet.
-            self._checkpoints[-1] = (cp, after_drop)
+    def _write(self, frame: bytes, reply: bool) -> None:
+        link = self.link
+        if self._writer is None and link.can_write():
+            link.write_text(frame)
+            return
+        if reply:
+            if self._replies is None:
+                self._replies = deque()
+            self._replies.append(frame)
         else:
-            self._checkpoints.append((cp, after_drop))
+            if self._events is None:
+                self._events = deque()
+            self._events.append(frame)
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     async def _write_loop(self) -> None:
+        """Drains the queues while the transport lets it; runs only while frames wait."""
+        link = self.link
+        loop = asyncio.get_running_loop()
         try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                loop = asyncio.get_running_loop()
-                while (self._replies or self._events) and not self._silenced:
-                    frame = self._replies.popleft() if self._replies else self._events.popleft()
-                    # No per-frame timer: the keep-alive tick checks how long a write is stuck.
-                    self._write_since = loop.time()
-                    await self._send({"type": "websocket.send", "text": frame})
-                    self._write_since = None
-                if (
-                    self._checkpoints
-                    and not self._silenced
-                    and loop.time() >= self._checkpoint_retry_at
-                ):
-                    await self._record_checkpoints()
-        except asyncio.CancelledError:
-            raise
+            while not self._silenced:
+                replies, events = self._replies, self._events
+                queue = replies if replies else events
+                if not queue:
+                    break
+                if link.closed():
+                    break  # the close handshake or the disconnect ends this connection
+                if not link.can_write():
+                    self._paused_since = loop.time()
+                    await link.wait_writable()
+                    self._paused_since = None
+                    continue
+                link.write_text(queue.popleft())
         except Exception:
             # The peer went away while we wrote; the reader sees the disconnect and logs it.
             pass
+        finally:
+            self._paused_since = None
+            self._writer = None
+            self._events = None
+            self._replies = None
 
-    async def _record_checkpoints(self) -> None:
-        """Records pending checkpoints in order. A registry that fails (Redis restarting, a
-        stale pooled connection) must not stop the writer: the connection keeps delivering
-        and the checkpoints are retried a second later (until then a resume walks from an
-        older checkpoint, which is still exact)."""
-        loop = asyncio.get_running_loop()
-        while self._checkpoints and not self._silenced:
-            cp, _ = self._checkpoints[0]
-            try:
-                await asyncio.wait_for(
-                    self.registry.checkpoint(self.connection_id, cp), CHECKPOINT_TIMEOUT
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not self._checkpoint_failing:
-                    log.warning(
-                        "could not record a websocket checkpoint; retrying",
-                        extra={"connection_id": self.connection_id, "error": repr(exc)},
-                    )
-                self._checkpoint_failing = True
-                self._checkpoint_retry_at = loop.time() + CHECKPOINT_RETRY
-                loop.call_later(CHECKPOINT_RETRY, self._wake.set)
-                return
-            if self._checkpoints and self._checkpoints[0][0] is cp:
-                self._checkpoints.popleft()
+    def queued(self) -> int:
+        """Events waiting for a paused transport."""
+        return len(self._events) if self._events else 0
+
+    # Resume state
+
+    def take_checkpoints(self) -> list[Checkpoint]:
+        """Checkpoints not recorded yet, oldest first; the caller records them (and calls
+        `checkpoints_failed` with them if that fails)."""
+        out = [Checkpoint(s, p) for s, p in self._must_record or ()]
+        self._must_record = None
+        latest = (self._cp_seq, self._cp_pos)
+        if latest[0] >= 0 and latest != self._cp_recorded:
+            if not out or (out[-1].seq, out[-1].pos) != latest:
+                out.append(Checkpoint(*latest))
+            self._cp_recorded = latest
+        return out
+
+    def checkpoints_failed(self, checkpoints: list[Checkpoint], exc: BaseException) -> None:
+        """Puts checkpoints that could not be recorded back, to be retried with the next ones
+        (a resume meanwhile walks from an older checkpoint, which is still exact)."""
+        if not self._checkpoint_failing:
+            log.warning(
+                "could not record a websocket checkpoint; retrying",
+                extra={"connection_id": self.connection_id, "error": repr(exc)},
+            )
+        self._checkpoint_failing = True
+        again = [(cp.seq, cp.pos) for cp in checkpoints] + list(self._must_record or ())
+        self._must_record = again[-64:]
+
+    def checkpoints_recorded(self) -> None:
         self._checkpoint_failing = False
+
+    async def flush_checkpoints(self) -> None:
+        checkpoints = self.take_checkpoints()
+        if not checkpoints:
+            return
+        try:
+            await asyncio.wait_for(
+                self.registry.checkpoint_many([(self.connection_id, checkpoints)]),
+                CHECKPOINT_TIMEOUT,
+            )
+        except asyncio.CancelledError:
+            self.checkpoints_failed(checkpoints, asyncio.CancelledError())
+            raise
+        except Exception as exc:
+            self.checkpoints_failed(checkpoints, exc)
+            return
+        self.checkpoints_recorded()
 
     # Keep-alive
 
@@ -272,12 +359,12 @@ class WebConn:
         self._timer = loop.call_later(self.limits.ping_interval, self._keepalive)
 
     def _keepalive(self) -> None:
-        if self.state in (ConnState.CLOSING, ConnState.CLOSED) or self.link is None:
+        if self.state in (ConnState.CLOSING, ConnState.CLOSED):
             return
         loop = asyncio.get_running_loop()
         if (
-            self._write_since is not None
-            and loop.time() - self._write_since >= self.limits.write_timeout
+            self._paused_since is not None
+            and loop.time() - self._paused_since >= self.limits.write_timeout
         ):
             self.close_soon(CloseReason.WRITE_TIMEOUT)
             return
@@ -299,8 +386,6 @@ class WebConn:
         self._timer = loop.call_later(self.limits.auth_timeout, expire)
 
     def since_last_frame(self) -> float:
-        if self.link is None:
-            return 0.0
         return asyncio.get_running_loop().time() - self.link.last_frame_at
 
     # Closing
@@ -308,8 +393,8 @@ class WebConn:
     def silence(self) -> None:
         """Stops all writing at once (a resumed connection is taking this one over)."""
         self._silenced = True
-        self._events.clear()
-        self._replies.clear()
+        self._events = None
+        self._replies = None
         if self._writer is not None:
             self._writer.cancel()
 
@@ -324,10 +409,10 @@ class WebConn:
         self._set_state(ConnState.CLOSING)
         self._close_reason = reason
         self._close_code = code or _CLOSE_CODES.get(reason, CLOSE_NORMAL)
-        if reason is CloseReason.REPLACED and self.link is not None:
+        if reason is CloseReason.REPLACED:
             self.silence()
             self.link.abort()
-        elif reason in _STALLED and self.link is not None:
+        elif reason in _STALLED:
             # The peer is not reading, so the transport is paused for flow control and a close
             # sent through ASGI would wait for it forever. Put the close frame behind what is
             # already buffered, write nothing more, and drop the connection if the peer has not
@@ -336,12 +421,11 @@ class WebConn:
             self.link.send_close(self._close_code)
             asyncio.get_running_loop().call_later(self.limits.write_timeout, self.link.abort)
         else:
-            if self._writer is not None and not self._silenced:
-                # Let queued frames go out first (e.g. a drain closes after the last event).
-                self._wake.set()
+            # Frames still queued for a paused transport go first: uvicorn's close waits for
+            # the transport too, and the writer, waiting longer, is woken first.
             with contextlib.suppress(Exception):
                 await self._send({"type": "websocket.close", "code": self._close_code})
-            if reason is CloseReason.READ_TIMEOUT and self.link:
+            if reason is CloseReason.READ_TIMEOUT:
                 self.link.abort()
         await self.finish(reason, self._close_code)
 
@@ -356,6 +440,9 @@ class WebConn:
             self._timer.cancel()
         if self._writer is not None and not self._writer.done():
             self._writer.cancel()
+        if self.connection_id and reason is not CloseReason.REPLACED:
+            # What the client saw last, for a resume on any node.
+            await self.flush_checkpoints()
         self.metrics.disconnects.labels(reason.value).inc()
         fields: dict[str, Any] = {
             "reason": reason.value,

@@ -1,9 +1,16 @@
-"""A uvicorn websocket protocol that shows the application what ASGI hides: control frames.
+"""A uvicorn websocket protocol that shows the application what ASGI hides.
 
 ASGI delivers only data frames, but keep-alive diagnostics need the time of the last frame of
-any kind (an unsolicited Pong counts) and the ability to send Ping frames. This subclass of
-uvicorn's sans-I/O websocket protocol puts a `FrameLink` into the connection scope under
-`scope["extensions"]["hubbub.frames"]`.
+any kind (an unsolicited Pong counts) and the ability to send Ping frames; and fan-out needs to
+write a text frame without the cost of an ASGI `send` (a coroutine, uvicorn's and websockets'
+framing objects) for every event. This subclass of uvicorn's sans-I/O websocket protocol puts a
+`FrameLink` into the connection scope under `scope["extensions"]["hubbub.frames"]`.
+
+`FrameLink.write_text` frames the payload itself: a server frame is unmasked and hubbub
+negotiates no extension (`ws_per_message_deflate=False`), so a text frame is a 2-, 4- or 10-byte
+header and the payload, exactly what websockets would produce. It writes to the transport at
+once, as `websockets.broadcast()` does; a caller first checks `can_write()`, which is false while
+the transport is paused for flow control (the peer stopped reading) or once a close was sent.
 """
 
 from __future__ import annotations
@@ -13,6 +20,10 @@ from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Opcode
+
+_HEADER_16 = struct.Struct("!BBH")
+_HEADER_64 = struct.Struct("!BBQ")
+_FIN_TEXT = 0x81
 
 
 class FrameLink:
@@ -55,6 +66,35 @@ class FrameLink:
         """Drops the TCP connection at once (no close handshake)."""
         if self._protocol.transport is not None:
             self._protocol.transport.abort()
+
+    def can_write(self) -> bool:
+        """True when a frame written now goes out in order: open, not paused, no close sent."""
+        protocol = self._protocol
+        return (
+            protocol.writable.is_set()
+            and not protocol.close_sent
+            and protocol.transport is not None
+            and not protocol.transport.is_closing()
+        )
+
+    def closed(self) -> bool:
+        """Nothing more may be written: a close was sent or the transport is going away."""
+        protocol = self._protocol
+        return protocol.close_sent or protocol.transport is None or protocol.transport.is_closing()
+
+    async def wait_writable(self) -> None:
+        await self._protocol.writable.wait()
+
+    def write_text(self, payload: bytes) -> None:
+        """Writes one text frame (the caller checked `can_write()`)."""
+        size = len(payload)
+        if size < 126:
+            header = bytes((_FIN_TEXT, size))
+        elif size < 65536:
+            header = _HEADER_16.pack(_FIN_TEXT, 126, size)
+        else:
+            header = _HEADER_64.pack(_FIN_TEXT, 127, size)
+        self._protocol.transport.write(header + payload)
 
     @property
     def write_buffer_size(self) -> int:
