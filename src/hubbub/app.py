@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, WebSocketRoute
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hubbub.api.channels import ChannelRoutes
 from hubbub.api.cluster import ClusterRoutes
@@ -227,7 +227,7 @@ class Hubbub:
             exception_handlers=make_handlers(s.ServiceSettings.EnableDeveloper),  # type: ignore[arg-type]
             lifespan=None,
         )
-        return APIMiddleware(
+        api = APIMiddleware(
             app,
             auth=self.auth,
             version_id=version_id(self.config.hash),
@@ -236,6 +236,7 @@ class Hubbub:
             strict_csrf=s.ServiceSettings.ExperimentalStrictCSRFEnforcement,
             developer=s.ServiceSettings.EnableDeveloper,
         )
+        return WebSocketFirst(self.websocket, api)
 
     async def start(self) -> None:
         revision = await migrate(self.db)
@@ -276,6 +277,28 @@ class Hubbub:
         await self.backends.stop()
         await self.files.close()
         await self.db.close()
+
+
+class WebSocketFirst:
+    """Sends `/api/v4/websocket` straight to the endpoint, past Starlette and the API middleware.
+
+    A websocket lives for hours; every ASGI layer it passes keeps a coroutine frame (and often a
+    copy of the scope) alive for that long, about 6 KiB per connection through the full stack.
+    The endpoint resolves the session itself. Anything else, including an odd spelling of the
+    path (`//`), takes the ordinary stack, which routes it to the same endpoint.
+    """
+
+    PATHS = frozenset({"/api/v4/websocket", "/api/v4/websocket/"})
+
+    def __init__(self, websocket: ASGIApp, app: ASGIApp) -> None:
+        self.websocket = websocket
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] in self.PATHS:
+            await self.websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def node_name(settings: Settings) -> str:

@@ -15,6 +15,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import Receive, Scope, Send
 
 from hubbub import MATTERMOST_VERSION
+from hubbub.api.auth import resolve_session
 from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.errors import AppError
 from hubbub.ids import is_valid_id, now_ms
@@ -81,9 +82,22 @@ class WebSocketEndpoint:
             # Refuse rather than accept and hang: the client retries elsewhere at once.
             await _deny(send, 503, "api.web_socket.connect.draining.app_error")
             return
+        opened = await self._open(scope, send)
+        if opened is not None:
+            # Only what the read loop needs stays referenced for the life of the socket.
+            await self._read_loop(*opened, receive)
+
+    async def _open(self, scope: Scope, send: Send) -> tuple[WebConn, str, int | None] | None:
+        """Accepts the socket and attaches it when the upgrade carried credentials."""
         conn_http = HTTPConnection(scope)
+        if "hubbub.session" in scope:
+            session: Session | None = scope["hubbub.session"]
+        else:
+            # Dispatched straight here (hubbub.app.WebSocketFirst): look the token up ourselves.
+            # An unusable token is not refused at upgrade: the socket stays unauthenticated
+            # and may still answer the authentication challenge, as Mattermost's does.
+            session, _ = await resolve_session(conn_http, self.auth, strict_csrf=False)
         query = conn_http.query_params
-        session: Session | None = scope.get("hubbub.session")
         requested_id = query.get("connection_id", "")
         sequence = _int_or_none(query.get("sequence_number"))
         info = ConnInfo(
@@ -100,7 +114,7 @@ class WebSocketEndpoint:
         if link is None:
             # Served by a server without hubbub's websocket protocol (see hubbub.server).
             await _deny(send, 500, "api.web_socket.connect.upgrade.app_error")
-            return
+            return None
         conn = WebConn(
             send,
             link,
@@ -116,12 +130,19 @@ class WebSocketEndpoint:
             await self._register(conn, session, requested_id, sequence)
         else:
             conn.start_auth_timer()
-        await self._read_loop(conn, receive, requested_id, sequence)
+        return conn, requested_id, sequence
 
     async def _register(
-        self, conn: WebConn, session: Session, requested_id: str, sequence: int | None
+        self,
+        conn: WebConn,
+        session: Session,
+        requested_id: str,
+        sequence: int | None,
+        reply_seq: int | None = None,
     ) -> bool:
-        """Attaches (fresh or resumed); False when that failed and the socket was closed."""
+        """Attaches (fresh or resumed); False when that failed and the socket was closed.
+        `reply_seq` answers an authentication challenge as soon as the socket is attached,
+        before the presence update (a database write)."""
         conn.authenticate(session.user_id, session.token)
         first_here = self.hub.user_connection_count(session.user_id) == 0
         try:
@@ -139,12 +160,14 @@ class WebSocketEndpoint:
             await conn.close(CloseReason.BACKEND_ERROR)
             return False
         conn.start_keepalive()
+        if reply_seq is not None:
+            conn.send_reply(reply(reply_seq))
         if first_here:
             await self.presence.connected(session.user_id)
         return True
 
     async def _read_loop(
-        self, conn: WebConn, receive: Receive, requested_id: str, sequence: int | None
+        self, conn: WebConn, requested_id: str, sequence: int | None, receive: Receive
     ) -> None:
         while True:
             message = await receive()
@@ -205,8 +228,7 @@ class WebSocketEndpoint:
             if session is None:
                 await conn.close(CloseReason.AUTH_FAILED)
                 return
-            if await self._register(conn, session, requested_id, sequence):
-                conn.send_reply(reply(request.seq))
+            await self._register(conn, session, requested_id, sequence, request.seq)
             return
         if conn.state is ConnState.AWAITING_AUTH:
             conn.send_reply(

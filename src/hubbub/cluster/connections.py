@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import abc
 import time
-from collections import deque
 from dataclasses import dataclass, field
+
+MAX_CHECKPOINTS = 64  # kept per connection record
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +26,7 @@ class ConnectionRecord:
     connection_id: str
     user_id: str
     epoch: str
-    checkpoints: deque[Checkpoint] = field(default_factory=lambda: deque(maxlen=64))
+    checkpoints: list[Checkpoint] = field(default_factory=list)  # oldest first
     updated: float = field(default_factory=time.time)
     live: bool = True  # a socket is attached right now
 
@@ -89,6 +90,7 @@ class MemoryConnectionRegistry(ConnectionRegistry):
         record = self._records.get(connection_id)
         if record is not None:
             record.checkpoints.append(cp)
+            del record.checkpoints[:-MAX_CHECKPOINTS]
             record.updated = time.time()
 
     async def checkpoint_many(self, items: list[tuple[str, list[Checkpoint]]]) -> None:
@@ -97,6 +99,7 @@ class MemoryConnectionRegistry(ConnectionRegistry):
             record = self._records.get(connection_id)
             if record is not None and checkpoints:
                 record.checkpoints.extend(checkpoints)
+                del record.checkpoints[:-MAX_CHECKPOINTS]
                 record.updated = now
 
     async def detach(self, connection_id: str) -> None:

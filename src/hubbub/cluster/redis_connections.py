@@ -14,32 +14,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hubbub.cluster import redis_scripts
-from hubbub.cluster.connections import Checkpoint, ConnectionRecord, ConnectionRegistry
+from hubbub.cluster.connections import (
+    MAX_CHECKPOINTS,
+    Checkpoint,
+    ConnectionRecord,
+    ConnectionRegistry,
+)
 from hubbub.cluster.redis_eventlog import stop_task
 from hubbub.ids import new_id
 
 log = logging.getLogger("hubbub.cluster")
 
-MAX_CHECKPOINTS = 64
 HEARTBEAT_BATCH = 256
 
 
-def encode_checkpoints(checkpoints: deque[Checkpoint] | list[Checkpoint]) -> str:
+def encode_checkpoints(checkpoints: list[Checkpoint]) -> str:
     return ";".join(f"{cp.seq}:{cp.pos}" for cp in list(checkpoints)[-MAX_CHECKPOINTS:])
 
 
-def decode_checkpoints(raw: str) -> deque[Checkpoint]:
-    out: deque[Checkpoint] = deque(maxlen=MAX_CHECKPOINTS)
+def decode_checkpoints(raw: str) -> list[Checkpoint]:
+    out: list[Checkpoint] = []
     for item in raw.split(";") if raw else ():
         seq, _, pos = item.partition(":")
         out.append(Checkpoint(int(seq), int(pos)))
-    return out
+    return out[-MAX_CHECKPOINTS:]
 
 
 class RedisConnectionRegistry(ConnectionRegistry):

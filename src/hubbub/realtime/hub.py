@@ -257,9 +257,7 @@ class Hub:
                 if not entry.meta.matches(conn.connection_id):
                     continue
                 if found:
-                    # Typing and status events are best effort: stale ones are not replayed.
-                    if not entry.meta.ephemeral:
-                        replay.append(entry)
+                    replay.append(entry)  # WebConn.replay skips stale typing/status events
                 else:
                     seq += 1
                     if seq == last_seen:
@@ -271,12 +269,12 @@ class Hub:
             # The client claims events this connection never had: start over.
             self.remove(conn)
             return None
-        conn.replay(replay)
+        replayed = conn.replay(replay)
         conn.release(after_pos=pos)
         await self.registry.open(record)
         await self.registry.checkpoint(record.connection_id, Checkpoint(last_seen, resume_pos))
-        outcome = "success" if replay else "lossless"
-        return AttachResult(record.connection_id, True, outcome, len(replay))
+        outcome = "success" if replayed else "lossless"
+        return AttachResult(record.connection_id, True, outcome, replayed)
 
     async def close_all(self, reason: CloseReason) -> None:
         for conn in self.connections():

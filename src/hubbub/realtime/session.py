@@ -218,9 +218,17 @@ class WebConn:
             return
         self._write(frame, reply=True)
 
-    def replay(self, entries: list[LogEntry]) -> None:
+    def replay(self, entries: list[LogEntry]) -> int:
+        """Sends missed events; typing and status events are best effort and stale by now, so
+        they are skipped. Returns how many were sent."""
+        sent = 0
         for entry in entries:
-            self._emit(entry.pos, event_prefix(entry.payload))
+            if entry.meta.ephemeral:
+                self._skip(entry.pos)
+            else:
+                self._emit(entry.pos, event_prefix(entry.payload))
+                sent += 1
+        return sent
 
     def offer(self, pos: int, prefix: bytes, meta: EventMeta) -> bool:
         """Sends a live event at log position `pos` (`prefix` from `event_prefix`); the hub calls
@@ -237,18 +245,29 @@ class WebConn:
             backlog = len(events)
             if backlog >= self.limits.slow_threshold and meta.ephemeral:
                 self.metrics.dropped.labels(meta.event).inc()
-                self._last_pos = pos
-                # A drop breaks the seq/position correspondence: checkpoint right after it.
-                self._cp_seq, self._cp_pos = self._seq - 1, pos
-                if self._must_record is None:
-                    self._must_record = []
-                self._must_record.append((self._seq - 1, pos))
+                self._skip(pos)
                 return False
             if backlog >= self.limits.queue_size:
                 self.close_soon(CloseReason.SLOW_CONSUMER)
                 return False
         self._emit(pos, prefix)
         return True
+
+    def _skip(self, pos: int) -> None:
+        """An event of this connection that gets no seq (dropped, or stale in a replay). A
+        resume walks the log from a checkpoint giving each matching event the next seq, so a
+        skip needs a checkpoint right after it, one that must be recorded."""
+        if pos > self._last_pos:
+            self._last_pos = pos
+        cp = (self._seq - 1, pos)
+        self._cp_seq, self._cp_pos = cp
+        must = self._must_record
+        if must is None:
+            self._must_record = [cp]
+        elif must[-1][0] == cp[0]:
+            must[-1] = cp  # consecutive skips: the newest position says it all
+        else:
+            must.append(cp)
 
     def _emit(self, pos: int, prefix: bytes) -> None:
         seq = self._seq
@@ -329,8 +348,9 @@ class WebConn:
                 extra={"connection_id": self.connection_id, "error": repr(exc)},
             )
         self._checkpoint_failing = True
-        again = [(cp.seq, cp.pos) for cp in checkpoints] + list(self._must_record or ())
-        self._must_record = again[-64:]
+        # Not truncated: a resume walking from an older checkpoint needs every checkpoint taken
+        # after a skip; the list grows only by skips while the registry is failing.
+        self._must_record = [(cp.seq, cp.pos) for cp in checkpoints] + list(self._must_record or ())
 
     def checkpoints_recorded(self) -> None:
         self._checkpoint_failing = False
