@@ -5,6 +5,7 @@ Start-up reads top-down (store, files, services, routes); shutdown runs in rever
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 from typing import Any
@@ -190,8 +191,13 @@ class Hubbub:
     async def _expire_presence(self, token: int) -> None:
         """Leader duty: users shown online or away with no live connection on any node (their
         node died without closing them) go offline."""
-        for user_id in await self.statuses.automatic_present_users():
-            if await self.registry.live_connections(user_id) == 0:
+        present = await self.statuses.automatic_present_users()
+        if not present:
+            return
+        connected = await self.registry.connected_users()
+        for user_id in present:
+            # Checked again one by one: the user may have connected since the snapshot.
+            if user_id not in connected and await self.registry.live_connections(user_id) == 0:
                 await self.presence.disconnected(user_id)
 
     async def cluster_status(self) -> list[dict[str, Any]]:
@@ -257,6 +263,12 @@ class Hubbub:
 
             host, port = split_address(metrics.ListenAddress)
             self._metrics_server, _ = start_http_server(port, host, self.metrics.registry)
+        # What start-up built (modules, the app, SQLAlchemy's caches: ~100k objects) lives as
+        # long as the process. Moving it out of the collector's reach keeps full collections
+        # short: they walked it every time and stalled the event loop for 100 ms and more at
+        # 1,000 websockets (docs/benchmarks.md).
+        gc.collect()
+        gc.freeze()
 
     async def drain(self) -> None:
         """Stops taking websockets; closes open ones with 1012 so clients resume elsewhere."""

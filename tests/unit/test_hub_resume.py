@@ -10,7 +10,7 @@ import orjson
 from hubbub.cluster.connections import MemoryConnectionRegistry
 from hubbub.cluster.eventlog import EventMeta, MemoryEventLog
 from hubbub.observability.metrics import Metrics
-from hubbub.realtime.hub import Hub
+from hubbub.realtime.hub import CHECKPOINT_INTERVAL, Hub
 from hubbub.realtime.protocol import CloseReason, encode_event_body
 from hubbub.realtime.session import ConnInfo, ConnLimits, WebConn
 
@@ -29,6 +29,7 @@ class Socket:
         self.got_close_frame = False
         self.close_frame_code: int | None = None
         self.aborted = False
+        self.pings = 0
 
     # The ASGI side: only the close goes through it.
     async def send(self, message: dict[str, Any]) -> None:
@@ -57,7 +58,7 @@ class Socket:
         self.closed_with = code
 
     def send_ping(self) -> None:
-        pass
+        self.pings += 1
 
     def abort(self) -> None:
         self.aborted = True
@@ -67,11 +68,15 @@ class Socket:
 
 
 class Rig:
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        registry: MemoryConnectionRegistry | None = None,
+        checkpoint_interval: float = CHECKPOINT_INTERVAL,
+    ) -> None:
         self.log = MemoryEventLog()
-        self.registry = MemoryConnectionRegistry()
+        self.registry = registry or MemoryConnectionRegistry()
         self.metrics = Metrics()
-        self.hub = Hub(self.log, self.registry, self.metrics)
+        self.hub = Hub(self.log, self.registry, self.metrics, checkpoint_interval)
 
     def conn(self, socket: Socket, limits: ConnLimits | None = None) -> WebConn:
         async def closed(conn: WebConn, reason: CloseReason) -> None:

@@ -71,20 +71,44 @@ class ConnectionRegistry(abc.ABC):
 
 
 class MemoryConnectionRegistry(ConnectionRegistry):
+    """The single-node registry. Live connections are indexed by user, and closed records are
+    swept at most every `retention / 20` seconds, so opening, closing and presence checks cost
+    O(1) per connection rather than a walk over every record."""
+
     def __init__(self, retention_seconds: float = 600) -> None:
         self.retention = retention_seconds
         self._records: dict[str, ConnectionRecord] = {}
+        self._live: dict[str, set[str]] = {}  # user -> ids of live connections
+        self._swept_at = 0.0
+
+    def _expired(self, record: ConnectionRecord, now: float) -> bool:
+        return not record.live and record.updated < now - self.retention
 
     def _expire(self) -> None:
-        cutoff = time.time() - self.retention
-        for cid in [c for c, r in self._records.items() if not r.live and r.updated < cutoff]:
+        now = time.time()
+        if now - self._swept_at < self.retention / 20:
+            return
+        self._swept_at = now
+        for cid in [c for c, r in self._records.items() if self._expired(r, now)]:
             del self._records[cid]
+
+    def _set_live(self, record: ConnectionRecord, live: bool) -> None:
+        record.live = live
+        ids = self._live.get(record.user_id)
+        if live:
+            if ids is None:
+                ids = self._live[record.user_id] = set()
+            ids.add(record.connection_id)
+        elif ids is not None:
+            ids.discard(record.connection_id)
+            if not ids:
+                del self._live[record.user_id]
 
     async def open(self, record: ConnectionRecord) -> None:
         self._expire()
-        record.live = True
         record.updated = time.time()
         self._records[record.connection_id] = record
+        self._set_live(record, True)
 
     async def checkpoint(self, connection_id: str, cp: Checkpoint) -> None:
         record = self._records.get(connection_id)
@@ -105,18 +129,24 @@ class MemoryConnectionRegistry(ConnectionRegistry):
     async def detach(self, connection_id: str) -> None:
         record = self._records.get(connection_id)
         if record is not None:
-            record.live = False
+            self._set_live(record, False)
             record.updated = time.time()
 
     async def get(self, connection_id: str) -> ConnectionRecord | None:
         self._expire()
-        return self._records.get(connection_id)
+        record = self._records.get(connection_id)
+        if record is not None and self._expired(record, time.time()):
+            del self._records[connection_id]
+            return None
+        return record
 
     async def forget(self, connection_id: str) -> None:
-        self._records.pop(connection_id, None)
+        record = self._records.pop(connection_id, None)
+        if record is not None:
+            self._set_live(record, False)
 
     async def live_connections(self, user_id: str) -> int:
-        return sum(1 for r in self._records.values() if r.user_id == user_id and r.live)
+        return len(self._live.get(user_id, ()))
 
     async def connected_users(self) -> set[str]:
-        return {r.user_id for r in self._records.values() if r.live}
+        return set(self._live)

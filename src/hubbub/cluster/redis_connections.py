@@ -155,6 +155,7 @@ class RedisConnectionRegistry(ConnectionRegistry):
                 MAX_CHECKPOINTS,
                 self._ms(self.retention),
                 self._ms(self.live_ttl),
+                self.owner,
             ],
         )
 
@@ -173,6 +174,7 @@ class RedisConnectionRegistry(ConnectionRegistry):
                         MAX_CHECKPOINTS,
                         self._ms(self.retention),
                         self._ms(self.live_ttl),
+                        self.owner,
                     ],
                     client=pipe,
                 )

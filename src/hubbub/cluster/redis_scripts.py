@@ -168,12 +168,14 @@ return now
 """
 )
 
-# KEYS[1] record; ARGV[1] "seq:pos", [2] cap, [3] retention ms, [4] live ttl ms.
+# KEYS[1] record; ARGV[1] "seq:pos[;seq:pos...]", [2] cap, [3] retention ms, [4] live ttl ms,
+# [5] owner. Only the owner may add checkpoints: once another node resumed the connection, a
+# late batch from the old socket's node would mix two numberings.
 CHECKPOINT = (
     _NOW
     + """
-local rec = redis.call('HMGET', KEYS[1], 'c', 'l')
-if not rec[2] then
+local rec = redis.call('HMGET', KEYS[1], 'c', 'l', 'o')
+if not rec[2] or rec[3] ~= ARGV[5] then
   return 0
 end
 local cps = rec[1] or ''

@@ -61,6 +61,7 @@ class Hub:
         self._by_user: dict[str, set[WebConn]] = {}
         self._by_id: dict[str, WebConn] = {}
         self._checkpointer: asyncio.Task[None] | None = None
+        self._orphans: dict[str, list[Checkpoint]] = {}  # see _keep_orphans
         self.bus: ClusterBus | None = None  # set in a cluster: takeovers of remote connections
         eventlog.subscribe(self.deliver)
 
@@ -113,9 +114,10 @@ class Hub:
             except Exception:
                 log.exception("checkpoint batch failed")
 
-    async def flush_checkpoints(self) -> None:
-        """Records every local connection's new checkpoints in one batch."""
-        batch = []
+    async def flush_checkpoints(self) -> bool:
+        """Records every local connection's new checkpoints, and those of closed connections
+        whose last flush failed, in one batch. False when the registry failed."""
+        batch: list[tuple[str, list[Checkpoint]]] = list(self._orphans.items())
         conns = []
         for conn in self._by_id.values():
             if not conn.connection_id:
@@ -125,15 +127,30 @@ class Hub:
                 batch.append((conn.connection_id, checkpoints))
                 conns.append(conn)
         if not batch:
-            return
+            return True
+        orphaned = len(self._orphans)
         try:
             await asyncio.wait_for(self.registry.checkpoint_many(batch), CHECKPOINT_TIMEOUT)
         except Exception as exc:
-            for conn, (_, checkpoints) in zip(conns, batch, strict=True):
+            for conn, (_, checkpoints) in zip(conns, batch[orphaned:], strict=True):
                 conn.checkpoints_failed(checkpoints, exc)
-            return
+                if self._by_id.get(conn.connection_id) is not conn:
+                    self._keep_orphans(conn)  # removed meanwhile: keep them here
+            return False
+        for connection_id, _ in batch[:orphaned]:
+            self._orphans.pop(connection_id, None)
         for conn in conns:
             conn.checkpoints_recorded()
+        return True
+
+    def _keep_orphans(self, conn: WebConn) -> None:
+        """A connection leaves with checkpoints the registry has not taken (it was failing).
+        They are retried with every batch, and until they are recorded the connection cannot
+        be resumed: walking the log without a checkpoint taken after a skipped event would
+        number the events wrongly."""
+        leftover = conn.take_checkpoints() if conn.connection_id else []
+        if leftover:
+            self._orphans[conn.connection_id] = self._orphans.get(conn.connection_id, []) + leftover
 
     # Registry of local connections
 
@@ -154,6 +171,7 @@ class Hub:
     def remove(self, conn: WebConn) -> None:
         if self._by_id.get(conn.connection_id) is conn:
             del self._by_id[conn.connection_id]
+        self._keep_orphans(conn)
         users = self._by_user.get(conn.user_id)
         if users is not None:
             users.discard(conn)
@@ -176,7 +194,10 @@ class Hub:
                 old.silence()
                 await old.flush_checkpoints()
                 await self.take_over_local(requested_id)
-            record = await self.registry.get(requested_id)
+            # Where the old socket got to must be recorded before its record is read; if the
+            # registry still refuses, there is no exact resume (a fresh connection instead).
+            recorded = requested_id not in self._orphans or await self.flush_checkpoints()
+            record = await self.registry.get(requested_id) if recorded else None
             if record is not None and (
                 record.user_id != conn.user_id or record.epoch != self.eventlog.epoch
             ):
@@ -271,8 +292,13 @@ class Hub:
             return None
         replayed = conn.replay(replay)
         conn.release(after_pos=pos)
+        # Checkpoints above what the client saw belong to a numbering it never received (an
+        # earlier connection sent them, or queued them, after the client's last frame; a replay
+        # skips stale events, so the new numbering differs): drop them, or a later resume could
+        # pick one and replay an event twice.
+        record.checkpoints = [cp for cp in record.checkpoints if cp.seq < last_seen]
+        record.checkpoints.append(Checkpoint(last_seen, resume_pos))
         await self.registry.open(record)
-        await self.registry.checkpoint(record.connection_id, Checkpoint(last_seen, resume_pos))
         outcome = "success" if replayed else "lossless"
         return AttachResult(record.connection_id, True, outcome, replayed)
 

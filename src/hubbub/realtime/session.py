@@ -58,6 +58,7 @@ CHECKPOINT_TIMEOUT = 2.0  # seconds a checkpoint may take before the writer move
 
 # Closes for a peer that stopped reading: they must not wait on the paused transport.
 _STALLED = {CloseReason.SLOW_CONSUMER, CloseReason.WRITE_TIMEOUT}
+_OPEN = ConnState.OPEN
 
 
 @dataclass(frozen=True)
@@ -232,13 +233,15 @@ class WebConn:
 
     def offer(self, pos: int, prefix: bytes, meta: EventMeta) -> bool:
         """Sends a live event at log position `pos` (`prefix` from `event_prefix`); the hub calls
-        this for each connection of each recipient. True when it was sent or queued."""
+        this for each connection of each recipient. True when it was sent or queued.
+
+        The hot path of fan-out: `_emit` and `_write` are inlined here."""
         if self._holding:
             if self._held is None:
                 self._held = []
             self._held.append((pos, prefix, meta))
             return False
-        if pos <= self._last_pos or self.state is not ConnState.OPEN or self._silenced:
+        if pos <= self._last_pos or self.state is not _OPEN or self._silenced:
             return False
         events = self._events
         if events:
@@ -250,7 +253,15 @@ class WebConn:
             if backlog >= self.limits.queue_size:
                 self.close_soon(CloseReason.SLOW_CONSUMER)
                 return False
-        self._emit(pos, prefix)
+        seq = self._seq
+        self._seq = seq + 1
+        self._cp_seq = seq
+        self._cp_pos = self._last_pos = pos
+        link = self.link
+        if self._writer is None and link.can_write():
+            link.write_text(prefix + b"%d}" % seq)
+        else:
+            self._queue(prefix + b"%d}" % seq, reply=False)
         return True
 
     def _skip(self, pos: int) -> None:
@@ -282,7 +293,11 @@ class WebConn:
         link = self.link
         if self._writer is None and link.can_write():
             link.write_text(frame)
-            return
+        else:
+            self._queue(frame, reply)
+
+    def _queue(self, frame: bytes, reply: bool) -> None:
+        """Keeps a frame for the writer task (started here if needed)."""
         if reply:
             if self._replies is None:
                 self._replies = deque()
@@ -340,8 +355,10 @@ class WebConn:
         return out
 
     def checkpoints_failed(self, checkpoints: list[Checkpoint], exc: BaseException) -> None:
-        """Puts checkpoints that could not be recorded back, to be retried with the next ones
-        (a resume meanwhile walks from an older checkpoint, which is still exact)."""
+        """Puts checkpoints that could not be recorded back, to be retried with the next ones.
+        Meanwhile a resume on another node walks from an older checkpoint: exact unless a skip
+        happened since; if this socket closes first, the hub keeps them (`Hub._keep_orphans`)
+        and refuses to resume it here until they are recorded."""
         if not self._checkpoint_failing:
             log.warning(
                 "could not record a websocket checkpoint; retrying",

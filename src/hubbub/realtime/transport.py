@@ -30,14 +30,26 @@ _FIN_TEXT = 0x81
 class FrameLink:
     """What the application can see of and do on the raw websocket."""
 
-    __slots__ = ("_protocol", "close_frame_code", "got_close_frame", "last_frame_at", "pings")
+    __slots__ = (
+        "_flag",
+        "_protocol",
+        "_transport",
+        "close_frame_code",
+        "got_close_frame",
+        "last_frame_at",
+        "lost",
+        "pings",
+    )
 
-    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+    def __init__(self, protocol: HubbubWebSocketProtocol) -> None:
         self._protocol = protocol
+        self._transport = protocol.transport
+        self._flag: _Flag = protocol.writable  # type: ignore[assignment]
         self.last_frame_at = protocol.loop.time()
         self.got_close_frame = False
         self.close_frame_code: int | None = None
         self.pings = 0
+        self.lost = False  # the transport is gone (connection_lost)
 
     def send_ping(self) -> None:
         protocol = self._protocol
@@ -69,14 +81,10 @@ class FrameLink:
             self._protocol.transport.abort()
 
     def can_write(self) -> bool:
-        """True when a frame written now goes out in order: open, not paused, no close sent."""
-        protocol = self._protocol
-        return (
-            protocol.writable.is_set()
-            and not protocol.close_sent
-            and protocol.transport is not None
-            and not protocol.transport.is_closing()
-        )
+        """True when a frame written now goes out in order: open, not paused, no close sent.
+        (Called once per delivery: plain attributes only. uvicorn closes the transport only
+        after a close frame, and an abort is followed by `connection_lost`.)"""
+        return self._flag._set and not self._protocol.close_sent and not self.lost
 
     def closed(self) -> bool:
         """Nothing more may be written: a close was sent or the transport is going away."""
@@ -95,7 +103,7 @@ class FrameLink:
             header = _HEADER_16.pack(_FIN_TEXT, 126, size)
         else:
             header = _HEADER_64.pack(_FIN_TEXT, 127, size)
-        self._protocol.transport.write(header + payload)
+        self._transport.write(header + payload)
 
     @property
     def write_buffer_size(self) -> int:
@@ -198,6 +206,11 @@ class HubbubWebSocketProtocol(WebSocketsSansIOProtocol):
             if self.conn.close_rcvd is not None:
                 self.link.close_frame_code = self.conn.close_rcvd.code
         super().handle_close(event)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.link is not None:
+            self.link.lost = True
+        super().connection_lost(exc)
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
