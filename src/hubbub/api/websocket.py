@@ -126,6 +126,9 @@ class WebSocketEndpoint:
             self._closed,
         )
         await send({"type": "websocket.accept"})
+        # Nothing reads the upgrade's headers after this (ConnInfo has what the close log
+        # needs); the scope lives as long as the socket, so let the list go (~1 KiB).
+        scope["headers"] = []
         if session is not None:
             await self._register(conn, session, requested_id, sequence)
         else:

@@ -71,7 +71,7 @@ class ConnLimits:
     auth_timeout: float = 5.0
 
 
-@dataclass
+@dataclass(slots=True)
 class ConnInfo:
     """Facts for the close log line."""
 

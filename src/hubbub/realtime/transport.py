@@ -21,6 +21,7 @@ from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Opcode
+from websockets.protocol import Protocol
 
 _HEADER_16 = struct.Struct("!BBH")
 _HEADER_64 = struct.Struct("!BBQ")
@@ -189,10 +190,23 @@ class HubbubWebSocketProtocol(WebSocketsSansIOProtocol):
     async def send(self, message: Any) -> None:
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
-            # The parsed upgrade request and the response are not needed once the handshake
-            # is done (the scope has what the app reads): ~4 KiB per connection.
-            self.request = None  # type: ignore[assignment]
-            self.response = None  # type: ignore[assignment]
+            self._forget_handshake()
+
+    def _forget_handshake(self) -> None:
+        """Drops what only the handshake needed (~4 KiB per connection, kept for hours).
+
+        uvicorn keeps the parsed upgrade request and the response; websockets' server parser
+        keeps the request too, as a local of the generator that goes on to parse frames. That
+        generator is replaced by a fresh frame parser, which is the same state provided no
+        frame byte has arrived yet: a client may not send frames before it has read the 101
+        response, which was written just now. If bytes are already buffered, nothing changes.
+        """
+        self.request = None  # type: ignore[assignment]
+        self.response = None  # type: ignore[assignment]
+        conn = self.conn
+        if not conn.reader.buffer and not conn.reader.eof and conn.parser_exc is None:
+            conn.parser = Protocol.parse(conn)
+            next(conn.parser)
 
     def data_received(self, data: bytes) -> None:
         if self.link is not None:
