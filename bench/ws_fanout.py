@@ -345,6 +345,7 @@ async def run_hubbub(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "MM_SERVICESETTINGS_ENABLEUSERACCESSTOKENS": "true",
         "MM_TEAMSETTINGS_MAXUSERSPERTEAM": str(args.connections + 10),
         "MM_LOGSETTINGS_CONSOLELEVEL": "INFO",
+        "HUBBUB_EVENT_LOOP": args.loop,
     }
     server: ServerProcess = await asyncio.to_thread(start_server, workdir / "hubbub", env)
     try:
@@ -441,7 +442,7 @@ def frame_maker(sample: str) -> Callable[[str], str]:
 
 async def run_baseline(args: argparse.Namespace, workdir: Path, sample: str) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.baseline_server"]
-    if args.baseline_uvloop:
+    if args.loop == "uvloop":
         cmd.append("--uvloop")
     log_path = workdir / "baseline.log"
     with log_path.open("wb") as log:
@@ -464,7 +465,7 @@ async def run_baseline(args: argparse.Namespace, workdir: Path, sample: str) -> 
 
             ws_url = f"ws://127.0.0.1:{port}/"
             result = await measure("baseline", proc.pid, ws_url, post, tokens_file, args, workdir)
-        result["loop"] = "uvloop" if args.baseline_uvloop else "asyncio"
+        result["loop"] = args.loop
         return result
     finally:
         proc.terminate()
@@ -527,7 +528,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", choices=["hubbub", "baseline"], help="run one server only")
     p.add_argument("--client-procs", type=int, default=1, help="client processes (default 1)")
     p.add_argument("--no-client-uvloop", dest="client_uvloop", action="store_false")
-    p.add_argument("--baseline-uvloop", action="store_true", help="hubbub runs plain asyncio")
+    p.add_argument(
+        "--loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="event loop of both servers (default uvloop, what `hubbub serve` uses)",
+    )
     p.add_argument("--setup-concurrency", type=int, default=8)
     p.add_argument("--settle", type=float, default=2.0, help="seconds before RSS samples")
     p.add_argument("--connect-timeout", type=float, default=120)

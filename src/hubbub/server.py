@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -107,5 +109,18 @@ def serve(config: LoadedConfig) -> int:
         log.info("hubbub listening", extra={"address": f"{host}:{port}"})
         await server.serve()
 
-    asyncio.run(run())
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(run())
     return 0 if server.started else 1
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when it is installed (`uvicorn[standard]` brings it; uvicorn picks it too), else
+    asyncio's loop. `HUBBUB_EVENT_LOOP=asyncio` forces asyncio's (debugging, comparisons)."""
+    if os.environ.get("HUBBUB_EVENT_LOOP", "auto") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
