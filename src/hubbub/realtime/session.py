@@ -322,9 +322,16 @@ class WebConn:
                 if link.closed():
                     break  # the close handshake or the disconnect ends this connection
                 if not link.can_write():
+                    # The peer is not reading: give it the write timeout to start again.
                     self._paused_since = loop.time()
-                    await link.wait_writable()
-                    self._paused_since = None
+                    timer = loop.call_later(
+                        self.limits.write_timeout, self.close_soon, CloseReason.WRITE_TIMEOUT
+                    )
+                    try:
+                        await link.wait_writable()
+                    finally:
+                        timer.cancel()
+                        self._paused_since = None
                     continue
                 link.write_text(queue.popleft())
         except Exception:
@@ -399,12 +406,6 @@ class WebConn:
         if self.state in (ConnState.CLOSING, ConnState.CLOSED):
             return
         loop = asyncio.get_running_loop()
-        if (
-            self._paused_since is not None
-            and loop.time() - self._paused_since >= self.limits.write_timeout
-        ):
-            self.close_soon(CloseReason.WRITE_TIMEOUT)
-            return
         silent_for = loop.time() - self.link.last_frame_at
         if silent_for >= self.limits.pong_timeout:
             self.close_soon(CloseReason.READ_TIMEOUT)
