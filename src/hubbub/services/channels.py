@@ -44,6 +44,23 @@ from hubbub.store.db import Database
 from hubbub.store.tables import channel_members, channels
 
 
+def check_post(session: Session, row: Row[Any] | None, is_member: bool) -> Row[Any]:
+    """Who may post in a channel, on its row as already read (None: there is none, 404): a member
+    or a system admin, and the channel not archived (403
+    `api.post.create_post.can_not_post_to_deleted.error`). Returns the row."""
+    if row is None:
+        raise not_found("channel", "app.channel.get.existing.app_error")
+    if not session.is_system_admin and not is_member:
+        raise forbidden("create_post")
+    if row.delete_at:
+        raise AppError(
+            "api.post.create_post.can_not_post_to_deleted.error",
+            "Can not post to deleted channel.",
+            403,
+        )
+    return row
+
+
 def _archived(action: str = "update_channel") -> AppError:
     return AppError(
         f"api.channel.{action}.deleted.app_error", "The channel has been archived or deleted.", 400
@@ -134,17 +151,10 @@ class ChannelsService:
         return channel_json(row)
 
     async def require_post(self, session: Session, channel_id: str) -> dict[str, Any]:
-        """The Channel JSON if the caller may post there: a member or a system admin, and the
-        channel not archived (403 `api.post.create_post.can_not_post_to_deleted.error`)."""
+        """The Channel JSON if the caller may post there (`check_post`)."""
         row = await self.get_row(channel_id)
-        if not session.is_system_admin and not await self.is_member(session.user_id, channel_id):
-            raise forbidden("create_post")
-        if row.delete_at:
-            raise AppError(
-                "api.post.create_post.can_not_post_to_deleted.error",
-                "Can not post to deleted channel.",
-                403,
-            )
+        member = session.is_system_admin or await self.is_member(session.user_id, channel_id)
+        check_post(session, row, member)
         return channel_json(row)
 
     async def require_manage(self, session: Session, row: Row[Any], permission: str) -> None:

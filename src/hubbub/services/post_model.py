@@ -38,7 +38,7 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value).decode("utf-8")
 
 
-def _mapping(row: Row[Any] | Mapping[str, Any]) -> Mapping[Any, Any]:
+def as_mapping(row: Row[Any] | Mapping[str, Any]) -> Mapping[Any, Any]:
     return row._mapping if isinstance(row, Row) else row
 
 
@@ -54,7 +54,7 @@ def post_json(
 ) -> dict[str, Any]:
     """A Post as clients see it. `pending_post_id` is echoed only in the create response and the
     `posted` event: like Mattermost, hubbub does not return it on later reads."""
-    p = _mapping(row)
+    p = as_mapping(row)
     deleted = bool(p["delete_at"])
     data: dict[str, Any] = {
         "id": p["id"],
@@ -91,7 +91,7 @@ def post_json(
 
 
 def reaction_json(row: Row[Any] | Mapping[str, Any]) -> dict[str, Any]:
-    r = _mapping(row)
+    r = as_mapping(row)
     return {
         "user_id": r["user_id"],
         "post_id": r["post_id"],

@@ -15,11 +15,13 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.services.files import file_info_json
-from hubbub.services.post_model import post_json, reaction_json
+from hubbub.services.post_model import as_mapping, post_json, reaction_json
 from hubbub.services.users import UsersService
 from hubbub.store.tables import file_infos, posts, reactions
 
 PostRow = Row[Any]
+# A post as rendered: a row as read, or (for a post just inserted) the values it was inserted with.
+PostValues = Row[Any] | Mapping[str, Any]
 
 
 class PostRenderer:
@@ -29,39 +31,41 @@ class PostRenderer:
     async def render(
         self,
         conn: AsyncConnection,
-        rows: Sequence[PostRow],
+        rows: Sequence[PostValues],
         pending: Mapping[str, str] | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Post JSON by id. `pending` maps post ids to the pending_post_id to echo."""
         if not rows:
             return {}
-        live = [r for r in rows if not r.delete_at]
-        threads = await self._thread_counts(conn, rows)
+        maps = [as_mapping(r) for r in rows]
+        live = [r for r in maps if not r["delete_at"]]
+        threads = await self._thread_counts(conn, maps)
         participants = await self._participants(
-            conn, [r.id for r in live if not r.root_id and r.reply_count]
+            conn, [r["id"] for r in live if not r["root_id"] and r["reply_count"]]
         )
-        reacted = await self.reactions_for(conn, [r.id for r in live if r.has_reactions])
-        files = await self.files_for(conn, [r.id for r in live if r.file_ids])
+        reacted = await self.reactions_for(conn, [r["id"] for r in live if r["has_reactions"]])
+        files = await self.files_for(conn, [r["id"] for r in live if r["file_ids"]])
         out: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            count, last = threads.get(r.root_id or r.id, (0, 0))
-            out[r.id] = post_json(
+        for r in maps:
+            post_id, root_id = r["id"], r["root_id"]
+            count, last = threads.get(root_id or post_id, (0, 0))
+            out[post_id] = post_json(
                 r,
                 reply_count=count,
-                last_reply_at=0 if r.root_id else last,
-                participants=None if r.root_id else participants.get(r.id),
-                reactions=reacted.get(r.id, []),
-                files=files.get(r.id, []),
-                pending_post_id=(pending or {}).get(r.id, ""),
+                last_reply_at=0 if root_id else last,
+                participants=None if root_id else participants.get(post_id),
+                reactions=reacted.get(post_id, []),
+                files=files.get(post_id, []),
+                pending_post_id=(pending or {}).get(post_id, ""),
             )
         return out
 
     async def _thread_counts(
-        self, conn: AsyncConnection, rows: Sequence[PostRow]
+        self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]
     ) -> dict[str, tuple[int, int]]:
         """(reply_count, last_reply_at) per thread root; a reply shows its thread's count."""
-        counts = {r.id: (r.reply_count, r.last_reply_at) for r in rows if not r.root_id}
-        missing = {r.root_id for r in rows if r.root_id and r.root_id not in counts}
+        counts = {r["id"]: (r["reply_count"], r["last_reply_at"]) for r in rows if not r["root_id"]}
+        missing = {r["root_id"] for r in rows if r["root_id"] and r["root_id"] not in counts}
         if missing:
             found = await conn.execute(
                 select(posts.c.id, posts.c.reply_count, posts.c.last_reply_at).where(

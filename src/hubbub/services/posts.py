@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import case, insert, or_, select, update
+from sqlalchemy import Row, and_, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,7 +27,7 @@ from hubbub.config import Settings
 from hubbub.errors import AppError, forbidden, not_found
 from hubbub.ids import new_id, now_ms
 from hubbub.services.channel_seq import EXTRA_KEY, next_event_seq
-from hubbub.services.channels import ChannelsService
+from hubbub.services.channels import ChannelsService, check_post
 from hubbub.services.files import FilesService
 from hubbub.services.post_lists import PostLists
 from hubbub.services.post_model import (
@@ -35,6 +35,7 @@ from hubbub.services.post_model import (
     MAX_FILE_IDS,
     PROP_FROM_BOT,
     SYSTEM_TYPE_PREFIX,
+    as_mapping,
     bumped_update_at,
     check_message,
     dumps,
@@ -43,12 +44,20 @@ from hubbub.services.post_model import (
     post_json,
     post_list,
 )
-from hubbub.services.post_render import PostRenderer, PostRow
+from hubbub.services.post_render import PostRenderer, PostRow, PostValues
+from hubbub.services.post_statements import (
+    BUMP_CHANNEL,
+    INSERT_POST,
+    MARK_READ,
+    PENDING_POST,
+    POST_CONTEXT,
+)
 from hubbub.services.reactions import ReactionsService
 from hubbub.services.session import Session
+from hubbub.services.statuses import status_json
 from hubbub.services.users import UsersService
 from hubbub.store.db import Database
-from hubbub.store.tables import channel_members, channels, posts
+from hubbub.store.tables import channel_members, posts, users
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +69,15 @@ class NewPost:
     props: Mapping[str, Any] = field(default_factory=dict)
     pending_post_id: str = ""
     type: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedPost:
+    """A new post (or the one a retry found) and its author's status (`status_json`) as read in
+    the post's transaction, for the `set_online` that follows."""
+
+    post: dict[str, Any]
+    author_status: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +148,12 @@ class PostsService:
 
     # Creating
 
-    async def create(
-        self, session: Session, new: NewPost, set_online: bool = True
-    ) -> dict[str, Any]:
-        """Creates a post; a retry with the same `pending_post_id` returns the first one."""
+    async def create(self, session: Session, new: NewPost, set_online: bool = True) -> CreatedPost:
+        """Creates a post; a retry with the same `pending_post_id` returns the first one.
+
+        One write transaction does it all: the checks read the channel, the membership, the
+        author and the author's status in one statement; the channel's counters are bumped in
+        another; the post is built from the values inserted rather than read back."""
         if new.type.startswith(SYSTEM_TYPE_PREFIX):
             raise AppError(
                 "api.context.invalid_param.app_error",
@@ -147,49 +167,60 @@ class PostsService:
                 f"A post can have at most {MAX_FILE_IDS} files.",
                 400,
             )
-        channel = await self.channels.require_post(session, new.channel_id)
         key = pending_key(new.pending_post_id) if new.pending_post_id else ""
-        if key:
-            found = await self._by_pending(session.user_id, key, new.pending_post_id)
-            if found is not None:
-                return found
-        author = await self.users.get(session.user_id)
-        props = dict(new.props)
-        if author.get("is_bot"):
-            props[PROP_FROM_BOT] = "true"
-        mentions = await self._mentions(channel, session.user_id, new.message)
-
+        user_id = session.user_id
         async with self.db.write() as conn:
-            try:
-                async with conn.begin_nested():
-                    post_id, seq, totals = await self._insert(
-                        conn, session.user_id, channel["id"], new, props, key
-                    )
-            except IntegrityError:
-                # The same pending_post_id committed meanwhile (on this node or another).
-                existing = await self._pending_row(conn, session.user_id, key) if key else None
-                if existing is None:
-                    raise
-                return await self._render_new(conn, existing, new.pending_post_id)
-            row = await self._row(conn, post_id)
+            params = {"p_channel_id": new.channel_id, "p_user_id": user_id, "p_key": key}
+            found_ctx = (await conn.execute(POST_CONTEXT, params)).first()
+            ctx = check_post(session, found_ctx, bool(found_ctx and found_ctx.is_member))
+            status = status_json(user_id, None if ctx.status is None else ctx)
+            if ctx.pending_post is not None:
+                found = await self._pending_row(conn, user_id, key)
+                if found is not None:
+                    return CreatedPost(await self._render_new(conn, found, new), status)
+            if ctx.username is None:
+                raise not_found("user", "app.user.missing_account.const")
+            props = dict(new.props)
+            if ctx.is_bot:
+                props[PROP_FROM_BOT] = "true"
+            mentions = await self._mentions(conn, ctx, user_id, new.message)
+            if key and not self.db.is_sqlite:
+                # PostgreSQL: another node may commit the same pending_post_id after the lookup
+                # above. On SQLite the write lock (BEGIN IMMEDIATE) rules that out.
+                try:
+                    async with conn.begin_nested():
+                        row, totals = await self._insert(conn, user_id, ctx.id, new, props, key)
+                except IntegrityError:
+                    # The same pending_post_id committed meanwhile (on this node or another).
+                    existing = await self._pending_row(conn, user_id, key)
+                    if existing is None:
+                        raise
+                    return CreatedPost(await self._render_new(conn, existing, new), status)
+            else:
+                row, totals = await self._insert(conn, user_id, ctx.id, new, props, key)
             await self._after_insert(conn, row, totals, mentions)
-            post = await self._render_new(conn, row, new.pending_post_id)
+            post = await self._render_new(conn, row, new)
             data: dict[str, Any] = {
                 "post": dumps(post),
-                "channel_type": channel["type"],
-                "channel_display_name": _display_name(channel, author),
-                "channel_name": channel["name"],
-                "sender_name": "@" + author["username"],
-                "team_id": channel["team_id"],
+                "channel_type": ctx.type,
+                "channel_display_name": ctx.username if ctx.type == "D" else ctx.display_name,
+                "channel_name": ctx.name,
+                "sender_name": "@" + ctx.username,
+                "team_id": ctx.team_id,
                 "set_online": set_online,
             }
             if mentions:
                 data["mentions"] = dumps(mentions)
             await self.events.publish(
-                Event("posted", data, Broadcast(channel_id=row.channel_id), extra={EXTRA_KEY: seq}),
+                Event(
+                    "posted",
+                    data,
+                    Broadcast(channel_id=ctx.id),
+                    extra={EXTRA_KEY: int(totals.event_seq)},
+                ),
                 conn,
             )
-        return post
+        return CreatedPost(post, status)
 
     async def _insert(
         self,
@@ -199,21 +230,20 @@ class PostsService:
         new: NewPost,
         props: dict[str, Any],
         key: str,
-    ) -> tuple[str, int, PostRow]:
-        """Inserts the post and updates its channel and root; returns (id, event seq, channel
-        totals after the post)."""
-        now = now_ms()
-        locked = (
+    ) -> tuple[dict[str, Any], Row[Any]]:
+        """Inserts the post and updates its channel and root; returns the post's values and the
+        channel's (event_seq, last_post_at, total_msg_count, total_msg_count_root) after it."""
+        totals = (
             await conn.execute(
-                update(channels)
-                .where(channels.c.id == channel_id)
-                .values(event_seq=channels.c.event_seq + 1)
-                .returning(channels.c.event_seq, channels.c.last_post_at)
+                BUMP_CHANNEL,
+                {
+                    "p_channel_id": channel_id,
+                    "p_now": now_ms(),
+                    "p_roots": 0 if new.root_id else 1,
+                },
             )
         ).one()
-        # Posts of a channel get strictly increasing create_at, so `before`/`after`/`since`
-        # cursors and clients that sort by time always agree.
-        create_at = max(now, locked.last_post_at + 1)
+        create_at = totals.last_post_at
         if new.root_id:
             await self._count_reply(conn, new.root_id, channel_id, create_at)
         post_id = new_id()
@@ -222,53 +252,29 @@ class PostsService:
             if new.file_ids
             else []
         )
-        await conn.execute(
-            insert(posts).values(
-                id=post_id,
-                create_at=create_at,
-                update_at=create_at,
-                edit_at=0,
-                delete_at=0,
-                is_pinned=False,
-                user_id=user_id,
-                channel_id=channel_id,
-                root_id=new.root_id,
-                original_id="",
-                message=new.message,
-                type=new.type,
-                props=props,
-                hashtags="",
-                file_ids=file_ids,
-                pending_post_id=key,
-                has_reactions=False,
-                reply_count=0,
-                last_reply_at=0,
-            )
-        )
-        is_root = 0 if new.root_id else 1
-        totals = (
-            await conn.execute(
-                update(channels)
-                .where(channels.c.id == channel_id)
-                .values(
-                    last_post_at=create_at,
-                    last_root_post_at=case(
-                        (channels.c.last_root_post_at < create_at, create_at),
-                        else_=channels.c.last_root_post_at,
-                    )
-                    if is_root
-                    else channels.c.last_root_post_at,
-                    total_msg_count=channels.c.total_msg_count + 1,
-                    total_msg_count_root=channels.c.total_msg_count_root + is_root,
-                )
-                .returning(
-                    channels.c.total_msg_count,
-                    channels.c.total_msg_count_root,
-                    channels.c.last_post_at,
-                )
-            )
-        ).one()
-        return post_id, int(locked.event_seq), totals
+        values = {
+            "id": post_id,
+            "create_at": create_at,
+            "update_at": create_at,
+            "edit_at": 0,
+            "delete_at": 0,
+            "is_pinned": False,
+            "user_id": user_id,
+            "channel_id": channel_id,
+            "root_id": new.root_id,
+            "original_id": "",
+            "message": new.message,
+            "type": new.type,
+            "props": props,
+            "hashtags": "",
+            "file_ids": file_ids,
+            "pending_post_id": key,
+            "has_reactions": False,
+            "reply_count": 0,
+            "last_reply_at": 0,
+        }
+        await conn.execute(INSERT_POST, values)
+        return values, totals
 
     @staticmethod
     async def _count_reply(
@@ -308,78 +314,77 @@ class PostsService:
             )
 
     async def _after_insert(
-        self, conn: AsyncConnection, row: PostRow, totals: PostRow, mentions: list[str]
+        self,
+        conn: AsyncConnection,
+        post: Mapping[str, Any],
+        totals: Row[Any],
+        mentions: list[str],
     ) -> None:
         """Marks the channel read for the author and counts mentions, as Mattermost does."""
         now = now_ms()
         await conn.execute(
-            update(channel_members)
-            .where(
-                channel_members.c.channel_id == row.channel_id,
-                channel_members.c.user_id == row.user_id,
-            )
-            .values(
-                last_viewed_at=totals.last_post_at,
-                msg_count=totals.total_msg_count,
-                msg_count_root=totals.total_msg_count_root,
-                mention_count=0,
-                mention_count_root=0,
-                urgent_mention_count=0,
-                last_update_at=now,
-            )
+            MARK_READ,
+            {
+                "p_channel_id": post["channel_id"],
+                "p_user_id": post["user_id"],
+                "p_last_post_at": totals.last_post_at,
+                "p_msg_count": totals.total_msg_count,
+                "p_msg_count_root": totals.total_msg_count_root,
+                "p_update_at": now,
+            },
         )
         if mentions:
             await conn.execute(
                 update(channel_members)
                 .where(
-                    channel_members.c.channel_id == row.channel_id,
+                    channel_members.c.channel_id == post["channel_id"],
                     channel_members.c.user_id.in_(mentions),
                 )
                 .values(
                     mention_count=channel_members.c.mention_count + 1,
                     mention_count_root=channel_members.c.mention_count_root
-                    + (0 if row.root_id else 1),
+                    + (0 if post["root_id"] else 1),
                     last_update_at=now,
                 )
             )
 
+    @staticmethod
     async def _mentions(
-        self, channel: Mapping[str, Any], author_id: str, message: str
+        conn: AsyncConnection, channel: Row[Any], author_id: str, message: str
     ) -> list[str]:
         """Members mentioned with `@username` (never the author); in a direct channel the other
         member is always mentioned, as in Mattermost."""
         mentioned: set[str] = set()
-        if channel["type"] == "D":
-            mentioned.update(await self.channels.member_user_ids(channel["id"]))
+        if channel.type == "D":
+            found = await conn.execute(
+                select(channel_members.c.user_id).where(channel_members.c.channel_id == channel.id)
+            )
+            mentioned.update(found.scalars())
         names = mentioned_usernames(message)
         if names:
-            users = await self.users.get_by_usernames(sorted(names))
-            for user in users:
-                if user["id"] not in mentioned and await self.channels.is_member(
-                    user["id"], channel["id"]
-                ):
-                    mentioned.add(user["id"])
+            member = and_(
+                channel_members.c.channel_id == channel.id,
+                channel_members.c.user_id == users.c.id,
+            )
+            found = await conn.execute(
+                select(users.c.id)
+                .join(channel_members, member)
+                .where(users.c.username.in_(sorted(names)))
+            )
+            mentioned.update(found.scalars())
         mentioned.discard(author_id)
         return sorted(mentioned)
 
-    async def _by_pending(
-        self, user_id: str, key: str, pending_post_id: str
-    ) -> dict[str, Any] | None:
-        async with self.db.read() as conn:
-            row = await self._pending_row(conn, user_id, key)
-            if row is None:
-                return None
-            return await self._render_new(conn, row, pending_post_id)
-
     @staticmethod
     async def _pending_row(conn: AsyncConnection, user_id: str, key: str) -> PostRow | None:
-        query = select(posts).where(posts.c.user_id == user_id, posts.c.pending_post_id == key)
-        return (await conn.execute(query)).first()
+        return (await conn.execute(PENDING_POST, {"p_user_id": user_id, "p_key": key})).first()
 
     async def _render_new(
-        self, conn: AsyncConnection, row: PostRow, pending_post_id: str
+        self, conn: AsyncConnection, row: PostValues, new: NewPost
     ) -> dict[str, Any]:
-        return (await self.renderer.render(conn, [row], {row.id: pending_post_id}))[row.id]
+        """The created post as its author sees it: with the pending_post_id sent."""
+        post_id = as_mapping(row)["id"]
+        return (await self.renderer.render(conn, [row], {post_id: new.pending_post_id}))[post_id]
 
     # Editing
 
@@ -552,10 +557,3 @@ class PostsService:
             )
         )
         return post
-
-
-def _display_name(channel: Mapping[str, Any], author: Mapping[str, Any]) -> str:
-    """`channel_display_name` of `posted`: a direct channel is named after the sender."""
-    if channel["type"] == "D":
-        return str(author["username"])
-    return str(channel["display_name"])

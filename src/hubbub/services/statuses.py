@@ -90,16 +90,26 @@ class StatusesService:
         return [status_json(user_id, found.get(user_id)) for user_id in ids]
 
     async def set_status(
-        self, user_id: str, status: str, manual: bool, dnd_end_time: int = 0
+        self,
+        user_id: str,
+        status: str,
+        manual: bool,
+        dnd_end_time: int = 0,
+        current: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Sets a status and returns the resulting one (unchanged when an automatic change meets
-        a manual status). Publishes `status_change` when the status value changed."""
+        a manual status). Publishes `status_change` when the status value changed.
+
+        `current` is the user's status (`status_json`) if the caller has just read it, as a post
+        does inside its own transaction: it saves reading it again for the checks that make most
+        calls no-ops. A change is still decided on the row as read in the write transaction."""
         if status not in STATUSES:
             raise AppError(
                 "api.context.invalid_param.app_error", "Invalid or missing status parameter.", 400
             )
         # Cheap checks on a read connection first; the write transaction re-checks the rule.
-        [current] = await self.get_many([user_id])
+        if current is None:
+            [current] = await self.get_many([user_id])
         if current["manual"] and not manual:
             return current
         unchanged = current["status"] == status and current["manual"] == (

@@ -3,12 +3,19 @@
 `Database` owns one engine per role. Writes and read-after-write reads go to the primary; reads
 may later go to replicas, search to search replicas (the cluster issue adds routing; the methods
 already separate the query classes). SQLite serializes writers inside the process so that
-concurrent requests queue instead of failing with "database is locked".
+concurrent requests queue instead of failing with "database is locked"; since only one write runs
+at a time, they share one connection, kept open (no pool checkout and reset per write).
+
+After-commit callbacks run under the SQLite writer lock, which is what keeps them in commit order.
+They are not moved out of it: with the in-memory event log of a single SQLite node, the publish
+they do never yields to the event loop, so releasing the lock first would let nothing else run
+sooner and would only add a queue between commit and publish.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -76,18 +83,30 @@ def make_engine(driver: str, source: str, settings: SqlConfig) -> AsyncEngine:
 AfterCommit = Callable[[], Awaitable[None]]
 
 
+_AFTER_COMMIT = "hubbub.after_commit"
+
+
 def after_commit(conn: AsyncConnection, callback: AfterCommit) -> None:
     """Runs `callback` once the transaction open on `conn` (from `Database.write`) commits."""
-    conn.info.setdefault("hubbub.after_commit", []).append(callback)
+    conn.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
 async def _run_after_commit(conn: AsyncConnection) -> None:
-    callbacks: list[AfterCommit] = conn.info.pop("hubbub.after_commit", [])
+    callbacks: list[AfterCommit] = conn.info.pop(_AFTER_COMMIT, [])
     for callback in callbacks:
         try:
             await callback()
         except Exception:
             log.exception("after-commit callback failed")
+
+
+async def _begin_immediate(conn: AsyncConnection) -> None:
+    """Takes SQLite's write lock at once. Through the aiosqlite connection: one trip to its
+    thread, where `exec_driver_sql` makes three (cursor, execute, close)."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    if driver is None:
+        raise RuntimeError("the SQLite write connection is closed")
+    await driver.execute_fetchall("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -98,6 +117,7 @@ class Database:
         self.driver = settings.DriverName
         self.primary = make_engine(self.driver, settings.DataSource, settings)
         self._write_lock = asyncio.Lock() if self.driver == "sqlite" else None
+        self._writer: AsyncConnection | None = None  # SQLite: the connection writes share
 
     @property
     def is_sqlite(self) -> bool:
@@ -116,22 +136,42 @@ class Database:
                 try:
                     yield conn
                 except BaseException:
-                    conn.info.pop("hubbub.after_commit", None)
+                    conn.info.pop(_AFTER_COMMIT, None)
                     await conn.rollback()
                     raise
                 await conn.commit()
                 await _run_after_commit(conn)
             return
-        async with self._write_lock, self.primary.connect() as conn:
-            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+        async with self._write_lock:
+            conn = await self._sqlite_writer()
             try:
+                await conn.begin()
+                await _begin_immediate(conn)
                 yield conn
+                await conn.commit()
             except BaseException:
-                conn.info.pop("hubbub.after_commit", None)
-                await conn.rollback()
+                conn.info.pop(_AFTER_COMMIT, None)
+                try:
+                    await conn.rollback()
+                except BaseException:
+                    # Its state is unknown: the next write opens a new connection.
+                    self._writer = None
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                    raise
                 raise
-            await conn.commit()
             await _run_after_commit(conn)
+
+    async def _sqlite_writer(self) -> AsyncConnection:
+        """The shared SQLite write connection (called under the writer lock)."""
+        conn = self._writer
+        if conn is not None and not conn.closed and not conn.invalidated:
+            return conn
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+        self._writer = conn = await self.primary.connect()
+        return conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -150,4 +190,9 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        if self._write_lock is not None:
+            async with self._write_lock:
+                if self._writer is not None:
+                    await self._writer.close()
+                    self._writer = None
         await self.primary.dispose()

@@ -1,0 +1,129 @@
+"""`Database.write` on SQLite: one shared connection, kept usable across failed, cancelled and
+broken writes; after-commit callbacks only for committed writes, in commit order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hubbub.config import load_config
+from hubbub.store.db import Database, after_commit
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    config = load_config(None, environ={"MM_SQLSETTINGS_DATASOURCE": str(tmp_path / "w.db")})
+    database = Database(config.settings.SqlSettings)
+    async with database.write() as conn:
+        await conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+async def insert(conn: AsyncConnection, x: int) -> None:
+    await conn.execute(text("INSERT INTO t (x) VALUES (:x)"), {"x": x})
+
+
+async def rows(db: Database) -> list[int]:
+    async with db.read() as conn:
+        return [r.x for r in await conn.execute(text("SELECT x FROM t ORDER BY x"))]
+
+
+async def test_writes_share_one_connection_and_a_failed_one_leaves_nothing(db: Database) -> None:
+    async with db.write() as conn:
+        first = conn
+        await insert(conn, 1)
+    with pytest.raises(RuntimeError, match="boom"):
+        async with db.write() as conn:
+            assert conn is first
+            await insert(conn, 2)
+            raise RuntimeError("boom")
+    async with db.write() as conn:
+        assert conn is first
+        assert conn.in_transaction()
+        await insert(conn, 3)
+    assert await rows(db) == [1, 3]
+
+
+async def test_after_commit_runs_for_committed_writes_only_in_commit_order(db: Database) -> None:
+    ran: list[str] = []
+
+    def note(conn: AsyncConnection, name: str) -> None:
+        async def callback() -> None:
+            ran.append(name)
+
+        after_commit(conn, callback)
+
+    async def write(name: str, fail: bool = False) -> None:
+        async with db.write() as conn:
+            await insert(conn, 1)
+            note(conn, name)
+            if fail:
+                raise ValueError(name)
+
+    for name in ("a", "b"):
+        async with db.write() as conn:
+            note(conn, name)
+    with pytest.raises(ValueError):
+        await write("rolled-back", fail=True)
+    # The callbacks of a rolled-back write are dropped, not left for the next commit on the
+    # shared connection.
+    await asyncio.gather(write("c"), write("d"), write("e"))
+    assert ran == ["a", "b", "c", "d", "e"]
+
+
+async def test_a_write_cancelled_mid_transaction_is_rolled_back(db: Database) -> None:
+    inserted = asyncio.Event()
+
+    async def stuck() -> None:
+        async with db.write() as conn:
+            await insert(conn, 7)
+            inserted.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(stuck())
+    await asyncio.wait_for(inserted.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with db.write() as conn:
+        await insert(conn, 8)
+    assert await rows(db) == [8]
+
+
+async def test_a_connection_whose_rollback_fails_is_replaced(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with db.write() as conn:
+        broken = conn
+
+    async def failing_rollback(self: AsyncConnection) -> None:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(AsyncConnection, "rollback", failing_rollback)
+    with pytest.raises(OSError, match="disk gone"):
+        async with db.write() as conn:
+            await insert(conn, 1)
+            raise ValueError("fails, then so does the rollback")
+    monkeypatch.undo()
+    assert broken.closed
+    async with db.write() as conn:
+        assert conn is not broken
+        await insert(conn, 2)
+    assert await rows(db) == [2]
+
+
+async def test_close_closes_the_shared_connection(tmp_path: Path) -> None:
+    config = load_config(None, environ={"MM_SQLSETTINGS_DATASOURCE": str(tmp_path / "c.db")})
+    database = Database(config.settings.SqlSettings)
+    async with database.write() as conn:
+        await conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    await database.close()
+    assert conn.closed
