@@ -127,3 +127,24 @@ async def test_close_closes_the_shared_connection(tmp_path: Path) -> None:
         await conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
     await database.close()
     assert conn.closed
+
+
+async def test_wal_is_checkpointed_in_the_background_once_started(
+    db: Database, tmp_path: Path
+) -> None:
+    """Commits only append to the WAL (the automatic checkpoint is a distant backstop); the
+    database file itself grows only when the background checkpoint copies the WAL into it."""
+    main_file = tmp_path / "w.db"
+    async with db.write() as conn:
+        await conn.exec_driver_sql("CREATE TABLE blobs (b BLOB)")
+    for _ in range(20):
+        async with db.write() as conn:
+            await conn.execute(text("INSERT INTO blobs (b) VALUES (:b)"), {"b": b"x" * 8000})
+    size = main_file.stat().st_size
+    assert size < 100_000, "the writes reached the database file without a checkpoint"
+    db.start()
+    deadline = asyncio.get_running_loop().time() + 10
+    while main_file.stat().st_size <= size:
+        assert asyncio.get_running_loop().time() < deadline, "no checkpoint within 10 s"
+        await asyncio.sleep(0.05)
+    assert main_file.stat().st_size >= 160_000

@@ -34,7 +34,7 @@ class RealtimePublisher(RecordingPublisher):
         eventlog: EventLog,
         registry: ConnectionRegistry,
         metrics: Metrics,
-        record_limit: int = 2000,
+        record_limit: int = 500,
         outbox: Outbox | None = None,
     ) -> None:
         super().__init__(limit=record_limit)
@@ -49,12 +49,7 @@ class RealtimePublisher(RecordingPublisher):
         self.metrics.events.labels(event.event).inc()
         recipients = await self.recipients(event, conn)
         body = encode_event_body(event.event, event.data, event.broadcast.to_json())
-        meta = EventMeta(
-            event=event.event,
-            ephemeral=event.ephemeral,
-            connection_id=event.broadcast.connection_id,
-            omit_connection_id=event.broadcast.omit_connection_id,
-        )
+        meta = _meta(event)
         published_at = time.monotonic()
         channel_seq = int(event.extra.get("event_seq", 0)) if event.broadcast.channel_id else 0
 
@@ -109,6 +104,23 @@ class RealtimePublisher(RecordingPublisher):
                 return await self._members(query, params, read_conn)
         joined = (await conn.execute(query, params)).scalar()
         return joined.split(_SEPARATOR) if joined else []
+
+
+_SHARED_META: dict[tuple[str, bool], EventMeta] = {}
+
+
+def _meta(event: Event) -> EventMeta:
+    """The event's delivery metadata. Without connection targeting (nearly every event) one
+    shared instance per event type: the log keeps a meta per event for minutes, and fewer
+    long-lived objects keep the collector's full passes short."""
+    b = event.broadcast
+    if b.connection_id or b.omit_connection_id:
+        return EventMeta(event.event, event.ephemeral, b.connection_id, b.omit_connection_id)
+    key = (event.event, event.ephemeral)
+    meta = _SHARED_META.get(key)
+    if meta is None:
+        meta = _SHARED_META[key] = EventMeta(event.event, event.ephemeral)
+    return meta
 
 
 # Members as one string: one row through the driver and SQLAlchemy instead of one per member
