@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.config import load_config
@@ -108,7 +110,7 @@ async def test_a_connection_whose_rollback_fails_is_replaced(
         raise OSError("disk gone")
 
     monkeypatch.setattr(AsyncConnection, "rollback", failing_rollback)
-    with pytest.raises(OSError, match="disk gone"):
+    with pytest.raises(ValueError, match="fails, then so does the rollback"):
         async with db.write() as conn:
             await insert(conn, 1)
             raise ValueError("fails, then so does the rollback")
@@ -116,6 +118,31 @@ async def test_a_connection_whose_rollback_fails_is_replaced(
     assert broken.closed
     async with db.write() as conn:
         assert conn is not broken
+        await insert(conn, 2)
+    assert await rows(db) == [2]
+
+
+async def test_a_cancelled_write_stays_cancelled_when_the_connection_is_invalid(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query cancelled mid-flight leaves the connection invalid: `info` and the rollback
+    raise. The CancelledError must still be what comes out, or the cancelled task would carry
+    on (a leader duty cancelled at shutdown kept a node from ever exiting)."""
+
+    def invalid(self: AsyncConnection) -> Any:
+        raise PendingRollbackError("invalid transaction")
+
+    async def failing_rollback(self: AsyncConnection) -> None:
+        raise PendingRollbackError("invalid transaction")
+
+    with pytest.raises(asyncio.CancelledError):
+        async with db.write() as conn:
+            await insert(conn, 1)
+            monkeypatch.setattr(AsyncConnection, "info", property(invalid))
+            monkeypatch.setattr(AsyncConnection, "rollback", failing_rollback)
+            raise asyncio.CancelledError()
+    monkeypatch.undo()
+    async with db.write() as conn:
         await insert(conn, 2)
     assert await rows(db) == [2]
 

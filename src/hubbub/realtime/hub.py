@@ -137,8 +137,10 @@ class Hub:
                 if self._by_id.get(conn.connection_id) is not conn:
                     self._keep_orphans(conn)  # removed meanwhile: keep them here
             return False
-        for connection_id, _ in batch[:orphaned]:
-            self._orphans.pop(connection_id, None)
+        for connection_id, sent in batch[:orphaned]:
+            # Unless more were kept for it meanwhile (a new list then), they are recorded.
+            if self._orphans.get(connection_id) is sent:
+                del self._orphans[connection_id]
         for conn in conns:
             conn.checkpoints_recorded()
         return True

@@ -99,6 +99,13 @@ def after_commit(conn: AsyncConnection, callback: AfterCommit) -> None:
     conn.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
+def _forget_after_commit(conn: AsyncConnection) -> None:
+    """Drops the callbacks of a transaction that will not commit. An invalidated connection (a
+    query cancelled mid-flight) refuses even `info`; its info dictionary is discarded with it."""
+    with contextlib.suppress(Exception):
+        conn.info.pop(_AFTER_COMMIT, None)
+
+
 async def _run_after_commit(conn: AsyncConnection) -> None:
     callbacks: list[AfterCommit] = conn.info.pop(_AFTER_COMMIT, [])
     for callback in callbacks:
@@ -145,8 +152,13 @@ class Database:
                 try:
                     yield conn
                 except BaseException:
-                    conn.info.pop(_AFTER_COMMIT, None)
-                    await conn.rollback()
+                    _forget_after_commit(conn)
+                    # The caller's exception is what propagates: a cancelled query leaves the
+                    # connection invalid and the rollback may fail too, and replacing a
+                    # CancelledError with that error would make the cancelled task carry on
+                    # (a leader duty cancelled at shutdown kept the node from exiting).
+                    with contextlib.suppress(Exception):
+                        await conn.rollback()
                     raise
                 await conn.commit()
                 await _run_after_commit(conn)
@@ -159,15 +171,15 @@ class Database:
                 yield conn
                 await conn.commit()
             except BaseException:
-                conn.info.pop(_AFTER_COMMIT, None)
+                _forget_after_commit(conn)
                 try:
                     await conn.rollback()
-                except BaseException:
-                    # Its state is unknown: the next write opens a new connection.
+                except Exception:
+                    # Its state is unknown: the next write opens a new connection. The
+                    # caller's exception propagates, as above.
                     self._writer = None
                     with contextlib.suppress(Exception):
                         await conn.close()
-                    raise
                 raise
             await _run_after_commit(conn)
 
