@@ -513,3 +513,23 @@ async def test_unrecorded_checkpoints_of_a_closed_connection_are_recorded_before
     result = await rig.hub.attach(rig.conn(new), cid, sock.events()[-1]["seq"] + 1)
     assert result.resumed
     assert [(e["seq"], e["data"]["n"]) for e in new.events()] == [(3, 2)]
+
+
+async def test_a_transport_that_raises_on_write_does_not_stop_the_fan_out() -> None:
+    """uvloop raises on a transport that failed earlier in the same tick: the link notes it
+    and the delivery to everyone else goes on."""
+
+    class Broken:
+        def write(self, data: bytes) -> None:
+            raise RuntimeError("unable to perform operation on <TCPTransport closed=True>")
+
+    protocol = SimpleNamespace(
+        transport=Broken(),
+        writable=_Flag(),
+        close_sent=False,
+        loop=asyncio.get_running_loop(),
+    )
+    link = FrameLink(protocol)  # type: ignore[arg-type]
+    assert link.can_write()
+    link.write_text(b'{"event":"posted"}')
+    assert link.lost and not link.can_write()

@@ -90,7 +90,12 @@ class FrameLink:
     def closed(self) -> bool:
         """Nothing more may be written: a close was sent or the transport is going away."""
         protocol = self._protocol
-        return protocol.close_sent or protocol.transport is None or protocol.transport.is_closing()
+        return (
+            self.lost
+            or protocol.close_sent
+            or protocol.transport is None
+            or protocol.transport.is_closing()
+        )
 
     async def wait_writable(self) -> None:
         await self._protocol.writable.wait()
@@ -104,7 +109,13 @@ class FrameLink:
             header = _HEADER_16.pack(_FIN_TEXT, 126, size)
         else:
             header = _HEADER_64.pack(_FIN_TEXT, 127, size)
-        self._transport.write(header + payload)
+        try:
+            self._transport.write(header + payload)
+        except Exception:
+            # uvloop raises on a transport that failed earlier in this tick (connection_lost,
+            # which sets `lost`, comes later). Fan-out to everyone else must go on; the read
+            # side sees the disconnect and closes this connection.
+            self.lost = True
 
     @property
     def write_buffer_size(self) -> int:
