@@ -5,7 +5,6 @@ Start-up reads top-down (store, files, services, routes); shutdown runs in rever
 
 from __future__ import annotations
 
-import gc
 import logging
 import socket
 from typing import Any
@@ -264,17 +263,6 @@ class Hubbub:
 
             host, port = split_address(metrics.ListenAddress)
             self._metrics_server, _ = start_http_server(port, host, self.metrics.registry)
-        # What start-up built (modules, the app, SQLAlchemy's caches: ~100k objects) lives as
-        # long as the process. Moving it out of the collector's reach keeps full collections
-        # short: they walked it every time and stalled the event loop for 100 ms and more at
-        # 1,000 websockets (docs/benchmarks.md).
-        gc.collect()
-        gc.freeze()
-        # Young collections every 700 allocations promote whatever requests happen to hold at
-        # that moment; the promoted objects then trigger full passes over every connection's
-        # objects (50-100 ms at 1,000 websockets). Collecting young objects less often
-        # promotes far fewer of them (a young pass over 10,000 objects takes a few ms).
-        gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
 
     async def drain(self) -> None:
         """Stops taking websockets; closes open ones with 1012 so clients resume elsewhere."""
@@ -317,9 +305,6 @@ class WebSocketFirst:
             await self.websocket(scope, receive, send)
         else:
             await self.app(scope, receive, send)
-
-
-GC_YOUNG_THRESHOLD = 10_000
 
 
 def node_name(settings: Settings) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from collections.abc import Callable
@@ -39,11 +40,32 @@ class _Lifespan:
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                tune_gc()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.node.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def tune_gc() -> None:
+    """Garbage collection for a long-running server process (done here, once per process, not
+    in `Hubbub.start`, which tests call many times in one process).
+
+    What start-up built (modules, the app, SQLAlchemy's caches: ~100k objects) lives as long as
+    the process; freezing it keeps full collections short: they walked it every time and
+    stalled the event loop for 100 ms and more at 1,000 websockets. Young collections every 700
+    allocations promote whatever requests happen to hold at that moment, and the promoted
+    objects then trigger full passes over every connection's objects; collecting young objects
+    every 10,000 allocations promotes far fewer (a young pass over 10,000 objects takes a few
+    ms). See docs/benchmarks.md.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
 
 
 class DrainingServer(uvicorn.Server):
