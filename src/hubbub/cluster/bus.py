@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from hubbub.tasks import stop_task
+
 log = logging.getLogger("hubbub.cluster")
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -77,9 +79,7 @@ class RedisBus(ClusterBus):
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
 
     async def _listen(self) -> None:
         while True:

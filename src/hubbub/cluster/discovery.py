@@ -36,6 +36,7 @@ from hubbub.config import Settings, config_hash, split_address
 from hubbub.ids import new_id, now_ms
 from hubbub.store.db import Database
 from hubbub.store.tables import cluster_discovery
+from hubbub.tasks import stop_task
 
 log = logging.getLogger("hubbub.cluster")
 
@@ -240,9 +241,7 @@ class Discovery:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
         if not self.enabled:
             return

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hubbub.ids import now_ms
 from hubbub.store.db import Database
 from hubbub.store.tables import leases
+from hubbub.tasks import stop_task
 
 log = logging.getLogger("hubbub.cluster")
 
@@ -217,9 +218,7 @@ class Leader:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
         try:
             await self.release()

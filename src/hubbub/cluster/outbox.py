@@ -35,6 +35,7 @@ from hubbub.cluster.eventlog import EventLog, EventMeta
 from hubbub.ids import new_id, now_ms
 from hubbub.store.db import Database
 from hubbub.store.tables import outbox
+from hubbub.tasks import stop_task
 
 log = logging.getLogger("hubbub.cluster")
 
@@ -265,9 +266,7 @@ class Outbox:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
         with contextlib.suppress(Exception):
             await self._flush()
 

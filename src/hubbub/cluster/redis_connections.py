@@ -25,8 +25,8 @@ from hubbub.cluster.connections import (
     ConnectionRecord,
     ConnectionRegistry,
 )
-from hubbub.cluster.redis_eventlog import stop_task
 from hubbub.ids import new_id
+from hubbub.tasks import stop_task
 
 log = logging.getLogger("hubbub.cluster")
 

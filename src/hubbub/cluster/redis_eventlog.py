@@ -39,6 +39,7 @@ from hubbub.cluster.eventlog import (
     Subscriber,
 )
 from hubbub.ids import new_id
+from hubbub.tasks import stop_task
 
 log = logging.getLogger("hubbub.cluster")
 
@@ -53,19 +54,6 @@ def redis_client(url: str, *, max_connections: int = 64, wait_seconds: float = 5
         url, max_connections=max_connections, timeout=wait_seconds
     )
     return Redis.from_pool(pool)
-
-
-async def stop_task(task: asyncio.Task[None], grace: float = 1.0) -> None:
-    """Cancels `task` and waits for it to end, cancelling again if a cancellation was lost.
-
-    On Python 3.11 `asyncio.wait_for` (which redis-py uses for socket writes) can swallow a
-    cancellation that arrives just as the write completes; the loops also check a stop flag.
-    """
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=grace)
-    with contextlib.suppress(asyncio.CancelledError):
-        task.result()
 
 
 class BusStalled(RedisError):

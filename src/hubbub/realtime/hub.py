@@ -16,7 +16,6 @@ so nothing published meanwhile is lost or duplicated.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,6 +26,7 @@ from hubbub.cluster.eventlog import Delivery, EventLog, LogEntry
 from hubbub.ids import is_valid_id, new_id
 from hubbub.observability.metrics import Metrics
 from hubbub.realtime.protocol import CloseReason, event_prefix
+from hubbub.tasks import stop_task
 
 if TYPE_CHECKING:
     from hubbub.realtime.session import WebConn
@@ -98,9 +98,8 @@ class Hub:
 
     async def stop(self) -> None:
         if self._checkpointer is not None:
-            self._checkpointer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpointer
+            # stop_task: the loop awaits registry calls under wait_for, which can lose a cancel.
+            await stop_task(self._checkpointer)
             self._checkpointer = None
         await self.flush_checkpoints()
 

@@ -27,6 +27,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from hubbub.config.settings import SqlConfig
+from hubbub.tasks import stop_task
 
 log = logging.getLogger("hubbub.store")
 
@@ -235,9 +236,7 @@ class Database:
 
     async def close(self) -> None:
         if self._checkpointer is not None:
-            self._checkpointer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpointer
+            await stop_task(self._checkpointer)
             self._checkpointer = None
         if self._write_lock is not None:
             async with self._write_lock:
