@@ -10,10 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hubbub.app import Hubbub
+from hubbub.app import Hubbub, Seams
 from hubbub.config import LoadedConfig, load_config
 from tests.support.api import API, User
 from tests.support.postgres import PostgresInstance, start_postgres
+from tests.support.recording import RecordingPublisher
 
 _db_counter = itertools.count()
 
@@ -91,7 +92,7 @@ def node_config(node_env: dict[str, str], config_overrides: dict[str, str]) -> L
 
 @pytest.fixture
 async def node(node_config: LoadedConfig) -> AsyncIterator[Hubbub]:
-    hub = Hubbub(node_config)
+    hub = Hubbub(node_config, seams=Seams(wrap_publisher=RecordingPublisher))
     await hub.start()
     try:
         yield hub

@@ -1,13 +1,18 @@
-"""Composition root: builds every service explicitly, then starts and stops them in order.
+"""Composition root: builds every component of a node, wires them through constructor arguments,
+and starts and stops them in dependency order (docs/architecture.md).
 
-Start-up reads top-down (store, files, services, routes); shutdown runs in reverse.
+Nothing else in the code base constructs a service or a component, and nothing is attached to a
+component after construction: what a component needs is a constructor argument, and what it
+listens to (bus messages, event log resets) it subscribes to in its own constructor. The order in
+`parts()` is the start order; stop runs it backwards, each part under its own deadline.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, WebSocketRoute
@@ -27,13 +32,17 @@ from hubbub.api.users import UserRoutes
 from hubbub.api.websocket import WebSocketEndpoint
 from hubbub.cluster.backends import build_backends
 from hubbub.cluster.discovery import ClusterTiming, Discovery, NodeIdentity
-from hubbub.cluster.leader import Leader, current_holder, run_as_leader
-from hubbub.cluster.topology import SharedStorageCheck
+from hubbub.cluster.events import EventPublisher
+from hubbub.cluster.leader import Leader, current_holder
+from hubbub.cluster.outbox import Outbox
+from hubbub.cluster.topology import ClusterCleanup, SharedStorageCheck
 from hubbub.config import LoadedConfig
 from hubbub.config.settings import Settings, split_address
 from hubbub.files import make_backend
+from hubbub.ids import new_id
+from hubbub.lifecycle import Lifecycle, Part
 from hubbub.observability.health import HealthMonitor
-from hubbub.observability.metrics import Metrics
+from hubbub.observability.metrics import Metrics, MetricsEndpoint
 from hubbub.realtime.hub import Hub
 from hubbub.realtime.presence import Presence
 from hubbub.realtime.protocol import CloseReason
@@ -48,49 +57,70 @@ from hubbub.services.statuses import StatusesService
 from hubbub.services.teams import TeamsService
 from hubbub.services.users import UsersService
 from hubbub.store.db import Database
-from hubbub.store.migrate import migrate
+from hubbub.store.migrate import Schema
 from hubbub.version import version_id
 
 log = logging.getLogger("hubbub.app")
 
 
-class Hubbub:
-    """One node: its database, file store, services and HTTP application."""
+def _same(publisher: EventPublisher) -> EventPublisher:
+    return publisher
 
-    def __init__(self, config: LoadedConfig, *, join_cluster: bool = True) -> None:
+
+@dataclass(frozen=True)
+class Seams:
+    """Where a test puts its own component in place of, or around, the real one (recording the
+    events a node publishes, an outbox that crashes on purpose) without test code in production
+    paths. The defaults are production."""
+
+    wrap_publisher: Callable[[EventPublisher], EventPublisher] = field(default=_same)
+    outbox_class: type[Outbox] = Outbox
+
+
+class Hubbub:
+    """One node: every component, its HTTP application, and their lifetime."""
+
+    def __init__(
+        self, config: LoadedConfig, *, join_cluster: bool = True, seams: Seams | None = None
+    ) -> None:
+        seams = seams or Seams()
         self.config = config
         # False for one-off CLI commands: they must not register as a node or take the lease.
         self.join_cluster = join_cluster
-        settings = config.settings
-        self.settings = settings
+        s = self.settings = config.settings
         self.draining = False
+        self.node_name = node_name(s)
+        self.node_id = new_id()
+        server_version = version_id(config.hash)
 
-        self.db = Database(settings.SqlSettings)
-        self.files = make_backend(settings)
-
+        # Storage
+        self.db = Database(s.SqlSettings)
+        self.schema = Schema(self.db)
+        self.files = make_backend(s)
         self.metrics = Metrics()
-        self.node_name = node_name(settings)
-        self.backends = build_backends(settings, self.db, self.node_name)
-        self.eventlog = self.backends.eventlog
-        self.registry = self.backends.registry
-        self.bus = self.backends.bus
-        self.events = RealtimePublisher(
-            self.db, self.eventlog, self.registry, self.metrics, outbox=self.backends.outbox
+
+        # Realtime backends: memory on one node, Redis in a cluster
+        self.backends = build_backends(s, self.db, self.node_name, seams.outbox_class)
+        eventlog, registry, bus = self.backends.eventlog, self.backends.registry, self.backends.bus
+        self.events = seams.wrap_publisher(
+            RealtimePublisher(self.db, eventlog, registry, self.metrics, self.backends.outbox)
         )
 
-        self.users = UsersService(self.db, settings, self.events)
-        self.auth = AuthService(self.db, settings, self.users)
-        self.teams = TeamsService(self.db, settings, self.users, self.events)
-        self.channels = ChannelsService(self.db, settings, self.users, self.teams, self.events)
-        self.file_infos = FilesService(self.db, settings, self.files, self.channels, self.events)
+        # Services
+        self.users = UsersService(self.db, s, self.events)
+        self.auth = AuthService(self.db, s, self.users, bus)
+        self.teams = TeamsService(self.db, s, self.users, self.events)
+        self.channels = ChannelsService(self.db, s, self.users, self.teams, self.events)
+        self.file_infos = FilesService(self.db, s, self.files, self.channels, self.events)
         self.posts = PostsService(
-            self.db, settings, self.users, self.channels, self.file_infos, self.events
+            self.db, s, self.users, self.channels, self.file_infos, self.events
         )
-        self.statuses = StatusesService(self.db, settings, self.events)
-        self.search = SearchService(self.db, settings, self.users, self.channels, self.posts)
+        self.statuses = StatusesService(self.db, s, self.events)
+        self.search = SearchService(self.db, s, self.users, self.channels, self.posts)
 
-        self.hub = Hub(self.eventlog, self.registry, self.metrics)
-        self.presence = Presence(self.statuses)
+        # Websockets
+        self.hub = Hub(eventlog, registry, self.metrics, bus)
+        self.presence = Presence(self.statuses, registry)
         self.websocket = WebSocketEndpoint(
             auth=self.auth,
             hub=self.hub,
@@ -99,107 +129,74 @@ class Hubbub:
             events=self.events,
             metrics=self.metrics,
             limits=ConnLimits(
-                ping_interval=settings.ServiceSettings.WebsocketPingIntervalSeconds,
-                pong_timeout=settings.ServiceSettings.WebsocketPongTimeoutSeconds,
+                ping_interval=s.ServiceSettings.WebsocketPingIntervalSeconds,
+                pong_timeout=s.ServiceSettings.WebsocketPongTimeoutSeconds,
             ),
             node_name=self.node_name,
-            server_version=version_id(config.hash),
+            server_version=server_version,
             is_draining=lambda: self.draining,
         )
-        self._wire_bus()
-        self.health = HealthMonitor()
-        self.health.add_probe("database", self.db.ping)
-        self.health.add_source(self.backends.problems)
-        self._build_cluster()
-        self._metrics_server: Any = None
 
-        self.asgi: ASGIApp = self._build_asgi()
-
-    def _wire_bus(self) -> None:
-        """Revocations and cache invalidations go through the bus, so every node follows."""
-
-        async def publish_revoke(tokens: set[str]) -> None:
-            await self.bus.publish("revoke", tokens=sorted(tokens))
-
-        async def publish_invalidate(user_id: str) -> None:
-            await self.bus.publish("invalidate_user", user_id=user_id)
-
-        async def on_revoke(message: dict[str, Any]) -> None:
-            tokens = set(message.get("tokens", []))
-            for token in tokens:
-                self.auth.cache.drop_token(token)
-            await self.websocket.close_revoked(tokens)
-
-        async def on_invalidate(message: dict[str, Any]) -> None:
-            self.auth.cache.drop_user(str(message.get("user_id", "")))
-
-        async def on_takeover(message: dict[str, Any]) -> None:
-            await self.hub.take_over_local(
-                str(message.get("connection_id", "")), str(message.get("instance", ""))
-            )
-
-        self.auth.revocation_listeners.append(publish_revoke)
-        self.auth.invalidation_listeners.append(publish_invalidate)
-        self.bus.on("revoke", on_revoke)
-        self.bus.on("invalidate_user", on_invalidate)
-        self.bus.on("takeover", on_takeover)
-        self.hub.bus = self.bus
-        on_reset = getattr(self.eventlog, "on_reset", None)
-        if on_reset is not None:
-            on_reset(self.hub.reset_all)
-
-    def _build_cluster(self) -> None:
-        """Membership, the leader lease and the shared-storage check (docs/cluster.md)."""
-        s = self.settings
-        timing = ClusterTiming.from_env()
-        member = s.ClusterSettings.Enable and self.join_cluster
+        # Cluster: membership, the shared-storage check and the leader lease (docs/cluster.md).
+        # The lease runs on a single node too: leader work is fenced the same way everywhere.
+        timing = ClusterTiming.from_settings(s)
+        member = s.ClusterSettings.Enable and join_cluster
+        self.topology = SharedStorageCheck(
+            self.files,
+            self.node_id,
+            self.node_name,
+            enabled=member and s.FileSettings.DriverName == "local",
+            grace_seconds=2 * timing.heartbeat,
+        )
         self.discovery = Discovery(
             self.db,
             NodeIdentity.from_settings(s, self.node_name),
             enabled=member,
             timing=timing,
-            websocket_connections=lambda: self.hub.count(),
+            node_id=self.node_id,
+            schema_version=lambda: self.schema.revision,
+            websocket_connections=self.hub.count,
+            listeners=[self.topology.observe],
         )
-        # The lease runs on a single node too: leader work is fenced the same way everywhere.
         self.leader = Leader(
             self.db,
-            self.discovery.node_id,
+            self.node_id,
+            duties=[
+                ClusterCleanup(self.discovery, self.topology).run,
+                self.presence.expire_orphans,
+            ],
             lease_seconds=timing.lease,
             renew_seconds=timing.heartbeat,
         )
-        self.topology = SharedStorageCheck(
-            self.files,
-            self.discovery.node_id,
-            self.node_name,
-            enabled=member and s.FileSettings.DriverName == "local",
-            grace_seconds=2 * timing.heartbeat,
+
+        # Operations
+        self.health = HealthMonitor(
+            {"database": self.db.ping}, [self.backends.problems, self.topology.problems]
         )
-        self.discovery.listeners.append(self.topology.observe)
-        self.leader.duties.append(self._clean_up_cluster)
-        self.leader.duties.append(self._expire_presence)
-        self.health.add_source(self.topology.problems)
+        self.metrics_endpoint = MetricsEndpoint(s.MetricsSettings, self.metrics.registry)
+        self.lifecycle = Lifecycle()
+        self.asgi: ASGIApp = self._build_asgi(server_version)
 
-    async def _clean_up_cluster(self, token: int) -> None:
-        """Leader duty: drop expired discovery rows and the markers of nodes gone for good."""
-        if not self.discovery.enabled:
-            return
-        await self.discovery.delete_expired(lambda conn: run_as_leader(conn, token))
-        known = [node.id for node in await self.discovery.all_nodes()]
-        await self.topology.sweep(known, self.discovery.timing.expire)
+    def parts(self) -> list[Part]:
+        """Every component in start order: each one only needs those before it."""
+        parts = [
+            Part("schema", self.schema),
+            Part("database", self.db),
+            Part("file store", self.files),
+            Part("realtime backends", self.backends),
+            Part("health", self.health),
+        ]
+        if self.join_cluster:
+            parts += [
+                Part("shared storage check", self.topology),
+                Part("discovery", self.discovery),
+                Part("leader", self.leader),
+            ]
+        # The hub last: on stop its sockets close (1012) while everything they need still runs.
+        parts += [Part("hub", self.hub), Part("metrics endpoint", self.metrics_endpoint)]
+        return parts
 
-    async def _expire_presence(self, token: int) -> None:
-        """Leader duty: users shown online or away with no live connection on any node (their
-        node died without closing them) go offline."""
-        present = await self.statuses.automatic_present_users()
-        if not present:
-            return
-        connected = await self.registry.connected_users()
-        for user_id in present:
-            # Checked again one by one: the user may have connected since the snapshot.
-            if user_id not in connected and await self.registry.live_connections(user_id) == 0:
-                await self.presence.disconnected(user_id)
-
-    async def cluster_status(self) -> list[dict[str, Any]]:
+    async def cluster_status(self) -> list[dict[str, object]]:
         return await self.discovery.view(await current_holder(self.db))
 
     def _api_routes(self) -> list[BaseRoute]:
@@ -225,7 +222,7 @@ class Hubbub:
             WebSocketRoute("/websocket/", self.websocket),
         ]
 
-    def _build_asgi(self) -> ASGIApp:
+    def _build_asgi(self, server_version: str) -> ASGIApp:
         s = self.settings
         app = Starlette(
             routes=[Mount("/api/v4", routes=self._api_routes())],
@@ -235,7 +232,7 @@ class Hubbub:
         api = APIMiddleware(
             app,
             auth=self.auth,
-            version_id=version_id(self.config.hash),
+            version_id=server_version,
             max_body=s.ServiceSettings.MaximumPayloadSizeBytes,
             max_upload=s.FileSettings.MaxFileSize + 64 * 1024,
             strict_csrf=s.ServiceSettings.ExperimentalStrictCSRFEnforcement,
@@ -244,25 +241,10 @@ class Hubbub:
         return WebSocketFirst(self.websocket, api)
 
     async def start(self) -> None:
-        revision = await migrate(self.db)
-        self.db.start()
-        await self.backends.start()
-        self.hub.start()
-        await self.health.start()
-        log.info("database ready", extra={"schema_version": revision})
-        if self.join_cluster:
-            await self.topology.start()
-            await self.discovery.start(revision)
-            await self.leader.start()
+        await self.lifecycle.start(self.parts())
+        log.info("database ready", extra={"schema_version": self.schema.revision})
         for name in self.config.ignored:
             log.info("config setting not implemented by hubbub, ignored", extra={"setting": name})
-
-        metrics = self.settings.MetricsSettings
-        if metrics.Enable:
-            from prometheus_client import start_http_server
-
-            host, port = split_address(metrics.ListenAddress)
-            self._metrics_server, _ = start_http_server(port, host, self.metrics.registry)
 
     async def drain(self) -> None:
         """Stops taking websockets; closes open ones with 1012 so clients resume elsewhere."""
@@ -270,19 +252,7 @@ class Hubbub:
         await self.hub.close_all(CloseReason.SERVER_DRAIN)
 
     async def stop(self) -> None:
-        if self.hub.count():
-            await self.hub.close_all(CloseReason.SERVER_DRAIN)
-        await self.hub.stop()
-        if self._metrics_server is not None:
-            self._metrics_server.shutdown()
-        if self.join_cluster:
-            await self.leader.stop()
-            await self.discovery.stop()
-            await self.topology.stop()
-        await self.health.stop()
-        await self.backends.stop()
-        await self.files.close()
-        await self.db.close()
+        await self.lifecycle.stop()
 
 
 class WebSocketFirst:

@@ -12,7 +12,7 @@ from typing import Any
 
 import uvicorn
 
-from hubbub.app import Hubbub
+from hubbub.app import Hubbub, Seams
 from hubbub.config import LoadedConfig, split_address
 from hubbub.observability.logging import setup_logging
 from hubbub.realtime.protocol import MAX_FRAME_BYTES
@@ -102,10 +102,10 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(config: LoadedConfig) -> int:
+def serve(config: LoadedConfig, seams: Seams | None = None) -> int:
     settings = config.settings
     setup_logging(settings.LogSettings)
-    node = Hubbub(config)
+    node = Hubbub(config, seams=seams)
     host, port = split_address(settings.ServiceSettings.ListenAddress)
     uv_config = uvicorn.Config(
         _Lifespan(node),

@@ -3,7 +3,7 @@ file directory that the nodes do not share.
 
 In-process tests run `Discovery` on SQLite and PostgreSQL; the rest start real `hubbub serve`
 processes on one PostgreSQL (and one Redis, as a cluster has), with heartbeats shortened through
-`HUBBUB_CLUSTER_HEARTBEAT_SECONDS`. Every wait is for a condition, with a deadline.
+`MM_CLUSTERSETTINGS_HEARTBEATSECONDS`. Every wait is for a condition, with a deadline.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from hubbub.cluster.discovery import (
 )
 from hubbub.cluster.leader import Leader, NotLeader, run_as_leader
 from hubbub.cluster.topology import SharedStorageCheck, marker_path
-from hubbub.config import LoadedConfig, load_config
+from hubbub.config import ConfigError, LoadedConfig, load_config
 from hubbub.files import LocalFileBackend
 from hubbub.store.db import Database
 from hubbub.store.migrate import migrate
@@ -147,14 +147,26 @@ def test_identity_is_hostname_and_port_unless_overridden() -> None:
     assert ident.ipaddress  # the outbound interface's address for a wildcard listen
 
 
+def _timing(**env: str) -> ClusterTiming:
+    return ClusterTiming.from_settings(load_config(None, environ=env).settings)
+
+
 def test_timing_scales_with_the_heartbeat_and_rejects_nonsense() -> None:
-    assert ClusterTiming.from_env({}) == ClusterTiming(5.0, 20.0, 15.0, 3600.0)
-    short = ClusterTiming.from_env({"HUBBUB_CLUSTER_HEARTBEAT_SECONDS": "0.5"})
+    assert _timing() == ClusterTiming(5.0, 20.0, 15.0, 3600.0)
+    short = _timing(MM_CLUSTERSETTINGS_HEARTBEATSECONDS="0.5")
     assert (short.heartbeat, short.live, short.lease) == (0.5, 2.0, 1.5)
-    with pytest.raises(ValueError, match="HUBBUB_CLUSTER_HEARTBEAT_SECONDS"):
-        ClusterTiming.from_env({"HUBBUB_CLUSTER_HEARTBEAT_SECONDS": "soon"})
-    with pytest.raises(ValueError, match="must exceed the heartbeat"):
-        ClusterTiming.from_env({"HUBBUB_CLUSTER_LIVE_SECONDS": "1"})
+    explicit = _timing(MM_CLUSTERSETTINGS_LIVESECONDS="30", MM_CLUSTERSETTINGS_LEASESECONDS="9")
+    assert (explicit.live, explicit.lease) == (30.0, 9.0)
+    with pytest.raises(ConfigError, match=r"ClusterSettings.HeartbeatSeconds: expected a number"):
+        _timing(MM_CLUSTERSETTINGS_HEARTBEATSECONDS="soon")
+    with pytest.raises(ConfigError, match=r"ClusterSettings"):
+        _timing(MM_CLUSTERSETTINGS_HEARTBEATSECONDS="0")
+    with pytest.raises(ConfigError, match=r"LiveSeconds .1. must exceed HeartbeatSeconds"):
+        _timing(MM_CLUSTERSETTINGS_LIVESECONDS="1")
+    with pytest.raises(ConfigError, match=r"LeaseSeconds .2. must exceed HeartbeatSeconds"):
+        _timing(MM_CLUSTERSETTINGS_LEASESECONDS="2")
+    with pytest.raises(ConfigError, match=r"ExpireSeconds .10. must not be below"):
+        _timing(MM_CLUSTERSETTINGS_EXPIRESECONDS="10")
 
 
 # In process: Discovery on SQLite and PostgreSQL
@@ -178,7 +190,7 @@ async def database(node_config: LoadedConfig) -> Any:
         await db.close()
 
 
-def _discovery(db: Database, port: int, clock: Clock, **kw: Any) -> Discovery:
+def _discovery(db: Database, port: int, clock: Clock, listeners: Any = (), **kw: Any) -> Discovery:
     settings = load_config(
         None,
         environ={
@@ -192,6 +204,8 @@ def _discovery(db: Database, port: int, clock: Clock, **kw: Any) -> Discovery:
         NodeIdentity.from_settings(settings, f"test:{port}"),
         enabled=True,
         timing=ClusterTiming(heartbeat=60, live=20, lease=90, expire=3600),
+        schema_version=lambda: "0002",
+        listeners=listeners,
         clock=clock,
     )
 
@@ -200,15 +214,14 @@ async def test_nodes_see_each_other_and_leave_cleanly(database: Database) -> Non
     clock = Clock()
     a = _discovery(database, 1001, clock)
     clock.ms += 1  # b starts later: nodes are listed oldest first
-    b = _discovery(database, 1002, clock)
     seen: list[list[str]] = []
 
     async def listener(live: list[NodeInfo]) -> None:
         seen.append(sorted(n.node_name for n in live))
 
-    b.listeners.append(listener)
-    await a.start("0002")
-    await b.start("0002")
+    b = _discovery(database, 1002, clock, listeners=[listener])
+    await a.start()
+    await b.start()
     try:
         assert seen == [["test:1001", "test:1002"]]
         assert [n.id for n in await a.live_nodes()] == [a.node_id, b.node_id]
@@ -236,10 +249,10 @@ async def test_nodes_see_each_other_and_leave_cleanly(database: Database) -> Non
 async def test_a_restart_replaces_the_row_and_a_lost_row_comes_back(database: Database) -> None:
     clock = Clock()
     first = _discovery(database, 1001, clock)
-    await first.start("0002")
+    await first.start()
     # The same node restarted (same host and port) before its old row went stale.
     second = _discovery(database, 1001, clock)
-    await second.start("0002")
+    await second.start()
     assert [n.id for n in await second.all_nodes()] == [second.node_id]
     # Its row deleted under it (say, by the leader after a long pause): the heartbeat re-registers.
     await first.stop()  # deletes only first's (already replaced) row
@@ -257,9 +270,9 @@ async def test_the_leader_deletes_expired_rows_only_with_a_current_token(
 ) -> None:
     clock = Clock()
     gone, alive = _discovery(database, 1001, clock), _discovery(database, 1002, clock)
-    await gone.start("0002")
+    await gone.start()
     clock.ms += 3_601_000
-    await alive.start("0002")
+    await alive.start()
     leader = Leader(database, alive.node_id, clock=clock)
     assert await leader.try_acquire()
     token = leader.fencing_token()
@@ -276,7 +289,7 @@ async def test_disabled_discovery_writes_nothing_and_reports_itself(database: Da
     clock = Clock()
     node = _discovery(database, 1003, clock)
     node.enabled = False
-    await node.start("0002")
+    await node.start()
     view = await node.view(leader_id=node.node_id)
     assert [(n["node_name"], n["status"], n["leader"]) for n in view] == [("test:1003", "ok", True)]
     assert await node.all_nodes() == []
@@ -356,7 +369,7 @@ class NodeSet:
             "MM_CACHESETTINGS_CACHETYPE": "redis",
             "MM_CACHESETTINGS_REDISADDRESS": f"127.0.0.1:{self.redis.port}",
             "MM_FILESETTINGS_DIRECTORY": str(files),
-            "HUBBUB_CLUSTER_HEARTBEAT_SECONDS": str(HEARTBEAT),
+            "MM_CLUSTERSETTINGS_HEARTBEATSECONDS": str(HEARTBEAT),
             "MM_SERVICESETTINGS_GRACEFULSHUTDOWNTIMEOUTSECONDS": "2",
             **extra,
         }

@@ -172,21 +172,22 @@ async def test_release_hands_the_lease_over_at_once(databases: tuple[Database, D
 async def test_the_renewal_loop_runs_duties_with_the_token(
     databases: tuple[Database, Database],
 ) -> None:
-    a = Leader(databases[0], "node-a", lease_seconds=1.0, renew_seconds=0.05)
-    b = Leader(databases[1], "node-b", lease_seconds=1.0, renew_seconds=0.05)
     seen: list[tuple[str, int]] = []
     changes: list[tuple[str, bool, int | None]] = []
-    for leader in (a, b):
 
-        async def duty(token: int, name: str = leader.holder) -> None:
+    def leader(db: Database, name: str) -> Leader:
+        async def duty(token: int) -> None:
             seen.append((name, token))
 
-        async def changed(leading: bool, token: int | None, name: str = leader.holder) -> None:
+        async def changed(leading: bool, token: int | None) -> None:
             changes.append((name, leading, token))
 
-        leader.duties.append(duty)
-        leader.listeners.append(changed)
+        return Leader(
+            db, name, duties=[duty], listeners=[changed], lease_seconds=1.0, renew_seconds=0.05
+        )
 
+    a = leader(databases[0], "node-a")
+    b = leader(databases[1], "node-b")
     await a.start()
     await b.start()
     try:

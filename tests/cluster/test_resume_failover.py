@@ -204,7 +204,9 @@ def test_event_committed_by_a_node_that_dies_before_publishing_is_delivered_once
 ) -> None:
     public = org.public["id"]
     victim = cluster[2]
-    victim.restart({"HUBBUB_TEST_CRASH_AFTER_COMMIT": "posted"})
+    victim.restart(
+        {"HUBBUB_FAULT_CRASH_AFTER_COMMIT": "posted"}, module="tests.support.faulty_node"
+    )
     bob_a = Stream.open(cluster[0], org.bob)
     carol_b = Stream.open(cluster[1], org.carol)
     streams = (bob_a, carol_b)

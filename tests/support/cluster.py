@@ -11,9 +11,9 @@ appends every life to one log file, so `close_lines()` sees the closes of all of
 `HUBBUB_KEEP_CLUSTER=1` keeps the node logs (`<base>/node<i>/hubbub.log`) after the run.
 
 Fault injection is real: `kill(i)` is SIGKILL, `stop(i)` is SIGTERM (drain, then exit),
-`restart(i, env)` starts the node again (optionally with extra environment such as
-`HUBBUB_TEST_CRASH_AFTER_COMMIT=posted`), and `cluster.redis.restart()` is a Redis that lost its
-data. Processes are stopped by their PID only.
+`restart(i, env)` starts the node again (optionally with extra environment, or as
+`module="tests.support.faulty_node"`, a node with a fault built in), and
+`cluster.redis.restart()` is a Redis that lost its data. Processes are stopped by their PID only.
 
 nginx: an `upstream` block with every node (`max_fails=1 fail_timeout=2s`), a websocket location
 (HTTP/1.1, `Upgrade`/`Connection` headers) and a plain HTTP location with
@@ -162,9 +162,11 @@ class ClusterNode(Node):
     def alive(self) -> bool:
         return self.server.proc.poll() is None
 
-    def _spawn(self, extra_env: Mapping[str, str] | None = None) -> None:
+    def _spawn(
+        self, extra_env: Mapping[str, str] | None = None, module: str = "hubbub.cli.main"
+    ) -> None:
         workdir = self.server.workdir
-        proc = _popen(workdir, {**self.env, **(extra_env or {})}, self.log_path)
+        proc = _popen(workdir, {**self.env, **(extra_env or {})}, self.log_path, module)
         self.server = ServerProcess(
             proc=proc, port=self.server.port, workdir=workdir, log_path=self.log_path
         )
@@ -183,12 +185,19 @@ class ClusterNode(Node):
 
         wait_for(ready, timeout, f"{self.name} on port {self.port} to answer ping with 200")
 
-    def start(self, extra_env: Mapping[str, str] | None = None, wait: bool = True) -> None:
+    def start(
+        self,
+        extra_env: Mapping[str, str] | None = None,
+        wait: bool = True,
+        module: str = "hubbub.cli.main",
+    ) -> None:
+        """`module` runs the node (`python -m module serve`): tests.support.faulty_node for a
+        node with a fault built in."""
         if self.alive:
             raise RuntimeError(f"{self.name} is already running")
         # A killed node's port may still be held by connections in TIME_WAIT; uvicorn binds
         # with SO_REUSEADDR, so it can start at once.
-        self._spawn(extra_env)
+        self._spawn(extra_env, module)
         if wait:
             self.wait_ready()
 
@@ -202,13 +211,19 @@ class ClusterNode(Node):
         """SIGTERM: drains (websockets closed with 1012) and exits."""
         return self.server.stop(signal.SIGTERM, timeout)
 
-    def restart(self, extra_env: Mapping[str, str] | None = None, *, clean: bool = True) -> None:
+    def restart(
+        self,
+        extra_env: Mapping[str, str] | None = None,
+        *,
+        clean: bool = True,
+        module: str = "hubbub.cli.main",
+    ) -> None:
         if self.alive:
             if clean:
                 self.stop()
             else:
                 self.kill()
-        self.start(extra_env)
+        self.start(extra_env, module=module)
 
     def health(self) -> tuple[int, Any]:
         """`/api/v4/system/ping?get_server_status=true` as (status, body)."""
@@ -324,12 +339,21 @@ class Cluster:
             raise errors[0]
 
 
-def _popen(workdir: Path, env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def _popen(
+    workdir: Path, env: Mapping[str, str], log_path: Path, module: str = "hubbub.cli.main"
+) -> subprocess.Popen[bytes]:
+    full_env = {**os.environ, **env}
+    if module.startswith("tests."):
+        # The node runs in its own directory; the test helpers live beside the tests.
+        root = str(Path(__file__).resolve().parents[2])
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (root, full_env.get("PYTHONPATH", "")) if p
+        )
     with log_path.open("ab") as log_file:
         return subprocess.Popen(
-            [sys.executable, "-m", "hubbub.cli.main", "serve"],
+            [sys.executable, "-m", module, "serve"],
             cwd=workdir,
-            env={**os.environ, **env},
+            env=full_env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )

@@ -81,6 +81,10 @@ HUBBUB_ONLY = {
     "ServiceSettings.WebsocketPongTimeoutSeconds",
     "ServiceSettings.GracefulShutdownTimeoutSeconds",
     "ServiceSettings.MaxPostSize",
+    "ClusterSettings.HeartbeatSeconds",
+    "ClusterSettings.LiveSeconds",
+    "ClusterSettings.LeaseSeconds",
+    "ClusterSettings.ExpireSeconds",
 }
 
 

@@ -169,7 +169,7 @@ async def test_wal_is_checkpointed_in_the_background_once_started(
             await conn.execute(text("INSERT INTO blobs (b) VALUES (:b)"), {"b": b"x" * 8000})
     size = main_file.stat().st_size
     assert size < 100_000, "the writes reached the database file without a checkpoint"
-    db.start()
+    await db.start()
     deadline = asyncio.get_running_loop().time() + 10
     while main_file.stat().st_size <= size:
         assert asyncio.get_running_loop().time() < deadline, "no checkpoint within 10 s"

@@ -215,7 +215,7 @@ async def test_failing_registry_does_not_stop_delivery_and_the_next_flush_record
     sock = Socket(block_after=1)
     conn, cid = await fresh(rig, sock, ConnLimits(slow_threshold=1))
     registry.failing = True
-    rig.hub.start()
+    await rig.hub.start()
     try:
         await send(rig, 0, 100, 1)  # (1, 2) after the drop, then (2, 3)
         await settle(lambda: registry.failures > 0 and conn._checkpoint_failing)

@@ -8,14 +8,13 @@ from hubbub.observability.health import HealthMonitor
 
 
 async def test_failing_probe_then_recovery() -> None:
-    monitor = HealthMonitor(interval=60, timeout=1)
     broken = True
 
     async def database() -> None:
         if broken:
             raise ConnectionRefusedError("connection refused")
 
-    monitor.add_probe("database", database)
+    monitor = HealthMonitor({"database": database}, interval=60, timeout=1)
     await monitor.probe_once()
     assert monitor.problems() == ["database: connection refused"]
     broken = False
@@ -24,7 +23,6 @@ async def test_failing_probe_then_recovery() -> None:
 
 
 async def test_slow_probe_is_failing_but_never_cancelled() -> None:
-    monitor = HealthMonitor(interval=60, timeout=0.05)
     release = asyncio.Event()
     finished = []
 
@@ -32,7 +30,7 @@ async def test_slow_probe_is_failing_but_never_cancelled() -> None:
         await release.wait()
         finished.append(True)
 
-    monitor.add_probe("bus", slow)
+    monitor = HealthMonitor({"bus": slow}, interval=60, timeout=0.05)
     await monitor.probe_once()
     assert monitor.problems() == ["bus: no answer within 0.05s"]
     release.set()
@@ -42,6 +40,5 @@ async def test_slow_probe_is_failing_but_never_cancelled() -> None:
 
 
 async def test_sources_are_reported() -> None:
-    monitor = HealthMonitor()
-    monitor.add_source(lambda: ["file store: not shared"])
+    monitor = HealthMonitor(sources=[lambda: ["file store: not shared"]])
     assert monitor.problems() == ["file store: not shared"]

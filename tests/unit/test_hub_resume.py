@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from hubbub.cluster.bus import MemoryBus
 from hubbub.cluster.connections import MemoryConnectionRegistry
 from hubbub.cluster.eventlog import EventMeta, MemoryEventLog
 from hubbub.observability.metrics import Metrics
@@ -76,7 +77,7 @@ class Rig:
         self.log = MemoryEventLog()
         self.registry = registry or MemoryConnectionRegistry()
         self.metrics = Metrics()
-        self.hub = Hub(self.log, self.registry, self.metrics, checkpoint_interval)
+        self.hub = Hub(self.log, self.registry, self.metrics, MemoryBus(), checkpoint_interval)
 
     def conn(self, socket: Socket, limits: ConnLimits | None = None) -> WebConn:
         async def closed(conn: WebConn, reason: CloseReason) -> None:
@@ -203,7 +204,7 @@ async def test_sequence_the_server_never_sent_gets_a_new_connection() -> None:
 async def test_truncated_log_cannot_resume() -> None:
     rig = Rig()
     rig.log = MemoryEventLog(min_events=3, min_age_seconds=0, max_events=3)
-    rig.hub = Hub(rig.log, rig.registry, rig.metrics)
+    rig.hub = Hub(rig.log, rig.registry, rig.metrics, MemoryBus())
     conn = rig.conn(Socket())
     cid = (await rig.hub.attach(conn, "", None)).connection_id
     await conn.finish(CloseReason.CLIENT_CLOSE, 1000)

@@ -345,11 +345,6 @@ class WebSocketEndpoint:
         if await self.hub.registry.live_connections(conn.user_id) == 0:
             await self.presence.disconnected(conn.user_id)
 
-    async def close_revoked(self, tokens: set[str]) -> None:
-        """Closes every local socket opened with one of `tokens` (their sessions were revoked)."""
-        closing = [c for c in self.hub.connections() if c.session_token in tokens]
-        await asyncio.gather(*(c.close(CloseReason.SESSION_REVOKED) for c in closing))
-
 
 def _with_seq(error: AppError, seq: int) -> AppError:
     error.params["seq_reply"] = seq

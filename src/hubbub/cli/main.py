@@ -166,7 +166,7 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
             await db.close()
 
     try:
-        timing = ClusterTiming.from_env()
+        timing = ClusterTiming.from_settings(config.settings)
         nodes, leader_id = asyncio.run(run())
     except Exception as exc:
         print(f"hubbub: cannot read the cluster status: {exc}", file=sys.stderr)

@@ -3,6 +3,10 @@
 `CacheSettings.CacheType = "redis"` (with `CacheSettings.RedisAddress`) selects the Redis event
 log, connection registry and bus, and turns on the outbox so delivery survives a node dying
 between commit and publish. Everything else in the node is the same in both shapes.
+
+`build_backends` is called by the composition root only. `RealtimeBackends` is the component
+that starts and stops the Redis-backed ones as a group: a node whose Redis is unreachable at start
+keeps retrying in the background (reporting not-ready) instead of refusing to start.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from typing import Any
 from hubbub.cluster.bus import ClusterBus, MemoryBus, RedisBus
 from hubbub.cluster.connections import ConnectionRegistry, MemoryConnectionRegistry
 from hubbub.cluster.eventlog import EventLog, MemoryEventLog
-from hubbub.cluster.outbox import Outbox, RedisChannelOrder
+from hubbub.cluster.outbox import Outbox, OutboxSweeper, RedisChannelOrder
 from hubbub.config import Settings
+from hubbub.lifecycle import Component
 from hubbub.store.db import Database
 
 log = logging.getLogger("hubbub.cluster")
@@ -32,11 +37,12 @@ def redis_url(address: str, password: str, db: int) -> str:
 
 
 @dataclass
-class RealtimeBackends:
+class RealtimeBackends(Component):
     eventlog: EventLog
     registry: ConnectionRegistry
     bus: ClusterBus
     outbox: Outbox | None = None
+    sweeper: OutboxSweeper | None = None
     redis: Any = None
     _starter: asyncio.Task[None] | None = field(default=None, repr=False)
     started: bool = False
@@ -60,11 +66,11 @@ class RealtimeBackends:
             self._starter = asyncio.get_running_loop().create_task(self._retry())
 
     async def _start_once(self) -> None:
-        await self.eventlog.start()  # type: ignore[attr-defined]
-        await self.registry.start()  # type: ignore[attr-defined]
+        await self.eventlog.start()
+        await self.registry.start()
         await self.bus.start()
-        if self.outbox is not None:
-            await self.outbox.start()
+        if self.sweeper is not None:
+            await self.sweeper.start()
         self.started = True
         self.last_error = ""
         log.info("realtime backends ready (redis)")
@@ -75,7 +81,7 @@ class RealtimeBackends:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
             try:
-                await self.eventlog.stop()  # type: ignore[attr-defined]
+                await self.eventlog.stop()
                 await self._start_once()
             except Exception as exc:
                 self.last_error = f"cannot reach Redis: {exc}"
@@ -86,10 +92,7 @@ class RealtimeBackends:
             return []
         if not self.started:
             return [self.last_error or "realtime backends not started"]
-        status = self.eventlog.bus_status()  # type: ignore[attr-defined]
-        if not status.healthy:
-            return [f"event bus unhealthy: {status.last_error or 'no answer from Redis'}"]
-        return []
+        return self.eventlog.problems()
 
     async def stop(self) -> None:
         if self._starter is not None:
@@ -98,10 +101,10 @@ class RealtimeBackends:
                 await self._starter
         if not self.uses_redis:
             return
-        if self.outbox is not None:
-            await self.outbox.stop()
+        if self.sweeper is not None:
+            await self.sweeper.stop()
         await self.bus.stop()
-        backends: tuple[Any, ...] = (self.registry, self.eventlog)
+        backends: tuple[Component, ...] = (self.registry, self.eventlog)
         for backend in backends:
             with contextlib.suppress(Exception):
                 await backend.stop()
@@ -109,10 +112,17 @@ class RealtimeBackends:
             await self.redis.aclose()
 
 
-def build_backends(settings: Settings, db: Database, node_id: str) -> RealtimeBackends:
+def build_backends(
+    settings: Settings,
+    db: Database,
+    node_id: str,
+    outbox_class: type[Outbox] = Outbox,
+) -> RealtimeBackends:
+    """The backends `settings` ask for. `outbox_class` lets a test run the node with an outbox
+    that fails on purpose (tests/support/faults.py)."""
     cache = settings.CacheSettings
     if cache.CacheType != "redis":
-        return RealtimeBackends(MemoryEventLog(), MemoryConnectionRegistry(), MemoryBus())
+        return RealtimeBackends(MemoryEventLog(), MemoryConnectionRegistry(), MemoryBus(node_id))
     from hubbub.cluster.redis_connections import RedisConnectionRegistry
     from hubbub.cluster.redis_eventlog import RedisEventLog, redis_client
 
@@ -122,10 +132,12 @@ def build_backends(settings: Settings, db: Database, node_id: str) -> RealtimeBa
     name = settings.ClusterSettings.ClusterName or "hubbub"
     prefix = f"hubbub:{name}:"
     eventlog = RedisEventLog(redis, node_id, prefix=prefix)
+    outbox = outbox_class(db, eventlog, order=RedisChannelOrder(redis, prefix))
     return RealtimeBackends(
         eventlog=eventlog,
         registry=RedisConnectionRegistry(redis, node_id, prefix=prefix),
         bus=RedisBus(redis, prefix + "bus", node_id),
-        outbox=Outbox(db, eventlog, order=RedisChannelOrder(redis, prefix)),
+        outbox=outbox,
+        sweeper=OutboxSweeper(outbox),
         redis=redis,
     )

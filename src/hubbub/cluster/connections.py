@@ -12,6 +12,8 @@ import abc
 import time
 from dataclasses import dataclass, field
 
+from hubbub.lifecycle import Component
+
 MAX_CHECKPOINTS = 64  # kept per connection record
 
 
@@ -39,7 +41,7 @@ class ConnectionRecord:
         return best
 
 
-class ConnectionRegistry(abc.ABC):
+class ConnectionRegistry(Component, abc.ABC):
     @abc.abstractmethod
     async def open(self, record: ConnectionRecord) -> None: ...
 

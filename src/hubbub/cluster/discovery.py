@@ -11,9 +11,9 @@ check in `topology.py` is one). `cluster_view` turns rows into Mattermost's `Clu
 plus our fields and marks each node ok, mismatch (version, schema or config hash differs from the
 majority) or stale. A node without `ClusterSettings.Enable` writes nothing and reports only itself.
 
-Timing is a hubbub-only setting read from the environment (docs/cluster.md):
-`HUBBUB_CLUSTER_HEARTBEAT_SECONDS` (5), `HUBBUB_CLUSTER_LIVE_SECONDS` (4 heartbeats),
-`HUBBUB_CLUSTER_LEASE_SECONDS` (3 heartbeats), `HUBBUB_CLUSTER_EXPIRE_SECONDS` (3600).
+Timing comes from hubbub's own settings in `ClusterSettings` (docs/cluster.md):
+`HeartbeatSeconds` (5), `LiveSeconds` (4 heartbeats), `LeaseSeconds` (3 heartbeats),
+`ExpireSeconds` (3600).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from sqlalchemy.engine import RowMapping
 from hubbub import __version__
 from hubbub.config import Settings, config_hash, split_address
 from hubbub.ids import new_id, now_ms
+from hubbub.lifecycle import Component
 from hubbub.store.db import Database
 from hubbub.store.tables import cluster_discovery
 from hubbub.tasks import stop_task
@@ -53,41 +54,17 @@ class ClusterTiming:
     expire: float = 3600.0
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ClusterTiming:
-        """Reads `HUBBUB_CLUSTER_*_SECONDS`; live and lease scale with the heartbeat by default."""
-        env = os.environ if environ is None else environ
-        heartbeat = _seconds(env, "HUBBUB_CLUSTER_HEARTBEAT_SECONDS", 5.0)
-        live = _seconds(env, "HUBBUB_CLUSTER_LIVE_SECONDS", 4 * heartbeat)
-        lease = _seconds(env, "HUBBUB_CLUSTER_LEASE_SECONDS", 3 * heartbeat)
-        expire = _seconds(env, "HUBBUB_CLUSTER_EXPIRE_SECONDS", 3600.0)
-        if live <= heartbeat:
-            raise ValueError(
-                f"HUBBUB_CLUSTER_LIVE_SECONDS ({live}) must exceed the heartbeat ({heartbeat})"
-            )
-        if lease <= heartbeat:
-            raise ValueError(
-                f"HUBBUB_CLUSTER_LEASE_SECONDS ({lease}) must exceed the heartbeat ({heartbeat}), "
-                "which is also the renewal interval"
-            )
-        if expire < live:
-            raise ValueError(
-                f"HUBBUB_CLUSTER_EXPIRE_SECONDS ({expire}) must not be below the live window "
-                f"({live})"
-            )
-        return cls(heartbeat=heartbeat, live=live, lease=lease, expire=expire)
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{name}: expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise ValueError(f"{name}: must be positive, got {text!r}")
-    return value
+    def from_settings(cls, settings: Settings) -> ClusterTiming:
+        """`ClusterSettings.*Seconds` (validated at load); live and lease scale with the
+        heartbeat unless set."""
+        c = settings.ClusterSettings
+        heartbeat = c.HeartbeatSeconds
+        return cls(
+            heartbeat=heartbeat,
+            live=c.LiveSeconds or 4 * heartbeat,
+            lease=c.LeaseSeconds or 3 * heartbeat,
+            expire=c.ExpireSeconds,
+        )
 
 
 # The config hash nodes compare; `config_hash` already leaves out the per-node listen addresses.
@@ -173,7 +150,7 @@ class NodeInfo:
 HeartbeatListener = Callable[[list[NodeInfo]], Awaitable[None]]
 
 
-class Discovery:
+class Discovery(Component):
     """This node's row in `cluster_discovery` and its heartbeat; reads of the others' rows."""
 
     def __init__(
@@ -183,18 +160,21 @@ class Discovery:
         *,
         enabled: bool,
         timing: ClusterTiming,
+        node_id: str | None = None,
+        schema_version: Callable[[], str] = lambda: "",
         websocket_connections: Callable[[], int] = lambda: 0,
+        listeners: Sequence[HeartbeatListener] = (),
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.db = db
         self.identity = identity
         self.enabled = enabled
         self.timing = timing
-        self.node_id = new_id()
+        self.node_id = node_id or new_id()
+        self._schema_version = schema_version
         self.websocket_connections = websocket_connections
         self.clock = clock
-        self.listeners: list[HeartbeatListener] = []
-        self.schema_version = ""
+        self.listeners = tuple(listeners)
         self.started_at = clock()
         self._task: asyncio.Task[None] | None = None
 
@@ -217,13 +197,12 @@ class Discovery:
             create_at=self.started_at,
             last_ping_at=self.clock(),
             version=self.identity.version,
-            schema_version=self.schema_version,
+            schema_version=self._schema_version(),
             config_hash=self.identity.config_hash,
             props=self._props(),
         )
 
-    async def start(self, schema_version: str) -> None:
-        self.schema_version = schema_version
+    async def start(self) -> None:
         if not self.enabled:
             return
         await self._register()
@@ -290,7 +269,7 @@ class Discovery:
                     create_at=self.started_at,
                     last_ping_at=now,
                     version=ident.version,
-                    schema_version=self.schema_version,
+                    schema_version=self._schema_version(),
                     config_hash=ident.config_hash,
                     props=self._props(),
                 )

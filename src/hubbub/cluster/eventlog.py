@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from hubbub.ids import new_id
+from hubbub.lifecycle import Component
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +77,10 @@ class ReadResult:
 
 
 Subscriber = Callable[[Delivery], Awaitable[None] | None]
+ResetCallback = Callable[[str], Awaitable[None] | None]
 
 
-class EventLog(abc.ABC):
+class EventLog(Component, abc.ABC):
     @property
     @abc.abstractmethod
     def epoch(self) -> str: ...
@@ -110,6 +112,15 @@ class EventLog(abc.ABC):
     def subscribe(self, subscriber: Subscriber) -> None:
         """Calls `subscriber` once per appended event with every position it got, in append
         order (the node's hub)."""
+
+    def on_reset(self, callback: ResetCallback) -> None:
+        """`callback(reason)` runs when live delivery lost continuity (a log shared through a
+        server that lost its data, or a feed with a gap). A log in this process never does."""
+        return None
+
+    def problems(self) -> list[str]:
+        """Why live delivery through this log is impaired right now (empty when healthy)."""
+        return []
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,19 +57,3 @@ class EventPublisher(abc.ABC):
     async def publish(self, event: Event, conn: AsyncConnection | None = None) -> None:
         """Publishes `event`. With `conn` (an open write transaction) the event belongs to that
         transaction: it must be delivered if and only if the transaction commits."""
-
-
-class RecordingPublisher(EventPublisher):
-    """Keeps published events in memory (single node without websockets yet, and tests)."""
-
-    def __init__(self, limit: int = 10_000) -> None:
-        self.limit = limit
-        self.events: list[Event] = []
-
-    async def publish(self, event: Event, conn: AsyncConnection | None = None) -> None:
-        self.events.append(event)
-        if len(self.events) > self.limit:
-            del self.events[: len(self.events) - self.limit]
-
-    def named(self, name: str) -> list[Event]:
-        return [e for e in self.events if e.event == name]

@@ -13,6 +13,10 @@ on SQLite the write transaction excludes every other writer anyway.
 `Leader` renews every `renew_seconds`; after each successful renewal it runs its duties with the
 token. `is_leader()` is a local answer: true only until the lease it last obtained would run out,
 measured on the monotonic clock from before the renewal was sent.
+
+A duty is an async callable taking the token, written by the component that owns the work
+(`ClusterCleanup.run` in `topology.py`, `Presence.expire_orphans` in `realtime/presence.py`) and
+handed to the leader by the composition root.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import case, or_, select, update
@@ -30,6 +34,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.ids import now_ms
+from hubbub.lifecycle import Component
 from hubbub.store.db import Database
 from hubbub.store.tables import leases
 from hubbub.tasks import stop_task
@@ -73,7 +78,7 @@ async def current_holder(db: Database, name: str = LEADER, now: int | None = Non
     return str(row.holder)
 
 
-class Leader:
+class Leader(Component):
     """Takes and keeps lease `name` for `holder` (the node id)."""
 
     def __init__(
@@ -82,6 +87,8 @@ class Leader:
         holder: str,
         *,
         name: str = LEADER,
+        duties: Sequence[Duty] = (),
+        listeners: Sequence[LeadershipListener] = (),
         lease_seconds: float = 15.0,
         renew_seconds: float = 5.0,
         clock: Callable[[], int] = now_ms,
@@ -96,8 +103,8 @@ class Leader:
         self.renew_seconds = renew_seconds
         self.clock = clock
         self.monotonic = monotonic
-        self.duties: list[Duty] = []
-        self.listeners: list[LeadershipListener] = []
+        self.duties = tuple(duties)
+        self.listeners = tuple(listeners)
         self._token: int | None = None
         self._valid_until = 0.0
         self._was_leader = False
@@ -190,7 +197,7 @@ class Leader:
             except NotLeader as exc:
                 log.info("leader duty skipped: leadership moved on", extra={"error": str(exc)})
             except Exception:
-                log.exception("leader duty failed")
+                log.exception("leader duty failed", extra={"duty": _duty_name(duty)})
 
     async def _changed(self) -> None:
         leading = self.is_leader()
@@ -224,3 +231,7 @@ class Leader:
             await self.release()
         except Exception:
             log.warning("could not release the leader lease", exc_info=True)
+
+
+def _duty_name(duty: Duty) -> str:
+    return str(getattr(duty, "__qualname__", None) or repr(duty))

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,15 +32,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.cluster.eventlog import EventLog, EventMeta
 from hubbub.ids import new_id, now_ms
+from hubbub.lifecycle import Component
 from hubbub.store.db import Database
 from hubbub.store.tables import outbox
 from hubbub.tasks import stop_task
 
 log = logging.getLogger("hubbub.cluster")
-
-# Fault injection for tests: the process dies right after committing an event of this name,
-# before publishing it (a real crash at the worst moment, not a mock).
-CRASH_AFTER_COMMIT = os.environ.get("HUBBUB_TEST_CRASH_AFTER_COMMIT", "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +53,7 @@ class OutboxRow:
 OlderPending = Callable[[], Awaitable[bool]]
 
 
-class ChannelOrder:
+class ChannelOrder(Component):
     """No ordering across publishers (one node: appends already follow commit order)."""
 
     async def wait_turn(
@@ -181,7 +177,6 @@ class Outbox:
         db: Database,
         eventlog: EventLog,
         grace_seconds: float = 2.0,
-        sweep_seconds: float = 1.0,
         keep_seconds: float = 3600.0,
         order: ChannelOrder | None = None,
     ) -> None:
@@ -189,10 +184,8 @@ class Outbox:
         self.eventlog = eventlog
         self.order = order or ChannelOrder()
         self.grace_ms = int(grace_seconds * 1000)
-        self.sweep_seconds = sweep_seconds
         self.keep_ms = int(keep_seconds * 1000)
         self._published: list[str] = []
-        self._task: asyncio.Task[None] | None = None
         self.republished = 0
 
     async def add(
@@ -222,9 +215,6 @@ class Outbox:
 
     async def publish(self, row: OutboxRow) -> None:
         """Appends a committed row to the event log (called right after the commit)."""
-        if CRASH_AFTER_COMMIT and row.meta.event == CRASH_AFTER_COMMIT:
-            log.error("test fault injection: dying after commit, before publish")
-            os._exit(137)
         await self._append_in_order(row)
 
     async def _append_in_order(self, row: OutboxRow) -> None:
@@ -261,28 +251,8 @@ class Outbox:
             mine = set(self._published)
             return any(i not in mine for i in ids)
 
-    async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            await stop_task(self._task)
-        with contextlib.suppress(Exception):
-            await self._flush()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.sweep_seconds)
-            try:
-                await self._flush()
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # The database or the event log is unreachable: try again next round.
-                log.warning("outbox sweep failed", exc_info=True)
-
-    async def _flush(self) -> None:
+    async def flush(self) -> None:
+        """Marks the rows appended since the last flush as published (one write)."""
         done, self._published = self._published, []
         if not done:
             return
@@ -322,7 +292,7 @@ class Outbox:
         if rows:
             self.republished += len(rows)
             log.info("outbox republished events", extra={"count": len(rows)})
-            await self._flush()
+            await self.flush()
         async with self.db.write() as conn:
             await conn.execute(
                 delete(outbox).where(
@@ -330,3 +300,35 @@ class Outbox:
                 )
             )
         return len(rows)
+
+
+class OutboxSweeper(Component):
+    """The outbox's background round, every `sweep_seconds`: mark what this node appended as
+    published, then republish what any node left unpublished past the grace period."""
+
+    def __init__(self, outbox: Outbox, sweep_seconds: float = 1.0) -> None:
+        self.outbox = outbox
+        self.sweep_seconds = sweep_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox-sweeper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await stop_task(self._task)
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self.outbox.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_seconds)
+            try:
+                await self.outbox.flush()
+                await self.outbox.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The database or the event log is unreachable: try again next round.
+                log.warning("outbox sweep failed", exc_info=True)

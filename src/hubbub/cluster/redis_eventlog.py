@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -36,6 +36,7 @@ from hubbub.cluster.eventlog import (
     EventMeta,
     LogEntry,
     ReadResult,
+    ResetCallback,
     Subscriber,
 )
 from hubbub.ids import new_id
@@ -58,9 +59,6 @@ def redis_client(url: str, *, max_connections: int = 64, wait_seconds: float = 5
 
 class BusStalled(RedisError):
     """The subscriber connection stopped answering probes."""
-
-
-ResetCallback = Callable[[str], Awaitable[None] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +284,12 @@ class RedisEventLog(EventLog):
         if task is not None:
             self._stopping = True
             await stop_task(task)
+
+    def problems(self) -> list[str]:
+        status = self.bus_status()
+        if status.healthy:
+            return []
+        return [f"event bus unhealthy: {status.last_error or 'no answer from Redis'}"]
 
     def bus_status(self) -> BusStatus:
         running = self._task is not None and not self._task.done()

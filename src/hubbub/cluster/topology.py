@@ -18,9 +18,11 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from hubbub.cluster.discovery import NodeInfo
+from hubbub.cluster.discovery import Discovery, NodeInfo
+from hubbub.cluster.leader import run_as_leader
 from hubbub.files import FileBackend, LocalFileBackend
 from hubbub.ids import now_ms
+from hubbub.lifecycle import Component
 
 log = logging.getLogger("hubbub.cluster")
 
@@ -31,7 +33,7 @@ def marker_path(node_id: str) -> str:
     return f"{MARKER_DIR}/{node_id}.marker"
 
 
-class SharedStorageCheck:
+class SharedStorageCheck(Component):
     """Checks, after each heartbeat, that this node can read the other live nodes' markers."""
 
     name = "topology"
@@ -135,3 +137,19 @@ class SharedStorageCheck:
             return removed
 
         return await asyncio.to_thread(_sweep)
+
+
+class ClusterCleanup:
+    """Leader duty: drop expired discovery rows (fenced by the leader's token) and the markers of
+    nodes gone for good."""
+
+    def __init__(self, discovery: Discovery, storage: SharedStorageCheck) -> None:
+        self.discovery = discovery
+        self.storage = storage
+
+    async def run(self, token: int) -> None:
+        if not self.discovery.enabled:
+            return
+        await self.discovery.delete_expired(lambda conn: run_as_leader(conn, token))
+        known = [node.id for node in await self.discovery.all_nodes()]
+        await self.storage.sweep(known, self.discovery.timing.expire)

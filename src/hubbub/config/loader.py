@@ -94,6 +94,11 @@ def _from_env(path: str, text: str, annotation: Any) -> Any:
             return int(text)
         except ValueError:
             raise ConfigError(f"{path}: expected an integer, got {text!r}") from None
+    if annotation is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{path}: expected a number, got {text!r}") from None
     if get_origin(annotation) is list:
         stripped = text.strip()
         if stripped.startswith("["):

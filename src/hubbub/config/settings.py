@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -75,6 +75,33 @@ class ClusterConfig(_Section):
     Enable: bool = False
     ClusterName: str = ""
     OverrideHostname: str = ""
+    # hubbub's own (Mattermost has no such settings): how often nodes heartbeat and renew the
+    # leader lease, and when a node's row counts as stale (LiveSeconds) or is deleted
+    # (ExpireSeconds). 0 for LiveSeconds / LeaseSeconds: 4 / 3 heartbeats.
+    HeartbeatSeconds: float = Field(default=5.0, gt=0)
+    LiveSeconds: float = Field(default=0.0, ge=0)
+    LeaseSeconds: float = Field(default=0.0, ge=0)
+    ExpireSeconds: float = Field(default=3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _timing(self) -> ClusterConfig:
+        heartbeat = self.HeartbeatSeconds
+        if self.LiveSeconds and self.LiveSeconds <= heartbeat:
+            raise ValueError(
+                f"LiveSeconds ({self.LiveSeconds:g}) must exceed HeartbeatSeconds ({heartbeat:g})"
+            )
+        if self.LeaseSeconds and self.LeaseSeconds <= heartbeat:
+            raise ValueError(
+                f"LeaseSeconds ({self.LeaseSeconds:g}) must exceed HeartbeatSeconds "
+                f"({heartbeat:g}), which is also the lease renewal interval"
+            )
+        live = self.LiveSeconds or 4 * heartbeat
+        if self.ExpireSeconds < live:
+            raise ValueError(
+                f"ExpireSeconds ({self.ExpireSeconds:g}) must not be below the live window "
+                f"({live:g})"
+            )
+        return self
 
 
 class CacheConfig(_Section):

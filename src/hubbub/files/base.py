@@ -13,6 +13,8 @@ import abc
 import errno
 import uuid
 
+from hubbub.lifecycle import Component
+
 
 class FileNotFoundInStore(FileNotFoundError):
     """Nothing is stored at this path."""
@@ -34,7 +36,7 @@ def check_path(path: str) -> str:
     return path
 
 
-class FileBackend(abc.ABC):
+class FileBackend(Component, abc.ABC):
     @abc.abstractmethod
     async def write(self, path: str, data: bytes) -> None: ...
 
@@ -63,3 +65,6 @@ class FileBackend(abc.ABC):
     async def close(self) -> None:
         """Releases the backend's connections (a backend without any has nothing to do)."""
         return None
+
+    async def stop(self) -> None:
+        await self.close()

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+from hubbub.lifecycle import Component
 
 log = logging.getLogger("hubbub.health")
 
@@ -19,25 +21,28 @@ Probe = Callable[[], Awaitable[None]]
 Problems = Callable[[], list[str]]
 
 
-class HealthMonitor:
-    def __init__(self, interval: float = 2.0, timeout: float = 3.0) -> None:
+class HealthMonitor(Component):
+    """`probes`: async checks run every interval, by name; raising (or running longer than
+    `timeout`) marks one failing. `sources`: synchronous sources of problems kept by other
+    components (the realtime backends, the shared-storage check)."""
+
+    def __init__(
+        self,
+        probes: Mapping[str, Probe] | None = None,
+        sources: Sequence[Problems] = (),
+        *,
+        interval: float = 2.0,
+        timeout: float = 3.0,
+    ) -> None:
         self.interval = interval
         self.timeout = timeout
-        self._probes: dict[str, Probe] = {}
-        self._sources: list[Problems] = []
+        self._probes = dict(probes or {})
+        self._sources = tuple(sources)
         self._failing: dict[str, str] = {}
         # Probes are never cancelled (cancelling a database call midway can wedge its
         # connection); one still running after `timeout` simply counts as failing.
         self._inflight: dict[str, tuple[asyncio.Task[None], float]] = {}
         self._task: asyncio.Task[None] | None = None
-
-    def add_probe(self, name: str, probe: Probe) -> None:
-        """An async check run every interval; raising (or running too long) marks it failing."""
-        self._probes[name] = probe
-
-    def add_source(self, source: Problems) -> None:
-        """A synchronous source of problems kept by another component."""
-        self._sources.append(source)
 
     def problems(self) -> list[str]:
         found = [f"{name}: {why}" for name, why in sorted(self._failing.items())]

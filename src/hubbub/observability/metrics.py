@@ -6,6 +6,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from hubbub.config.settings import MetricsConfig, split_address
+from hubbub.lifecycle import Component
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -65,3 +68,25 @@ class Metrics:
         if child is None:
             child = self._broadcast_children[name] = self.broadcasts.labels(name)
         return child
+
+
+class MetricsEndpoint(Component):
+    """The Prometheus endpoint on `MetricsSettings.ListenAddress` (when enabled)."""
+
+    def __init__(self, settings: MetricsConfig, registry: CollectorRegistry) -> None:
+        self.settings = settings
+        self.registry = registry
+        self._server: Any = None
+
+    async def start(self) -> None:
+        if not self.settings.Enable:
+            return
+        from prometheus_client import start_http_server
+
+        host, port = split_address(self.settings.ListenAddress)
+        self._server, _ = start_http_server(port, host, self.registry)
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()

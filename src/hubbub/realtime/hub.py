@@ -11,6 +11,11 @@ closes.
 Attaching a connection (fresh or resumed) first registers it for live delivery in "holding"
 mode, then reads the log (replay or head), then releases held entries newer than what it read,
 so nothing published meanwhile is lost or duplicated.
+
+Cluster messages the hub owns or follows: `Takeover` (a resumed connection's old socket may live
+on another node: silence it there) and `SessionsRevoked` (close the sockets of revoked sessions).
+When the event log loses continuity (`EventLog.on_reset`), every local connection is closed with
+a resumable code.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hubbub.cluster.bus import ClusterBus
+from hubbub.cluster.bus import BusMessage, ClusterBus
 from hubbub.cluster.connections import Checkpoint, ConnectionRecord, ConnectionRegistry
 from hubbub.cluster.eventlog import Delivery, EventLog, LogEntry
 from hubbub.ids import is_valid_id, new_id
+from hubbub.lifecycle import Component
 from hubbub.observability.metrics import Metrics
 from hubbub.realtime.protocol import CloseReason, event_prefix
+from hubbub.services.auth import SessionsRevoked
 from hubbub.tasks import stop_task
 
 if TYPE_CHECKING:
@@ -46,12 +53,22 @@ class AttachResult:
     replayed: int = 0
 
 
-class Hub:
+@dataclass(frozen=True)
+class Takeover(BusMessage, kind="takeover"):
+    """Connection `connection_id` resumed elsewhere as instance `instance`: whichever node still
+    holds an older socket of it closes that socket without another frame."""
+
+    connection_id: str
+    instance: str
+
+
+class Hub(Component):
     def __init__(
         self,
         eventlog: EventLog,
         registry: ConnectionRegistry,
         metrics: Metrics,
+        bus: ClusterBus,
         checkpoint_interval: float = CHECKPOINT_INTERVAL,
     ) -> None:
         self.eventlog = eventlog
@@ -62,8 +79,11 @@ class Hub:
         self._by_id: dict[str, WebConn] = {}
         self._checkpointer: asyncio.Task[None] | None = None
         self._orphans: dict[str, list[Checkpoint]] = {}  # see _keep_orphans
-        self.bus: ClusterBus | None = None  # set in a cluster: takeovers of remote connections
+        self.bus = bus
         eventlog.subscribe(self.deliver)
+        eventlog.on_reset(self.reset_all)
+        bus.subscribe(Takeover, self._on_takeover)
+        bus.subscribe(SessionsRevoked, self._on_revoked)
 
     # Live delivery
 
@@ -92,11 +112,13 @@ class Hub:
 
     # Checkpoints
 
-    def start(self) -> None:
+    async def start(self) -> None:
         if self._checkpointer is None:
             self._checkpointer = asyncio.get_running_loop().create_task(self._checkpoint_loop())
 
     async def stop(self) -> None:
+        if self._by_id:
+            await self.close_all(CloseReason.SERVER_DRAIN)
         if self._checkpointer is not None:
             # stop_task: the loop awaits registry calls under wait_for, which can lose a cancel.
             await stop_task(self._checkpointer)
@@ -220,9 +242,18 @@ class Hub:
     async def _take_over(self, connection_id: str, new_instance: str) -> None:
         if self._by_id.get(connection_id) is not None:
             await self.take_over_local(connection_id)
-        elif self.bus is not None:
+        else:
             # The old socket may live on another node: tell every node to silence it.
-            await self.bus.publish("takeover", connection_id=connection_id, instance=new_instance)
+            await self.bus.publish(Takeover(connection_id, new_instance))
+
+    async def _on_takeover(self, message: Takeover) -> None:
+        await self.take_over_local(message.connection_id, message.instance)
+
+    async def _on_revoked(self, message: SessionsRevoked) -> None:
+        """Closes every local socket opened with one of the revoked tokens."""
+        tokens = set(message.tokens)
+        closing = [c for c in self.connections() if c.session_token in tokens]
+        await asyncio.gather(*(c.close(CloseReason.SESSION_REVOKED) for c in closing))
 
     async def take_over_local(self, connection_id: str, keep_instance: str = "") -> None:
         old = self._by_id.get(connection_id)

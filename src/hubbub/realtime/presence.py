@@ -1,19 +1,36 @@
 """Presence from websocket connections: online while connected and active, away when idle,
-offline when the last connection anywhere closes. A status the user set by hand wins."""
+offline when the last connection anywhere closes. A status the user set by hand wins.
+
+`expire_orphans` is a leader duty: users shown online or away with no live connection on any
+node (their node died without closing them) go offline."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+from hubbub.cluster.connections import ConnectionRegistry
 from hubbub.services.statuses import StatusesService
 
 log = logging.getLogger("hubbub.realtime")
 
 
 class Presence:
-    def __init__(self, statuses: StatusesService) -> None:
+    def __init__(self, statuses: StatusesService, registry: ConnectionRegistry) -> None:
         self.statuses = statuses
+        self.registry = registry
+
+    async def expire_orphans(self, token: int) -> None:
+        """Leader duty (see the module docstring); `token` is unused: going offline twice is
+        harmless, so this work needs no fencing."""
+        present = await self.statuses.automatic_present_users()
+        if not present:
+            return
+        connected = await self.registry.connected_users()
+        for user_id in present:
+            # Checked again one by one: the user may have connected since the snapshot.
+            if user_id not in connected and await self.registry.live_connections(user_id) == 0:
+                await self.disconnected(user_id)
 
     async def _current(self, user_id: str) -> dict[str, Any]:
         found = await self.statuses.get_many([user_id])

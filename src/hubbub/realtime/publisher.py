@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.cluster.connections import ConnectionRegistry
 from hubbub.cluster.eventlog import EventLog, EventMeta
-from hubbub.cluster.events import Event, RecordingPublisher
+from hubbub.cluster.events import Event, EventPublisher
 from hubbub.cluster.outbox import Outbox
 from hubbub.observability.metrics import Metrics
 from hubbub.realtime.protocol import encode_event_body
@@ -25,8 +25,8 @@ from hubbub.store.tables import channel_members, team_members
 log = logging.getLogger("hubbub.realtime")
 
 
-class RealtimePublisher(RecordingPublisher):
-    """Turns service events into log appends; keeps a short in-memory record for diagnostics."""
+class RealtimePublisher(EventPublisher):
+    """Turns service events into log appends."""
 
     def __init__(
         self,
@@ -34,10 +34,8 @@ class RealtimePublisher(RecordingPublisher):
         eventlog: EventLog,
         registry: ConnectionRegistry,
         metrics: Metrics,
-        record_limit: int = 500,
         outbox: Outbox | None = None,
     ) -> None:
-        super().__init__(limit=record_limit)
         self.db = db
         self.eventlog = eventlog
         self.registry = registry
@@ -45,7 +43,6 @@ class RealtimePublisher(RecordingPublisher):
         self.outbox = outbox
 
     async def publish(self, event: Event, conn: AsyncConnection | None = None) -> None:
-        await super().publish(event, conn)
         self.metrics.events.labels(event.event).inc()
         recipients = await self.recipients(event, conn)
         body = encode_event_body(event.event, event.data, event.broadcast.to_json())

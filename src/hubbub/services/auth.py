@@ -3,17 +3,19 @@
 A token resolves to a `Session` from the sessions table or, for personal access tokens, from
 the user_access_tokens table. Resolved sessions are cached for `SessionCacheInMinutes`; every
 change that can invalidate one (logout, revoke, role change, deactivation) drops the cache
-entries of that user.
+entries of that user, on every node (the `SessionsRevoked` and `UserSessionsChanged` bus
+messages).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, update
 
+from hubbub.cluster.bus import BusMessage, ClusterBus
 from hubbub.config import Settings
 from hubbub.errors import AppError, not_found
 from hubbub.ids import new_id, now_ms
@@ -54,28 +56,49 @@ class SessionCache:
         self._items.pop(token, None)
 
 
+@dataclass(frozen=True)
+class SessionsRevoked(BusMessage, kind="revoke"):
+    """These session tokens are revoked: every node drops them from its cache and closes the
+    websockets opened with them."""
+
+    tokens: list[str]
+
+
+@dataclass(frozen=True)
+class UserSessionsChanged(BusMessage, kind="invalidate_user"):
+    """The user's sessions changed (roles, activation): every node drops its cached copies."""
+
+    user_id: str
+
+
 class AuthService:
-    def __init__(self, db: Database, settings: Settings, users_service: UsersService) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, users_service: UsersService, bus: ClusterBus
+    ) -> None:
         self.db = db
         self.settings = settings
         self.users = users_service
+        self.bus = bus
         self.cache = SessionCache(settings.ServiceSettings.SessionCacheInMinutes * 60)
-        # Called with the tokens of revoked sessions (open websockets of them are closed).
-        self.revocation_listeners: list[Callable[[set[str]], Awaitable[None]]] = []
-        # Called with a user id whose cached sessions must be dropped (on every node).
-        self.invalidation_listeners: list[Callable[[str], Awaitable[None]]] = []
+        bus.subscribe(SessionsRevoked, self._on_revoked)
+        bus.subscribe(UserSessionsChanged, self._on_user_changed)
 
     async def _revoked(self, tokens: set[str]) -> None:
         for token in tokens:
             self.cache.drop_token(token)
-        for listener in self.revocation_listeners:
-            await listener(tokens)
+        await self.bus.publish(SessionsRevoked(sorted(tokens)))
+
+    async def _on_revoked(self, message: SessionsRevoked) -> None:
+        for token in message.tokens:
+            self.cache.drop_token(token)
 
     async def invalidate_user_everywhere(self, user_id: str) -> None:
-        """Drops the user's cached sessions here and, through the listeners, on other nodes."""
+        """Drops the user's cached sessions here and, through the bus, on every other node."""
         self.cache.drop_user(user_id)
-        for listener in self.invalidation_listeners:
-            await listener(user_id)
+        await self.bus.publish(UserSessionsChanged(user_id))
+
+    async def _on_user_changed(self, message: UserSessionsChanged) -> None:
+        self.cache.drop_user(message.user_id)
 
     async def login(
         self, login_id: object, password: object, device_id: str = ""

@@ -27,6 +27,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from hubbub.config.settings import SqlConfig
+from hubbub.lifecycle import Component
 from hubbub.tasks import stop_task
 
 log = logging.getLogger("hubbub.store")
@@ -125,7 +126,7 @@ async def _begin_immediate(conn: AsyncConnection) -> None:
     await driver.execute_fetchall("BEGIN IMMEDIATE")
 
 
-class Database:
+class Database(Component):
     """The primary engine plus (later) replicas; hands out connections per query class."""
 
     def __init__(self, settings: SqlConfig) -> None:
@@ -211,7 +212,7 @@ class Database:
         async with self.primary.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Starts background maintenance: on SQLite, WAL checkpoints off the write path."""
         if (
             self.is_sqlite
@@ -233,6 +234,9 @@ class Database:
                 raise
             except Exception:
                 log.warning("WAL checkpoint failed", exc_info=True)
+
+    async def stop(self) -> None:
+        await self.close()
 
     async def close(self) -> None:
         if self._checkpointer is not None:

@@ -16,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
+from hubbub.lifecycle import Component
 from hubbub.store.db import Database
 
 _LOCK_KEY = 0x68756262  # "hubb"
@@ -98,3 +99,15 @@ async def check(db: Database) -> dict[str, Any]:
         current = await conn.run_sync(_check_known)
     head = head_revision()
     return {"current": current, "head": head, "up_to_date": current == head}
+
+
+class Schema(Component):
+    """The schema as a component: brought to this build's revision at start (under the lock);
+    `revision` is what discovery and the status endpoints report afterwards."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.revision = ""
+
+    async def start(self) -> None:
+        self.revision = await migrate(self.db)

@@ -1,0 +1,130 @@
+"""The cluster bus contract, over memory and Redis: typed messages reach every subscriber of
+their type (the sender's too), and a message a node does not understand is dropped, not raised."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import orjson
+import pytest
+
+from hubbub.cluster.bus import BusMessage, ClusterBus, MemoryBus, RedisBus, decode_message
+from hubbub.cluster.redis_eventlog import redis_client
+from tests.support.redis import RedisInstance, start_redis
+
+
+@dataclass(frozen=True)
+class Ping(BusMessage, kind="test_ping"):
+    text: str
+    ids: list[str]
+
+
+@dataclass(frozen=True)
+class Other(BusMessage, kind="test_other"):
+    n: int
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisInstance]:
+    instance = start_redis()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def buses(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[ClusterBus, ClusterBus]]:
+    """Two nodes' buses on one medium (memory: one bus is both)."""
+    if request.param == "memory":
+        bus = MemoryBus("n1")
+        yield bus, bus
+        return
+    server: RedisInstance = request.getfixturevalue("redis_server")
+    clients = [redis_client(server.url) for _ in range(2)]
+    pair = (RedisBus(clients[0], "t:bus", "n1"), RedisBus(clients[1], "t:bus", "n2"))
+    for b in pair:
+        await b.start()
+        await asyncio.wait_for(b.connected.wait(), 5)
+    try:
+        yield pair
+    finally:
+        for b in pair:
+            await b.stop()
+        for c in clients:
+            await c.aclose()
+
+
+async def _until(cond: object, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():  # type: ignore[operator]
+        assert loop.time() < deadline, "the message did not arrive in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_typed_messages_reach_every_subscriber_of_their_type(
+    buses: tuple[ClusterBus, ClusterBus],
+) -> None:
+    sender, receiver = buses
+    got_there: list[Ping] = []
+    got_here: list[Ping] = []
+    others: list[Other] = []
+
+    async def there(m: Ping) -> None:
+        got_there.append(m)
+
+    async def here(m: Ping) -> None:
+        got_here.append(m)
+
+    async def other(m: Other) -> None:
+        others.append(m)
+
+    receiver.subscribe(Ping, there)
+    if sender is not receiver:
+        sender.subscribe(Ping, here)
+    receiver.subscribe(Other, other)
+    await sender.publish(Ping("hi", ["a", "b"]))
+    await _until(lambda: got_there and (sender is receiver or got_here))
+    assert got_there == [Ping("hi", ["a", "b"])]
+    assert isinstance(got_there[0], Ping)
+    assert others == []
+
+
+async def test_a_failing_handler_does_not_stop_the_others(
+    buses: tuple[ClusterBus, ClusterBus],
+) -> None:
+    sender, receiver = buses
+    got: list[Other] = []
+
+    async def broken(m: Other) -> None:
+        raise RuntimeError("handler bug")
+
+    async def fine(m: Other) -> None:
+        got.append(m)
+
+    receiver.subscribe(Other, broken)
+    receiver.subscribe(Other, fine)
+    await sender.publish(Other(7))
+    await _until(lambda: got)
+    assert got == [Other(7)]
+
+
+def test_unknown_kinds_and_malformed_messages_are_dropped() -> None:
+    assert decode_message(Ping("x", []).encode("n1")) == Ping("x", [])
+    assert decode_message(orjson.dumps({"type": "from_a_newer_node", "x": 1})) is None
+    assert decode_message(orjson.dumps({"type": "test_other", "unexpected": 1})) is None
+    assert decode_message(b"not json") is None
+    assert decode_message(orjson.dumps({"no": "type"})) is None
+
+
+def test_a_kind_cannot_be_declared_twice() -> None:
+    with pytest.raises(TypeError, match="already"):
+
+        @dataclass(frozen=True)
+        class Clash(BusMessage, kind="test_ping"):
+            text: str
