@@ -102,9 +102,10 @@ class Hubbub:
         # Realtime backends: memory on one node, Redis in a cluster
         self.backends = build_backends(s, self.db, self.node_name, seams.outbox_class)
         eventlog, registry, bus = self.backends.eventlog, self.backends.registry, self.backends.bus
-        self.events = seams.wrap_publisher(
-            RealtimePublisher(self.db, eventlog, registry, self.metrics, self.backends.outbox)
+        self.publisher = RealtimePublisher(
+            self.db, eventlog, registry, self.metrics, self.backends.outbox
         )
+        self.events = seams.wrap_publisher(self.publisher)
 
         # Services
         self.users = UsersService(self.db, s, self.events)

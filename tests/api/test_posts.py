@@ -556,23 +556,23 @@ async def test_recipients_are_the_members_as_of_the_transaction(
     w = await make_world(api, admin)
     to_channel = Event("x", {}, Broadcast(channel_id=w.channel["id"]))
     members = {w.alice.id, w.bob.id, w.admin.id}
-    recipients = await node.events.recipients(to_channel, None)
+    recipients = await node.publisher.recipients(to_channel, None)
     assert sorted(recipients) == sorted(members) and len(recipients) == 3
     # A member added in the publishing transaction is a recipient (DESIGN §4 invariant 7).
     async with node.db.write() as conn:
         await insert_member(conn, w.channel["id"], w.carol.id)
-        assert set(await node.events.recipients(to_channel, conn)) == {*members, w.carol.id}
+        assert set(await node.publisher.recipients(to_channel, conn)) == {*members, w.carol.id}
     omit = Event("x", {}, Broadcast(channel_id=w.channel["id"], omit_users=frozenset([w.bob.id])))
-    assert set(await node.events.recipients(omit, None)) == {*members, w.carol.id} - {w.bob.id}
+    assert set(await node.publisher.recipients(omit, None)) == {*members, w.carol.id} - {w.bob.id}
     empty = await api.new_channel(w.alice.token, w.team["id"])
     await api.call("DELETE", f"/channels/{empty['id']}/members/{w.alice.id}", token=w.alice.token)
     nobody = Event("x", {}, Broadcast(channel_id=empty["id"]))
-    assert await node.events.recipients(nobody, None) == []
+    assert await node.publisher.recipients(nobody, None) == []
     # A team's recipients are its current members.
     to_team = Event("x", {}, Broadcast(team_id=w.team["id"]))
-    assert set(await node.events.recipients(to_team, None)) == {*members, w.carol.id}
+    assert set(await node.publisher.recipients(to_team, None)) == {*members, w.carol.id}
     await api.call("DELETE", f"/teams/{w.team['id']}/members/{w.carol.id}", token=admin.token)
-    assert set(await node.events.recipients(to_team, None)) == members
+    assert set(await node.publisher.recipients(to_team, None)) == members
 
 
 @pytest.mark.parametrize("pending", [False, True])
