@@ -49,6 +49,8 @@ class ChannelAccess:
         self.db = db
         self.teams = teams
 
+    # Lookups
+
     async def get_row(self, channel_id: str, conn: AsyncConnection | None = None) -> Row[Any]:
         if conn is None:
             async with self.db.read() as c:
@@ -97,6 +99,8 @@ class ChannelAccess:
             )
         async with self.db.read() as conn:
             return [r.channel_id for r in (await conn.execute(query)).all()]
+
+    # Checks
 
     async def can_read(self, session: Session, row: Row[Any]) -> bool:
         if session.is_system_admin or await self.is_member(session.user_id, row.id):
