@@ -18,15 +18,18 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hubbub.api.channel_members import ChannelMemberRoutes
 from hubbub.api.channels import ChannelRoutes
 from hubbub.api.cluster import ClusterRoutes
 from hubbub.api.errors import make_handlers
 from hubbub.api.files import FileRoutes
 from hubbub.api.middleware import APIMiddleware
 from hubbub.api.posts import PostRoutes
+from hubbub.api.reactions import ReactionRoutes
 from hubbub.api.search import SearchRoutes
 from hubbub.api.statuses import StatusRoutes
 from hubbub.api.system import SystemRoutes
+from hubbub.api.team_members import TeamMemberRoutes
 from hubbub.api.teams import TeamRoutes
 from hubbub.api.users import UserRoutes
 from hubbub.api.websocket import WebSocketEndpoint
@@ -49,11 +52,19 @@ from hubbub.realtime.protocol import CloseReason
 from hubbub.realtime.publisher import RealtimePublisher
 from hubbub.realtime.session import ConnLimits
 from hubbub.services.auth import AuthService
+from hubbub.services.channel_access import ChannelAccess
+from hubbub.services.channel_lists import ChannelDirectory
+from hubbub.services.channel_members import ChannelMembers
 from hubbub.services.channels import ChannelsService
 from hubbub.services.files import FilesService
+from hubbub.services.post_lists import PostLists
+from hubbub.services.post_render import PostRenderer
 from hubbub.services.posts import PostsService
+from hubbub.services.reactions import ReactionsService
 from hubbub.services.search import SearchService
 from hubbub.services.statuses import StatusesService
+from hubbub.services.team_access import TeamAccess
+from hubbub.services.team_members import TeamMembers
 from hubbub.services.teams import TeamsService
 from hubbub.services.users import UsersService
 from hubbub.store.db import Database
@@ -107,17 +118,30 @@ class Hubbub:
         )
         self.events = seams.wrap_publisher(self.publisher)
 
-        # Services
-        self.users = UsersService(self.db, s, self.events)
-        self.auth = AuthService(self.db, s, self.users, bus)
-        self.teams = TeamsService(self.db, s, self.users, self.events)
-        self.channels = ChannelsService(self.db, s, self.users, self.teams, self.events)
-        self.file_infos = FilesService(self.db, s, self.files, self.channels, self.events)
-        self.posts = PostsService(
-            self.db, s, self.users, self.channels, self.file_infos, self.events
+        # Services are peers: each gets the others it uses here, none builds another.
+        db, events = self.db, self.events
+        self.users = UsersService(db, s, events)
+        self.auth = AuthService(db, s, self.users, bus)
+        self.team_access = TeamAccess(db)
+        self.team_members = TeamMembers(db, s, self.users, self.team_access, events)
+        self.teams = TeamsService(db, s, self.users, self.team_access, self.team_members, events)
+        self.channel_access = ChannelAccess(db, self.team_access)
+        self.channels = ChannelsService(
+            db, s, self.users, self.channel_access, self.team_access, events
         )
-        self.statuses = StatusesService(self.db, s, self.events)
-        self.search = SearchService(self.db, s, self.users, self.channels, self.posts)
+        self.channel_members = ChannelMembers(
+            db, self.users, self.channel_access, self.team_access, events
+        )
+        self.channel_directory = ChannelDirectory(db, self.channel_access, self.team_access)
+        self.file_infos = FilesService(db, s, self.files, self.channel_access, events)
+        self.post_renderer = PostRenderer(self.users)
+        self.posts = PostsService(
+            db, s, self.channel_access, self.file_infos, self.post_renderer, events
+        )
+        self.post_lists = PostLists(db, self.channel_access, self.post_renderer)
+        self.reactions = ReactionsService(db, self.channel_access, events)
+        self.statuses = StatusesService(db, s, events)
+        self.search = SearchService(db, s, self.users, self.channel_access, self.post_lists)
 
         # Websockets
         self.hub = Hub(eventlog, registry, self.metrics, bus)
@@ -126,7 +150,7 @@ class Hubbub:
             auth=self.auth,
             hub=self.hub,
             presence=self.presence,
-            channels=self.channels,
+            channels=self.channel_access,
             events=self.events,
             metrics=self.metrics,
             limits=ConnLimits(
@@ -212,11 +236,14 @@ class Hubbub:
                 self.health.problems,
             ).routes(),
             *UserRoutes(s, self.users, self.auth).routes(),
-            *TeamRoutes(s, self.teams, self.users).routes(),
-            *ChannelRoutes(s, self.channels, self.teams, self.users).routes(),
-            *PostRoutes(s, self.posts, self.channels, self.statuses).routes(),
-            *SearchRoutes(s, self.search, self.teams).routes(),
-            *FileRoutes(s, self.file_infos, self.channels).routes(),
+            *TeamRoutes(s, self.teams).routes(),
+            *TeamMemberRoutes(s, self.team_members).routes(),
+            *ChannelRoutes(s, self.channels, self.channel_access, self.channel_directory).routes(),
+            *ChannelMemberRoutes(s, self.channel_members).routes(),
+            *PostRoutes(s, self.posts, self.post_lists, self.statuses).routes(),
+            *ReactionRoutes(s, self.reactions).routes(),
+            *SearchRoutes(s, self.search, self.team_access).routes(),
+            *FileRoutes(s, self.file_infos).routes(),
             *StatusRoutes(s, self.statuses, self.users).routes(),
             *ClusterRoutes(self.cluster_status).routes(),
             WebSocketRoute("/websocket", self.websocket),

@@ -84,7 +84,7 @@ def session_of(user: User, roles: str = "system_user") -> Session:
 
 
 async def member_version(node: Hubbub, channel_id: str) -> int:
-    return int((await node.channels.get_row(channel_id)).member_version)
+    return int((await node.channel_access.get_row(channel_id)).member_version)
 
 
 async def test_create_channel_shape_membership_and_event(
@@ -227,7 +227,7 @@ async def test_group_channel_naming_idempotency_and_sizes(
     assert again["id"] == gm["id"]
     events = [e for e in node.events.named("group_added") if e.broadcast.channel_id == gm["id"]]
     assert len(events) == 1 and sorted(json.loads(events[0].data["teammate_ids"])) == ids
-    assert sorted(await node.channels.member_user_ids(gm["id"])) == ids
+    assert sorted(await node.channel_access.member_user_ids(gm["id"])) == ids
     small = await api.call("POST", "/channels/group", token=a.token, json=[b.id], expect=400)
     assert small["id"] == "api.channel.create_group.bad_size.app_error"
     ghost = await api.call(
@@ -407,7 +407,7 @@ async def test_add_and_remove_members(api: API, world: World, node: Hubbub) -> N
     assert all(e.data["remover_id"] == alice.id for e in removed)
     await api.call("GET", f"/channels/{private['id']}", token=bob.token, expect=403)
     await api.call("DELETE", f"/channels/{public['id']}/members/me", token=dave.token)
-    assert not await node.channels.is_member(dave.id, public["id"])
+    assert not await node.channel_access.is_member(dave.id, public["id"])
     gone = await api.call(
         "DELETE", f"/channels/{public['id']}/members/{dave.id}", token=alice.token, expect=404
     )
@@ -537,7 +537,7 @@ async def test_patch_update_archive_restore(api: API, world: World, node: Hubbub
     deleted = await api.call("GET", f"/teams/{world.team['id']}/channels/deleted", token=bob.token)
     assert [c["id"] for c in deleted] == [ch["id"]]
     with pytest.raises(AppError) as err:
-        await node.channels.require_post(session_of(alice), ch["id"])
+        await node.channel_access.require_post(session_of(alice), ch["id"])
     assert err.value.id == "api.post.create_post.can_not_post_to_deleted.error"
     assert err.value.status_code == 403
     again = await api.call("DELETE", f"/channels/{ch['id']}", token=alice.token, expect=400)
@@ -664,7 +664,7 @@ async def test_service_api_for_other_services(api: API, world: World, node: Hubb
     dm = await api.call(
         "POST", "/channels/direct", token=alice.token, json=[alice.id, carol.id], expect=201
     )
-    channels = node.channels
+    channels = node.channel_access
     assert await channels.member_user_ids(private["id"]) == [alice.id]
     assert await channels.is_member(alice.id, private["id"])
     assert not await channels.is_member(bob.id, private["id"])
@@ -685,7 +685,7 @@ async def test_service_api_for_other_services(api: API, world: World, node: Hubb
     with pytest.raises(AppError) as err:
         await channels.get("d" * 26)
     assert err.value.id == "app.channel.get.existing.app_error"
-    teams = node.teams
+    teams = node.team_access
     assert await teams.is_member(bob.id, world.team["id"])
     assert not await teams.is_member(carol.id, world.team["id"])
     assert (await teams.require_member(session_of(bob), world.team["id"]))["id"] == world.team["id"]
@@ -709,10 +709,10 @@ async def test_concurrent_direct_and_join_requests_agree(
         )
     )
     assert len({dm["id"] for dm in dms}) == 1
-    assert sorted(await node.channels.member_user_ids(dms[0]["id"])) == sorted([a.id, b.id])
+    assert sorted(await node.channel_access.member_user_ids(dms[0]["id"])) == sorted([a.id, b.id])
     ch = await api.new_channel(a.token, world.team["id"])
     joins = await asyncio.gather(
         *(api.add_to_channel(world.bob.token, ch["id"], world.bob.id) for _ in range(4))
     )
     assert all(j == joins[0] for j in joins)
-    assert len(await node.channels.member_user_ids(ch["id"])) == 2
+    assert len(await node.channel_access.member_user_ids(ch["id"])) == 2

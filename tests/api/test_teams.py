@@ -282,11 +282,11 @@ async def test_leave_team_leaves_its_channels(api: API, admin: User, node: Hubbu
     await api.add_to_team(admin.token, team["id"], user.id)
     private = await api.new_channel(admin.token, team["id"], type_="P")
     await api.add_to_channel(admin.token, private["id"], user.id)
-    before = await node.channels.get_row(private["id"])
+    before = await node.channel_access.get_row(private["id"])
     await api.call("DELETE", f"/teams/{team['id']}/members/me", token=user.token)
-    assert not await node.channels.is_member(user.id, private["id"])
-    assert (await node.channels.get_row(private["id"])).member_version > before.member_version
-    assert await node.channels.readable_channel_ids(user.id, team["id"]) == []
+    assert not await node.channel_access.is_member(user.id, private["id"])
+    assert (await node.channel_access.get_row(private["id"])).member_version > before.member_version
+    assert await node.channel_access.readable_channel_ids(user.id, team["id"]) == []
     assert await api.call("GET", "/users/me/teams", token=user.token) == []
     gone = await api.call("GET", f"/teams/{team['id']}/members/{user.id}", token=admin.token)
     assert gone["delete_at"] > 0

@@ -1,8 +1,7 @@
-"""Routes for channels and channel members."""
+"""Routes for channels: create, read, edit, archive, and the channel lists clients load (members:
+`api/channel_members.py`)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -10,11 +9,12 @@ from starlette.routing import BaseRoute, Route
 
 from hubbub.api.auth import require_session
 from hubbub.api.http import (
-    STATUS_OK,
     JSONResponse,
     created,
     field,
+    id_list,
     ok,
+    optional_field,
     paging,
     path_id,
     query_bool,
@@ -26,17 +26,9 @@ from hubbub.api.params import user_id_param
 from hubbub.config import Settings
 from hubbub.errors import AppError, bad_body, bad_param
 from hubbub.ids import is_valid_id
-from hubbub.services.channels import ChannelsService
-from hubbub.services.teams import TeamsService
-from hubbub.services.users import UsersService
-
-MAX_LIST = 1000
-
-
-def _ids(values: list[str], name: str) -> list[str]:
-    if not values or len(values) > MAX_LIST or not all(is_valid_id(v) for v in values):
-        raise bad_param(name)
-    return values
+from hubbub.services.channel_access import ChannelAccess
+from hubbub.services.channel_lists import ChannelDirectory
+from hubbub.services.channels import ChannelPatch, ChannelsService, ChannelUpdate, NewChannel
 
 
 class ChannelRoutes:
@@ -44,37 +36,28 @@ class ChannelRoutes:
         self,
         settings: Settings,
         channels: ChannelsService,
-        teams: TeamsService,
-        users: UsersService,
+        access: ChannelAccess,
+        directory: ChannelDirectory,
     ) -> None:
         self.settings = settings
         self.channels = channels
-        self.teams = teams
-        self.users = users
+        self.access = access
+        self.directory = directory
 
     def routes(self) -> list[BaseRoute]:
         c = "/channels/{channel_id}"
-        m = c + "/members/{user_id}"
         t = "/teams/{team_id}/channels"
         u = "/users/{user_id}"
         return [
             Route("/channels", self.create_channel, methods=["POST"]),
             Route("/channels/direct", self.create_direct, methods=["POST"]),
             Route("/channels/group", self.create_group, methods=["POST"]),
-            Route("/channels/members/{user_id}/view", self.view, methods=["POST"]),
             Route(c, self.get_channel, methods=["GET"]),
             Route(c, self.update_channel, methods=["PUT"]),
             Route(c, self.delete_channel, methods=["DELETE"]),
             Route(c + "/patch", self.patch_channel, methods=["PUT"]),
             Route(c + "/restore", self.restore_channel, methods=["POST"]),
             Route(c + "/stats", self.stats, methods=["GET"]),
-            Route(c + "/members", self.list_members, methods=["GET"]),
-            Route(c + "/members", self.add_members, methods=["POST"]),
-            Route(c + "/members/ids", self.members_by_ids, methods=["POST"]),
-            Route(m, self.get_member, methods=["GET"]),
-            Route(m, self.remove_member, methods=["DELETE"]),
-            Route(m + "/roles", self.update_roles, methods=["PUT"]),
-            Route(m + "/notify_props", self.update_notify_props, methods=["PUT"]),
             Route(t, self.public_channels, methods=["GET"]),
             Route(t + "/ids", self.public_by_ids, methods=["POST"]),
             Route(t + "/deleted", self.deleted_channels, methods=["GET"]),
@@ -86,14 +69,7 @@ class ChannelRoutes:
                 methods=["GET"],
             ),
             Route(u + "/teams/{team_id}/channels", self.user_team_channels, methods=["GET"]),
-            Route(
-                u + "/teams/{team_id}/channels/members",
-                self.user_team_members,
-                methods=["GET"],
-            ),
             Route(u + "/channels", self.user_channels, methods=["GET"]),
-            Route(u + "/channel_members", self.user_channel_members, methods=["GET"]),
-            Route(u + "/channels/{channel_id}/unread", self.unread, methods=["GET"]),
         ]
 
     # Channels
@@ -101,7 +77,18 @@ class ChannelRoutes:
     async def create_channel(self, request: Request) -> Response:
         session = require_session(request)
         data = await read_object(request, "channel")
-        return created(await self.channels.create(session, data))
+        team_id = field(data, "team_id", str, "")
+        if not is_valid_id(team_id):
+            raise bad_param("team_id")
+        new = NewChannel(
+            team_id=team_id,
+            type=field(data, "type", str, ""),
+            name=field(data, "name", str, ""),
+            display_name=field(data, "display_name", str, ""),
+            header=field(data, "header", str, ""),
+            purpose=field(data, "purpose", str, ""),
+        )
+        return created(await self.channels.create(session, new))
 
     async def create_direct(self, request: Request) -> Response:
         session = require_session(request)
@@ -115,21 +102,35 @@ class ChannelRoutes:
 
     async def get_channel(self, request: Request) -> Response:
         session = require_session(request)
-        return JSONResponse(
-            await self.channels.require_read(session, path_id(request, "channel_id"))
-        )
+        return JSONResponse(await self.access.require_read(session, path_id(request, "channel_id")))
 
     async def patch_channel(self, request: Request) -> Response:
         session = require_session(request)
         channel_id = path_id(request, "channel_id")
-        patch = await read_object(request, "channel")
+        data = await read_object(request, "channel")
+        patch = ChannelPatch(
+            name=optional_field(data, "name", str),
+            display_name=optional_field(data, "display_name", str),
+            header=optional_field(data, "header", str),
+            purpose=optional_field(data, "purpose", str),
+        )
         return JSONResponse(await self.channels.patch(session, channel_id, patch))
 
     async def update_channel(self, request: Request) -> Response:
         session = require_session(request)
         channel_id = path_id(request, "channel_id")
         data = await read_object(request, "channel")
-        return JSONResponse(await self.channels.update(session, channel_id, data))
+        if data.get("id") != channel_id:
+            raise bad_param("channel_id")
+        # A full update: `header` and `purpose` are blank when omitted, as in Mattermost.
+        channel = ChannelUpdate(
+            header=field(data, "header", str, ""),
+            purpose=field(data, "purpose", str, ""),
+            name=field(data, "name", str, ""),
+            display_name=field(data, "display_name", str, ""),
+            type=field(data, "type", str, ""),
+        )
+        return JSONResponse(await self.channels.update(session, channel_id, channel))
 
     async def delete_channel(self, request: Request) -> Response:
         session = require_session(request)
@@ -150,31 +151,25 @@ class ChannelRoutes:
 
     async def stats(self, request: Request) -> Response:
         session = require_session(request)
-        return JSONResponse(
-            await self.channels.directory.stats(session, path_id(request, "channel_id"))
-        )
+        return JSONResponse(await self.directory.stats(session, path_id(request, "channel_id")))
 
     async def public_channels(self, request: Request) -> Response:
         session = require_session(request)
         team_id = path_id(request, "team_id")
         page, per_page = paging(request)
-        return JSONResponse(
-            await self.channels.directory.public_for_team(session, team_id, page, per_page)
-        )
+        return JSONResponse(await self.directory.public_for_team(session, team_id, page, per_page))
 
     async def public_by_ids(self, request: Request) -> Response:
         session = require_session(request)
         team_id = path_id(request, "team_id")
-        ids = _ids(await read_list(request, "channel_ids"), "channel_ids")
-        return JSONResponse(await self.channels.directory.public_by_ids(session, team_id, ids))
+        ids = id_list(await read_list(request, "channel_ids"), "channel_ids")
+        return JSONResponse(await self.directory.public_by_ids(session, team_id, ids))
 
     async def deleted_channels(self, request: Request) -> Response:
         session = require_session(request)
         team_id = path_id(request, "team_id")
         page, per_page = paging(request)
-        return JSONResponse(
-            await self.channels.directory.deleted_for_team(session, team_id, page, per_page)
-        )
+        return JSONResponse(await self.directory.deleted_for_team(session, team_id, page, per_page))
 
     async def search(self, request: Request) -> Response:
         session = require_session(request)
@@ -182,23 +177,21 @@ class ChannelRoutes:
         term = field(await read_object(request, "channel_search"), "term", str)
         if "\x00" in term:
             raise bad_body("term")
-        return JSONResponse(await self.channels.directory.search_team(session, team_id, term))
+        return JSONResponse(await self.directory.search_team(session, team_id, term))
 
     async def by_name(self, request: Request) -> Response:
         session = require_session(request)
         team_id = path_id(request, "team_id")
         name = request.path_params["channel_name"]
         include_deleted = query_bool(request, "include_deleted")
-        return JSONResponse(
-            await self.channels.directory.by_name(session, team_id, name, include_deleted)
-        )
+        return JSONResponse(await self.directory.by_name(session, team_id, name, include_deleted))
 
     async def by_team_name(self, request: Request) -> Response:
         session = require_session(request)
         p = request.path_params
         include_deleted = query_bool(request, "include_deleted")
         return JSONResponse(
-            await self.channels.directory.by_team_name(
+            await self.directory.by_team_name(
                 session, p["team_name"], p["channel_name"], include_deleted
             )
         )
@@ -208,7 +201,7 @@ class ChannelRoutes:
         user_id = user_id_param(request)
         team_id = path_id(request, "team_id")
         return JSONResponse(
-            await self.channels.directory.for_user(
+            await self.directory.for_user(
                 session,
                 user_id,
                 team_id,
@@ -221,7 +214,7 @@ class ChannelRoutes:
         session = require_session(request)
         user_id = user_id_param(request)
         return JSONResponse(
-            await self.channels.directory.for_user(
+            await self.directory.for_user(
                 session,
                 user_id,
                 None,
@@ -229,91 +222,3 @@ class ChannelRoutes:
                 last_delete_at=query_int(request, "last_delete_at"),
             )
         )
-
-    # Members
-
-    async def list_members(self, request: Request) -> Response:
-        session = require_session(request)
-        channel_id = path_id(request, "channel_id")
-        page, per_page = paging(request)
-        return JSONResponse(await self.channels.members.page(session, channel_id, page, per_page))
-
-    async def get_member(self, request: Request) -> Response:
-        session = require_session(request)
-        channel_id = path_id(request, "channel_id")
-        user_id = user_id_param(request)
-        return JSONResponse(await self.channels.members.get(session, channel_id, user_id))
-
-    async def members_by_ids(self, request: Request) -> Response:
-        session = require_session(request)
-        channel_id = path_id(request, "channel_id")
-        ids = _ids(await read_list(request, "user_ids"), "user_ids")
-        return JSONResponse(await self.channels.members.by_ids(session, channel_id, ids))
-
-    async def add_members(self, request: Request) -> Response:
-        """Body `{user_id}` answers one ChannelMember, `{user_ids: [...]}` a list of them."""
-        session = require_session(request)
-        channel_id = path_id(request, "channel_id")
-        data = await read_object(request, "channel_member")
-        many = data.get("user_ids")
-        if many is not None:
-            if not isinstance(many, list) or not all(isinstance(u, str) for u in many):
-                raise bad_param("user_ids")
-            ids = _ids(list(dict.fromkeys(many)), "user_ids")
-            return created(await self.channels.members.add(session, channel_id, ids))
-        user_id = data.get("user_id")
-        if not is_valid_id(user_id):
-            raise bad_param("user_id")
-        added = await self.channels.members.add(session, channel_id, [str(user_id)])
-        return created(added[0])
-
-    async def remove_member(self, request: Request) -> Response:
-        session = require_session(request)
-        channel_id = path_id(request, "channel_id")
-        await self.channels.members.remove(session, channel_id, user_id_param(request))
-        return ok()
-
-    async def update_roles(self, request: Request) -> Response:
-        session = require_session(request)
-        channel_id = path_id(request, "channel_id")
-        user_id = user_id_param(request)
-        roles = field(await read_object(request, "roles"), "roles", str)
-        await self.channels.members.update_roles(session, channel_id, user_id, roles)
-        return ok()
-
-    async def update_notify_props(self, request: Request) -> Response:
-        session = require_session(request)
-        channel_id = path_id(request, "channel_id")
-        user_id = user_id_param(request)
-        props: dict[str, Any] = await read_object(request, "notify_props")
-        await self.channels.members.update_notify_props(session, channel_id, user_id, props)
-        return ok()
-
-    async def view(self, request: Request) -> Response:
-        session = require_session(request)
-        user_id = user_id_param(request)
-        data = await read_object(request, "channel_view")
-        channel_id = field(data, "channel_id", str, "")
-        field(data, "prev_channel_id", str, "")
-        if channel_id and not is_valid_id(channel_id):
-            raise bad_param("channel_id")
-        times = await self.channels.members.view(session, user_id, channel_id)
-        return JSONResponse({**STATUS_OK, "last_viewed_at_times": times})
-
-    async def user_team_members(self, request: Request) -> Response:
-        session = require_session(request)
-        user_id = user_id_param(request)
-        team_id = path_id(request, "team_id")
-        return JSONResponse(await self.channels.members.for_user_in_team(session, user_id, team_id))
-
-    async def user_channel_members(self, request: Request) -> Response:
-        session = require_session(request)
-        user_id = user_id_param(request)
-        page, per_page = paging(request)
-        return JSONResponse(await self.channels.members.for_user(session, user_id, page, per_page))
-
-    async def unread(self, request: Request) -> Response:
-        session = require_session(request)
-        user_id = user_id_param(request)
-        channel_id = path_id(request, "channel_id")
-        return JSONResponse(await self.channels.members.unread(session, user_id, channel_id))

@@ -14,7 +14,6 @@ from hubbub.api.http import JSONResponse, created, path_id, query_bool
 from hubbub.config import Settings
 from hubbub.errors import AppError, bad_param
 from hubbub.ids import is_valid_id
-from hubbub.services.channels import ChannelsService
 from hubbub.services.files import FileContent, FilesService, Upload
 
 MAX_FILES_PER_REQUEST = 100
@@ -61,10 +60,9 @@ def file_response(content: FileContent, download: bool) -> Response:
 
 
 class FileRoutes:
-    def __init__(self, settings: Settings, files: FilesService, channels: ChannelsService) -> None:
+    def __init__(self, settings: Settings, files: FilesService) -> None:
         self.settings = settings
         self.files = files
-        self.channels = channels
 
     def routes(self) -> list[BaseRoute]:
         return [

@@ -22,6 +22,7 @@ STATUS_OK = {"status": "OK"}
 MAX_PER_PAGE = 200
 DEFAULT_PER_PAGE = 60
 MAX_PAGE = (2**63 - 1) // MAX_PER_PAGE
+MAX_ID_LIST = 1000
 
 T = TypeVar("T")
 
@@ -125,6 +126,20 @@ def field(data: Mapping[str, Any], key: str, kind: type[T], default: T | None = 
             "api.context.invalid_body_param.app_error", f"Invalid {key} in request body.", 400
         )
     return value
+
+
+def optional_field(data: Mapping[str, Any], key: str, kind: type[T]) -> T | None:
+    """A typed field that may be left out: absent or null is None (a patch leaves it as it is)."""
+    if data.get(key) is None:
+        return None
+    return field(data, key, kind)
+
+
+def id_list(values: list[str], name: str) -> list[str]:
+    """A list of ids from a request body: 1 to `MAX_ID_LIST` valid ids, else a 400 naming `name`."""
+    if not values or len(values) > MAX_ID_LIST or not all(is_valid_id(v) for v in values):
+        raise bad_param(name)
+    return values
 
 
 def path_id(request: Request, name: str) -> str:

@@ -1,9 +1,9 @@
-"""Routes for posts, threads, history, pinned posts and reactions."""
+"""Routes for posts, threads, history and pinned posts (reactions: `api/reactions.py`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,6 +17,7 @@ from hubbub.api.http import (
     etag_response,
     field,
     ok,
+    optional_field,
     paging,
     path_id,
     query_bool,
@@ -28,14 +29,12 @@ from hubbub.api.params import user_id_param
 from hubbub.config import Settings
 from hubbub.errors import AppError, bad_body, bad_param
 from hubbub.ids import is_valid_id
-from hubbub.services.channels import ChannelsService
-from hubbub.services.post_lists import HistoryQuery, Listing, ThreadQuery
+from hubbub.services.post_lists import HistoryQuery, Listing, PostLists, ThreadQuery
 from hubbub.services.post_model import check_props
 from hubbub.services.posts import NewPost, PostChanges, PostsService
 from hubbub.services.statuses import StatusesService
 from hubbub.version import etag
 
-T = TypeVar("T")
 LIMIT_DEFAULT = 60
 MAX_MS = 2**62  # larger timestamps would overflow PostgreSQL's bigint
 
@@ -45,12 +44,12 @@ class PostRoutes:
         self,
         settings: Settings,
         posts: PostsService,
-        channels: ChannelsService,
+        post_lists: PostLists,
         statuses: StatusesService,
     ) -> None:
         self.settings = settings
         self.posts = posts
-        self.channels = channels
+        self.post_lists = post_lists
         self.statuses = statuses
 
     def routes(self) -> list[BaseRoute]:
@@ -58,7 +57,6 @@ class PostRoutes:
             Route("/posts", self.create_post, methods=["POST"]),
             Route("/posts/ephemeral", self.create_ephemeral, methods=["POST"]),
             Route("/posts/ids", self.posts_by_ids, methods=["POST"]),
-            Route("/posts/ids/reactions", self.bulk_reactions, methods=["POST"]),
             Route("/posts/{post_id}", self.get_post, methods=["GET"]),
             Route("/posts/{post_id}", self.update_post, methods=["PUT"]),
             Route("/posts/{post_id}", self.delete_post, methods=["DELETE"]),
@@ -66,19 +64,12 @@ class PostRoutes:
             Route("/posts/{post_id}/thread", self.thread, methods=["GET"]),
             Route("/posts/{post_id}/pin", self.pin, methods=["POST"]),
             Route("/posts/{post_id}/unpin", self.unpin, methods=["POST"]),
-            Route("/posts/{post_id}/reactions", self.post_reactions, methods=["GET"]),
             Route("/channels/{channel_id}/posts", self.channel_posts, methods=["GET"]),
             Route("/channels/{channel_id}/pinned", self.pinned, methods=["GET"]),
             Route(
                 "/users/{user_id}/channels/{channel_id}/posts/unread",
                 self.around_unread,
                 methods=["GET"],
-            ),
-            Route("/reactions", self.save_reaction, methods=["POST"]),
-            Route(
-                "/users/{user_id}/posts/{post_id}/reactions/{emoji_name}",
-                self.delete_reaction,
-                methods=["DELETE"],
             ),
         ]
 
@@ -133,7 +124,7 @@ class PostRoutes:
     async def posts_by_ids(self, request: Request) -> Response:
         session = require_session(request)
         ids: list[str] = await read_list(request, "post_ids")
-        return JSONResponse(await self.posts.lists.by_ids(session, ids))
+        return JSONResponse(await self.post_lists.by_ids(session, ids))
 
     async def get_post(self, request: Request) -> Response:
         session = require_session(request)
@@ -162,9 +153,9 @@ class PostRoutes:
         data = await read_object(request, "post")
         props = data.get("props")
         changes = PostChanges(
-            message=_optional(data, "message", str),
+            message=optional_field(data, "message", str),
             props=None if props is None else check_props(props),
-            is_pinned=_optional(data, "is_pinned", bool),
+            is_pinned=optional_field(data, "is_pinned", bool),
         )
         return JSONResponse(await self.posts.patch(session, post_id, changes))
 
@@ -197,7 +188,7 @@ class PostRoutes:
             from_create_at=_timestamp(query_int(request, "fromCreateAt", 0)),
             direction=request.query_params.get("direction", ""),
         )
-        listing = await self.posts.lists.thread(session, post_id, q, _if_none_match(request))
+        listing = await self.post_lists.thread(session, post_id, q, _if_none_match(request))
         return _listing_response(listing)
 
     async def channel_posts(self, request: Request) -> Response:
@@ -214,14 +205,14 @@ class PostRoutes:
             skip_fetch_threads=query_bool(request, "skipFetchThreads"),
             collapsed_threads=query_bool(request, "collapsedThreads"),
         )
-        listing = await self.posts.lists.channel_posts(
+        listing = await self.post_lists.channel_posts(
             session, channel_id, q, _if_none_match(request)
         )
         return _listing_response(listing)
 
     async def pinned(self, request: Request) -> Response:
         session = require_session(request)
-        listing = await self.posts.lists.pinned(
+        listing = await self.post_lists.pinned(
             session, path_id(request, "channel_id"), _if_none_match(request)
         )
         return _listing_response(listing)
@@ -234,7 +225,7 @@ class PostRoutes:
             skip_fetch_threads=request.query_params.get("skipFetchThreads") == "true",
             collapsed_threads=request.query_params.get("collapsedThreads") == "true",
         )
-        listing = await self.posts.lists.around_unread(
+        listing = await self.post_lists.around_unread(
             session,
             user_id,
             channel_id,
@@ -243,46 +234,6 @@ class PostRoutes:
             q,
         )
         return _listing_response(listing)
-
-    # Reactions
-
-    async def save_reaction(self, request: Request) -> Response:
-        session = require_session(request)
-        data = await read_object(request, "reaction")
-        reaction = await self.posts.reactions.save(
-            session,
-            field(data, "user_id", str),
-            field(data, "post_id", str),
-            field(data, "emoji_name", str),
-        )
-        return created(reaction)
-
-    async def delete_reaction(self, request: Request) -> Response:
-        session = require_session(request)
-        await self.posts.reactions.delete(
-            session,
-            user_id_param(request),
-            path_id(request, "post_id"),
-            request.path_params["emoji_name"],
-        )
-        return ok()
-
-    async def post_reactions(self, request: Request) -> Response:
-        session = require_session(request)
-        found = await self.posts.reactions.for_post(session, path_id(request, "post_id"))
-        return JSONResponse(found)
-
-    async def bulk_reactions(self, request: Request) -> Response:
-        session = require_session(request)
-        ids: list[str] = await read_list(request, "post_ids")
-        return JSONResponse(await self.posts.reactions.for_posts(session, ids))
-
-
-def _optional(data: Mapping[str, Any], key: str, kind: type[T]) -> T | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    return field(data, key, kind)
 
 
 def _timestamp(value: int) -> int:

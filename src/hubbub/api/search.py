@@ -13,7 +13,7 @@ from hubbub.api.http import JSONResponse, field, path_id, read_object
 from hubbub.config import Settings
 from hubbub.errors import bad_body
 from hubbub.services.search import DEFAULT_PER_PAGE, SearchParams, SearchService
-from hubbub.services.teams import TeamsService
+from hubbub.services.team_access import TeamAccess
 
 # Larger numbers than any real page or offset; beyond them a field is invalid.
 _MAX_INT = 2**31
@@ -43,7 +43,7 @@ def search_params(data: dict[str, Any]) -> SearchParams:
 
 
 class SearchRoutes:
-    def __init__(self, settings: Settings, search: SearchService, teams: TeamsService) -> None:
+    def __init__(self, settings: Settings, search: SearchService, teams: TeamAccess) -> None:
         self.settings = settings
         self.search = search
         self.teams = teams

@@ -1,8 +1,6 @@
-"""Routes for teams and team members."""
+"""Routes for teams: create, read, patch, update, delete (members: `api/team_members.py`)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -14,25 +12,22 @@ from hubbub.api.http import (
     created,
     field,
     ok,
+    optional_field,
     paging,
     path_id,
     query_bool,
-    read_list,
     read_object,
 )
 from hubbub.api.params import user_id_param
 from hubbub.config import Settings
-from hubbub.errors import AppError, bad_param
-from hubbub.ids import is_valid_id
-from hubbub.services.teams import TeamsService
-from hubbub.services.users import UsersService
+from hubbub.errors import AppError
+from hubbub.services.teams import NewTeam, TeamPatch, TeamsService, TeamUpdate
 
 
 class TeamRoutes:
-    def __init__(self, settings: Settings, teams: TeamsService, users: UsersService) -> None:
+    def __init__(self, settings: Settings, teams: TeamsService) -> None:
         self.settings = settings
         self.teams = teams
-        self.users = users
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -44,17 +39,7 @@ class TeamRoutes:
             Route("/teams/{team_id}", self.update_team, methods=["PUT"]),
             Route("/teams/{team_id}", self.delete_team, methods=["DELETE"]),
             Route("/teams/{team_id}/patch", self.patch_team, methods=["PUT"]),
-            Route("/teams/{team_id}/stats", self.stats, methods=["GET"]),
-            Route("/teams/{team_id}/members", self.list_members, methods=["GET"]),
-            Route("/teams/{team_id}/members", self.add_member, methods=["POST"]),
-            Route("/teams/{team_id}/members/batch", self.add_members, methods=["POST"]),
-            Route("/teams/{team_id}/members/ids", self.members_by_ids, methods=["POST"]),
-            Route("/teams/{team_id}/members/{user_id}", self.get_member, methods=["GET"]),
-            Route("/teams/{team_id}/members/{user_id}", self.remove_member, methods=["DELETE"]),
-            Route("/teams/{team_id}/members/{user_id}/roles", self.update_roles, methods=["PUT"]),
             Route("/users/{user_id}/teams", self.teams_for_user, methods=["GET"]),
-            Route("/users/{user_id}/teams/members", self.members_for_user, methods=["GET"]),
-            Route("/users/{user_id}/teams/unread", self.unread_for_user, methods=["GET"]),
         ]
 
     # Teams
@@ -62,7 +47,16 @@ class TeamRoutes:
     async def create_team(self, request: Request) -> Response:
         session = require_session(request)
         data = await read_object(request, "team")
-        return created(await self.teams.create(session, data))
+        type_ = field(data, "type", str, "")
+        new = NewTeam(
+            name=field(data, "name", str, ""),
+            display_name=field(data, "display_name", str, ""),
+            type=type_,
+            description=field(data, "description", str, ""),
+            company_name=field(data, "company_name", str, ""),
+            allowed_domains=field(data, "allowed_domains", str, ""),
+        )
+        return created(await self.teams.create(session, new))
 
     async def list_teams(self, request: Request) -> Response:
         session = require_session(request)
@@ -87,14 +81,32 @@ class TeamRoutes:
     async def patch_team(self, request: Request) -> Response:
         session = require_session(request)
         team_id = path_id(request, "team_id")
-        patch = await read_object(request, "team")
+        data = await read_object(request, "team")
+        patch = TeamPatch(
+            display_name=optional_field(data, "display_name", str),
+            description=optional_field(data, "description", str),
+            company_name=optional_field(data, "company_name", str),
+            allowed_domains=optional_field(data, "allowed_domains", str),
+            invite_id=optional_field(data, "invite_id", str),
+            allow_open_invite=optional_field(data, "allow_open_invite", bool),
+        )
         return JSONResponse(await self.teams.patch(session, team_id, patch))
 
     async def update_team(self, request: Request) -> Response:
         session = require_session(request)
         team_id = path_id(request, "team_id")
         data = await read_object(request, "team")
-        return JSONResponse(await self.teams.update(session, team_id, data))
+        if data.get("id") != team_id:
+            raise AppError("api.context.invalid_param.app_error", "Invalid id parameter.", 400)
+        # A full update: omitted fields are blank, as in Mattermost.
+        team = TeamUpdate(
+            display_name=field(data, "display_name", str, ""),
+            description=field(data, "description", str, ""),
+            company_name=field(data, "company_name", str, ""),
+            allowed_domains=field(data, "allowed_domains", str, ""),
+            allow_open_invite=field(data, "allow_open_invite", bool, False),
+        )
+        return JSONResponse(await self.teams.update(session, team_id, team))
 
     async def delete_team(self, request: Request) -> Response:
         session = require_session(request)
@@ -109,83 +121,6 @@ class TeamRoutes:
         await self.teams.soft_delete(session, team_id)
         return ok()
 
-    async def stats(self, request: Request) -> Response:
-        session = require_session(request)
-        return JSONResponse(await self.teams.members.stats(session, path_id(request, "team_id")))
-
     async def teams_for_user(self, request: Request) -> Response:
         session = require_session(request)
         return JSONResponse(await self.teams.teams_for_user(session, user_id_param(request)))
-
-    # Members
-
-    async def list_members(self, request: Request) -> Response:
-        session = require_session(request)
-        team_id = path_id(request, "team_id")
-        page, per_page = paging(request)
-        return JSONResponse(await self.teams.members.page(session, team_id, page, per_page))
-
-    async def get_member(self, request: Request) -> Response:
-        session = require_session(request)
-        team_id = path_id(request, "team_id")
-        user_id = user_id_param(request)
-        return JSONResponse(await self.teams.members.get(session, team_id, user_id))
-
-    async def members_by_ids(self, request: Request) -> Response:
-        session = require_session(request)
-        team_id = path_id(request, "team_id")
-        user_ids: list[str] = await read_list(request, "user_ids")
-        if not user_ids or not all(is_valid_id(u) for u in user_ids):
-            raise bad_param("user_ids")
-        return JSONResponse(await self.teams.members.by_ids(session, team_id, user_ids))
-
-    @staticmethod
-    def _member_user_id(team_id: str, member: dict[str, Any]) -> str:
-        if member.get("team_id") != team_id:
-            raise bad_param("team_id")
-        user_id = member.get("user_id")
-        if not is_valid_id(user_id):
-            raise bad_param("user_id")
-        return str(user_id)
-
-    async def add_member(self, request: Request) -> Response:
-        session = require_session(request)
-        team_id = path_id(request, "team_id")
-        user_id = self._member_user_id(team_id, await read_object(request, "team_member"))
-        return created(await self.teams.members.add(session, team_id, user_id))
-
-    async def add_members(self, request: Request) -> Response:
-        session = require_session(request)
-        team_id = path_id(request, "team_id")
-        members: list[dict[str, Any]] = await read_list(request, "members", dict)
-        if not members:
-            raise bad_param("members")
-        user_ids = [self._member_user_id(team_id, m) for m in members]
-        graceful = query_bool(request, "graceful")
-        return created(await self.teams.members.add_many(session, team_id, user_ids, graceful))
-
-    async def remove_member(self, request: Request) -> Response:
-        session = require_session(request)
-        team_id = path_id(request, "team_id")
-        await self.teams.members.remove(session, team_id, user_id_param(request))
-        return ok()
-
-    async def update_roles(self, request: Request) -> Response:
-        session = require_session(request)
-        team_id = path_id(request, "team_id")
-        user_id = user_id_param(request)
-        roles = field(await read_object(request, "roles"), "roles", str)
-        await self.teams.members.update_roles(session, team_id, user_id, roles)
-        return ok()
-
-    async def members_for_user(self, request: Request) -> Response:
-        session = require_session(request)
-        return JSONResponse(await self.teams.members.for_user(session, user_id_param(request)))
-
-    async def unread_for_user(self, request: Request) -> Response:
-        session = require_session(request)
-        user_id = user_id_param(request)
-        exclude = request.query_params.get("exclude_team", "")
-        if exclude and not is_valid_id(exclude):
-            raise bad_param("exclude_team")
-        return JSONResponse(await self.teams.members.unread_for_user(session, user_id, exclude))

@@ -35,7 +35,7 @@ from hubbub.realtime.protocol import (
 )
 from hubbub.realtime.session import ConnInfo, ConnLimits, WebConn
 from hubbub.services.auth import AuthService
-from hubbub.services.channels import ChannelsService
+from hubbub.services.channel_access import ChannelAccess
 from hubbub.services.session import Session
 
 log = logging.getLogger("hubbub.realtime")
@@ -52,7 +52,7 @@ class WebSocketEndpoint:
         auth: AuthService,
         hub: Hub,
         presence: Presence,
-        channels: ChannelsService,
+        channels: ChannelAccess,
         events: EventPublisher,
         metrics: Metrics,
         limits: ConnLimits,

@@ -1,25 +1,22 @@
 """The channel lists and lookups clients load: a team's public and archived channels, channel
-search, lookup by name, a user's channels, and channel stats. Reached as
-`ChannelsService.directory`; every method checks the caller's access first.
+search, lookup by name, a user's channels, and channel stats. Every method checks the caller's
+access first (through `ChannelAccess` and `TeamAccess`, its peers).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, or_, select
 
 from hubbub.errors import forbidden, not_found
+from hubbub.services.channel_access import ChannelAccess
 from hubbub.services.channel_model import CHANNEL_NAME_MAX, channel_json
-from hubbub.services.session import Session
-from hubbub.services.team_members import require_self_or_admin
-from hubbub.services.teams import TeamsService
+from hubbub.services.session import Session, require_self_or_admin
+from hubbub.services.team_access import TeamAccess
 from hubbub.store.db import Database
 from hubbub.store.tables import channel_members, channels, posts, users
-
-if TYPE_CHECKING:
-    from hubbub.services.channels import ChannelsService
 
 SEARCH_LIMIT = 100
 
@@ -27,10 +24,10 @@ SEARCH_LIMIT = 100
 class ChannelDirectory:
     """Read-only channel queries for clients."""
 
-    def __init__(self, db: Database, teams: TeamsService, channels: ChannelsService) -> None:
+    def __init__(self, db: Database, access: ChannelAccess, teams: TeamAccess) -> None:
         self.db = db
+        self.access = access
         self.teams = teams
-        self.channels = channels
 
     async def _rows(self, query: Any) -> list[dict[str, Any]]:
         async with self.db.read() as conn:
@@ -39,7 +36,7 @@ class ChannelDirectory:
     async def public_for_team(
         self, session: Session, team_id: str, page: int, per_page: int
     ) -> list[dict[str, Any]]:
-        await self.channels.require_team_reader(session, team_id)
+        await self.access.require_team_reader(session, team_id)
         query = (
             select(channels)
             .where(channels.c.team_id == team_id, channels.c.type == "O", channels.c.delete_at == 0)
@@ -52,7 +49,7 @@ class ChannelDirectory:
     async def public_by_ids(
         self, session: Session, team_id: str, channel_ids: Sequence[str]
     ) -> list[dict[str, Any]]:
-        await self.channels.require_team_reader(session, team_id)
+        await self.access.require_team_reader(session, team_id)
         query = (
             select(channels)
             .where(
@@ -68,7 +65,7 @@ class ChannelDirectory:
         self, session: Session, team_id: str, page: int, per_page: int
     ) -> list[dict[str, Any]]:
         """Archived public channels, and archived private ones the caller is a member of."""
-        await self.channels.require_team_reader(session, team_id)
+        await self.access.require_team_reader(session, team_id)
         mine = select(channel_members.c.channel_id).where(
             channel_members.c.user_id == session.user_id
         )
@@ -133,7 +130,7 @@ class ChannelDirectory:
         missing = not_found("channel", "app.channel.get_by_name.missing.app_error")
         if row is None or (row.delete_at and not include_deleted):
             raise missing
-        if not await self.channels.can_read(session, row):
+        if not await self.access.can_read(session, row):
             if row.type != "O":
                 raise missing
             raise forbidden("read_channel")
@@ -176,7 +173,7 @@ class ChannelDirectory:
         return await self._rows(query)
 
     async def stats(self, session: Session, channel_id: str) -> dict[str, Any]:
-        await self.channels.require_read(session, channel_id)
+        await self.access.require_read(session, channel_id)
         async with self.db.read() as conn:
             members = (
                 await conn.execute(

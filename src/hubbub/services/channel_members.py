@@ -8,7 +8,7 @@ Every add or remove bumps the channel's `member_version` in the same transaction
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from sqlalchemy import Row, delete, select, update
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.errors import AppError, forbidden, not_found
 from hubbub.ids import now_ms
+from hubbub.services.channel_access import ChannelAccess
 from hubbub.services.channel_model import (
     TOWN_SQUARE,
     bump_member_version,
@@ -26,15 +27,11 @@ from hubbub.services.channel_model import (
     parse_scheme_roles,
     validate_notify_props,
 )
-from hubbub.services.session import Session
-from hubbub.services.team_members import require_self_or_admin
-from hubbub.services.teams import TeamsService
+from hubbub.services.session import Session, require_self_or_admin
+from hubbub.services.team_access import TeamAccess
 from hubbub.services.users import UsersService
 from hubbub.store.db import Database
 from hubbub.store.tables import channel_members, channels, team_members, teams
-
-if TYPE_CHECKING:
-    from hubbub.services.channels import ChannelsService
 
 
 def member_missing() -> AppError:
@@ -42,21 +39,21 @@ def member_missing() -> AppError:
 
 
 class ChannelMembers:
-    """Who is in which channel. Reached as `ChannelsService.members`."""
+    """Who is in which channel, and each member's read marks and preferences."""
 
     def __init__(
         self,
         db: Database,
         users: UsersService,
-        teams: TeamsService,
+        access: ChannelAccess,
+        teams: TeamAccess,
         events: EventPublisher,
-        channels: ChannelsService,
     ) -> None:
         self.db = db
         self.users = users
+        self.access = access
         self.teams = teams
         self.events = events
-        self.channels = channels
 
     # Adding and removing
 
@@ -68,7 +65,7 @@ class ChannelMembers:
         Public channel: any member of its team may join or add others. Private channel: its
         members, team admins and system admins may add. Each added user must be in the team.
         """
-        channel = await self.channels.get_row(channel_id)
+        channel = await self.access.get_row(channel_id)
         if channel.type not in ("O", "P"):
             raise AppError(
                 "api.channel.add_user_to_channel.type.app_error",
@@ -113,7 +110,7 @@ class ChannelMembers:
             raise forbidden(
                 "join_public_channels" if only_self else "manage_public_channel_members"
             )
-        await self.channels.require_manage(session, channel, "manage_private_channel_members")
+        await self.access.require_manage(session, channel, "manage_private_channel_members")
 
     @staticmethod
     async def _require_team_member(conn: AsyncConnection, team_id: str, user_id: str) -> None:
@@ -135,7 +132,7 @@ class ChannelMembers:
 
     async def remove(self, session: Session, channel_id: str, user_id: str) -> None:
         """Leave (yourself) or remove someone (channel members, team admins, system admins)."""
-        channel = await self.channels.get_row(channel_id)
+        channel = await self.access.get_row(channel_id)
         if channel.type not in ("O", "P"):
             raise AppError(
                 "api.channel.remove_channel_member.type.app_error",
@@ -143,7 +140,7 @@ class ChannelMembers:
                 400,
             )
         if user_id != session.user_id:
-            await self.channels.require_manage(
+            await self.access.require_manage(
                 session,
                 channel,
                 "manage_public_channel_members"
@@ -180,9 +177,9 @@ class ChannelMembers:
         self, session: Session, channel_id: str, user_id: str, roles: str
     ) -> None:
         """Sets `channel_user`/`channel_admin` (channel admins, team admins, system admins)."""
-        channel = await self.channels.get_row(channel_id)
+        channel = await self.access.get_row(channel_id)
         if not session.is_system_admin:
-            mine = await self.channels.member_row(session.user_id, channel_id)
+            mine = await self.access.member_row(session.user_id, channel_id)
             is_channel_admin = mine is not None and bool(mine.scheme_admin)
             if not is_channel_admin and not (
                 channel.type in ("O", "P")
@@ -201,9 +198,9 @@ class ChannelMembers:
     ) -> None:
         """Merges the given notification preferences into the member's (the user or an admin)."""
         require_self_or_admin(session, user_id)
-        await self.channels.get_row(channel_id)
+        await self.access.get_row(channel_id)
         clean = validate_notify_props(props)
-        current = await self.channels.member_row(user_id, channel_id)
+        current = await self.access.member_row(user_id, channel_id)
         if current is None:
             raise member_missing()
         merged = {**(current.notify_props or {}), **clean}
@@ -277,7 +274,7 @@ class ChannelMembers:
     async def page(
         self, session: Session, channel_id: str, page: int, per_page: int
     ) -> list[dict[str, Any]]:
-        await self.channels.require_read(session, channel_id)
+        await self.access.require_read(session, channel_id)
         query = (
             select(channel_members)
             .where(channel_members.c.channel_id == channel_id)
@@ -288,8 +285,8 @@ class ChannelMembers:
         return await self._rows(query)
 
     async def get(self, session: Session, channel_id: str, user_id: str) -> dict[str, Any]:
-        await self.channels.require_read(session, channel_id)
-        row = await self.channels.member_row(user_id, channel_id)
+        await self.access.require_read(session, channel_id)
+        row = await self.access.member_row(user_id, channel_id)
         if row is None:
             raise member_missing()
         return channel_member_json(row)
@@ -297,7 +294,7 @@ class ChannelMembers:
     async def by_ids(
         self, session: Session, channel_id: str, user_ids: Sequence[str]
     ) -> list[dict[str, Any]]:
-        await self.channels.require_read(session, channel_id)
+        await self.access.require_read(session, channel_id)
         query = (
             select(channel_members)
             .where(
@@ -357,10 +354,10 @@ class ChannelMembers:
     async def unread(self, session: Session, user_id: str, channel_id: str) -> dict[str, Any]:
         """Mattermost's ChannelUnread for one member."""
         require_self_or_admin(session, user_id)
-        channel = await self.channels.get_row(channel_id)
-        if not await self.channels.can_read(session, channel):
+        channel = await self.access.get_row(channel_id)
+        if not await self.access.can_read(session, channel):
             raise forbidden("read_channel")
-        member = await self.channels.member_row(user_id, channel_id)
+        member = await self.access.member_row(user_id, channel_id)
         if member is None:
             raise member_missing()
         return {

@@ -69,19 +69,6 @@ NOTIFY_PROP_VALUES = {
 }
 
 
-def body_text(data: Mapping[str, Any], key: str, default: str | None = "") -> str | None:
-    """A string field of a request body (`default` when absent or null); another type, or a NUL
-    character (which PostgreSQL cannot store), is a 400."""
-    value = data.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, str) or "\x00" in value:
-        raise AppError(
-            "api.context.invalid_body_param.app_error", f"Invalid {key} in request body.", 400
-        )
-    return value
-
-
 def compose_roles(explicit: str, guest: bool, user: bool, admin: bool, scope: str) -> str:
     """Mattermost's member `roles`: explicit roles, then the ones the scheme flags imply."""
     roles = explicit.split()

@@ -1,17 +1,16 @@
-"""Channels (public, private, direct, group): creation, lookup, edit, archive and restore, and the
-access checks other services call (`require_read`, `require_post`). Membership lives in
-`channel_members.py` (`ChannelsService.members`), the lists clients load in `channel_lists.py`
-(`ChannelsService.directory`).
+"""Channels (public, private, direct, group): creation, edit, archive and restore.
 
-Who may do what follows Mattermost's default permission scheme: system admins everything; a
-channel member reads, posts, edits properties and manages members; a team member reads and joins
-public channels; team admins manage the team's public and private channels; direct and group
-channels belong to their members only.
+Its peers, each built in the composition root: `ChannelAccess` (channel_access.py) holds the
+lookups and permission checks every channel-related service shares, `ChannelMembers`
+(channel_members.py) who is in a channel, `ChannelDirectory` (channel_lists.py) the lists clients
+load. The typed inputs (`NewChannel`, `ChannelPatch`, `ChannelUpdate`) are built by the routes
+from the request body.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -21,15 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.config import Settings
-from hubbub.errors import AppError, bad_param, forbidden, not_found
+from hubbub.errors import AppError, bad_param, forbidden
 from hubbub.ids import is_valid_id, now_ms
-from hubbub.services.channel_lists import ChannelDirectory
-from hubbub.services.channel_members import ChannelMembers
+from hubbub.services.channel_access import ChannelAccess
 from hubbub.services.channel_model import (
     GROUP_MAX_USERS,
     GROUP_MIN_USERS,
     TOWN_SQUARE,
-    body_text,
     channel_json,
     dm_name,
     group_name,
@@ -38,27 +35,44 @@ from hubbub.services.channel_model import (
     validate_channel_fields,
 )
 from hubbub.services.session import Session
-from hubbub.services.teams import TeamsService
+from hubbub.services.team_access import TeamAccess
 from hubbub.services.users import UsersService
 from hubbub.store.db import Database
-from hubbub.store.tables import channel_members, channels
+from hubbub.store.tables import channels
 
 
-def check_post(session: Session, row: Row[Any] | None, is_member: bool) -> Row[Any]:
-    """Who may post in a channel, on its row as already read (None: there is none, 404): a member
-    or a system admin, and the channel not archived (403
-    `api.post.create_post.can_not_post_to_deleted.error`). Returns the row."""
-    if row is None:
-        raise not_found("channel", "app.channel.get.existing.app_error")
-    if not session.is_system_admin and not is_member:
-        raise forbidden("create_post")
-    if row.delete_at:
-        raise AppError(
-            "api.post.create_post.can_not_post_to_deleted.error",
-            "Can not post to deleted channel.",
-            403,
-        )
-    return row
+@dataclass(frozen=True, slots=True)
+class NewChannel:
+    """`POST /channels`: a public (`O`) or private (`P`) channel in `team_id`."""
+
+    team_id: str
+    type: str = ""
+    name: str = ""
+    display_name: str = ""
+    header: str = ""
+    purpose: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPatch:
+    """`PUT /channels/{id}/patch`: `None` leaves a field as it is."""
+
+    name: str | None = None
+    display_name: str | None = None
+    header: str | None = None
+    purpose: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelUpdate:
+    """`PUT /channels/{id}`: `header` and `purpose` are replaced (blank when omitted); an empty
+    `name`, `display_name` or `type` keeps the current one."""
+
+    header: str = ""
+    purpose: str = ""
+    name: str = ""
+    display_name: str = ""
+    type: str = ""
 
 
 def _archived(action: str = "update_channel") -> AppError:
@@ -68,118 +82,29 @@ def _archived(action: str = "update_channel") -> AppError:
 
 
 class ChannelsService:
-    """Channels and channel-level permission checks; `members` manages who is in a channel."""
+    """The channel lifecycle: create, get-or-create direct and group channels, edit, archive."""
 
     def __init__(
         self,
         db: Database,
         settings: Settings,
         users: UsersService,
-        teams: TeamsService,
+        access: ChannelAccess,
+        teams: TeamAccess,
         events: EventPublisher,
     ) -> None:
         self.db = db
         self.settings = settings
         self.events = events
         self.users = users
+        self.access = access
         self.teams = teams
-        self.members = ChannelMembers(db, users, teams, events, self)
-        self.directory = ChannelDirectory(db, teams, self)
-
-    # Lookups and checks used by other services
-
-    async def get_row(self, channel_id: str, conn: AsyncConnection | None = None) -> Row[Any]:
-        if conn is None:
-            async with self.db.read() as c:
-                return await self.get_row(channel_id, c)
-        row = (await conn.execute(select(channels).where(channels.c.id == channel_id))).first()
-        if row is None:
-            raise not_found("channel", "app.channel.get.existing.app_error")
-        return row
-
-    async def get(self, channel_id: str) -> dict[str, Any]:
-        """The Channel JSON; 404 `app.channel.get.existing.app_error` if there is none."""
-        return channel_json(await self.get_row(channel_id))
-
-    async def member_row(
-        self, user_id: str, channel_id: str, conn: AsyncConnection | None = None
-    ) -> Row[Any] | None:
-        if conn is None:
-            async with self.db.read() as c:
-                return await self.member_row(user_id, channel_id, c)
-        query = select(channel_members).where(
-            channel_members.c.channel_id == channel_id, channel_members.c.user_id == user_id
-        )
-        return (await conn.execute(query)).first()
-
-    async def is_member(self, user_id: str, channel_id: str) -> bool:
-        """True if `user_id` is a member of the channel."""
-        return await self.member_row(user_id, channel_id) is not None
-
-    async def member_user_ids(self, channel_id: str) -> list[str]:
-        """The ids of the channel's members, sorted."""
-        query = (
-            select(channel_members.c.user_id)
-            .where(channel_members.c.channel_id == channel_id)
-            .order_by(channel_members.c.user_id)
-        )
-        async with self.db.read() as conn:
-            return [r.user_id for r in (await conn.execute(query)).all()]
-
-    async def readable_channel_ids(self, user_id: str, team_id: str | None) -> list[str]:
-        """The channels `user_id` is a member of (archived ones included): with `team_id`, those of
-        that team plus the user's direct and group channels; with None, all of them."""
-        query = select(channel_members.c.channel_id).where(channel_members.c.user_id == user_id)
-        if team_id is not None:
-            query = query.join(channels, channels.c.id == channel_members.c.channel_id).where(
-                channels.c.team_id.in_([team_id, ""])
-            )
-        async with self.db.read() as conn:
-            return [r.channel_id for r in (await conn.execute(query)).all()]
-
-    async def can_read(self, session: Session, row: Row[Any]) -> bool:
-        if session.is_system_admin or await self.is_member(session.user_id, row.id):
-            return True
-        return row.type == "O" and await self.teams.is_member(session.user_id, row.team_id)
-
-    async def require_read(self, session: Session, channel_id: str) -> dict[str, Any]:
-        """The Channel JSON if the caller may read it: a member, a team member for a public
-        channel, or a system admin. 404 for an unknown channel, else 403."""
-        row = await self.get_row(channel_id)
-        if not await self.can_read(session, row):
-            raise forbidden("read_channel")
-        return channel_json(row)
-
-    async def require_post(self, session: Session, channel_id: str) -> dict[str, Any]:
-        """The Channel JSON if the caller may post there (`check_post`)."""
-        row = await self.get_row(channel_id)
-        member = session.is_system_admin or await self.is_member(session.user_id, channel_id)
-        check_post(session, row, member)
-        return channel_json(row)
-
-    async def require_manage(self, session: Session, row: Row[Any], permission: str) -> None:
-        """Managing a channel (properties, members, archive): a member, a team admin for a public
-        or private channel, or a system admin."""
-        if session.is_system_admin or await self.is_member(session.user_id, row.id):
-            return
-        if row.type in ("O", "P") and await self.teams.is_admin(session.user_id, row.team_id):
-            return
-        raise forbidden(permission)
-
-    async def require_team_reader(self, session: Session, team_id: str) -> None:
-        """Listing a team's channels needs team membership (`list_team_channels`)."""
-        await self.teams.get_row(team_id)
-        if not session.is_system_admin and not await self.teams.is_member(session.user_id, team_id):
-            raise forbidden("list_team_channels")
 
     # Creation
 
-    async def create(self, session: Session, data: Mapping[str, Any]) -> dict[str, Any]:
+    async def create(self, session: Session, new: NewChannel) -> dict[str, Any]:
         """Creates a public or private channel; the creator joins as channel admin."""
-        team_id = body_text(data, "team_id") or ""
-        if not is_valid_id(team_id):
-            raise bad_param("team_id")
-        type_ = body_text(data, "type") or ""
+        team_id, type_ = new.team_id, new.type
         if type_ in ("D", "G"):
             raise AppError(
                 "api.channel.create_channel.direct_channel.app_error",
@@ -188,22 +113,18 @@ class ChannelsService:
             )
         if type_ not in ("O", "P"):
             raise AppError("model.channel.is_valid.type.app_error", "Invalid type.", 400)
-        name = body_text(data, "name") or ""
-        display_name = body_text(data, "display_name") or ""
-        header = body_text(data, "header") or ""
-        purpose = body_text(data, "purpose") or ""
         await self.teams.get_row(team_id)
         if not session.is_system_admin and not await self.teams.is_member(session.user_id, team_id):
             raise forbidden("create_public_channel" if type_ == "O" else "create_private_channel")
-        validate_channel_fields(name, display_name, header, purpose)
+        validate_channel_fields(new.name, new.display_name, new.header, new.purpose)
         row = new_channel_row(
             team_id=team_id,
             type_=type_,
-            name=name,
-            display_name=display_name,
+            name=new.name,
+            display_name=new.display_name,
             creator_id=session.user_id,
-            header=header,
-            purpose=purpose,
+            header=new.header,
+            purpose=new.purpose,
         )
         async with self.db.write() as conn:
             await self._check_channel_limit(conn, team_id)
@@ -225,7 +146,7 @@ class ChannelsService:
                 ),
                 conn,
             )
-            stored = await self.get_row(row["id"], conn)
+            stored = await self.access.get_row(row["id"], conn)
         return channel_json(stored)
 
     async def _check_channel_limit(self, conn: AsyncConnection, team_id: str) -> None:
@@ -345,46 +266,42 @@ class ChannelsService:
             await self.events.publish(
                 Event(event.event, event.data, Broadcast(channel_id=row["id"])), conn
             )
-            stored = await self.get_row(row["id"], conn)
+            stored = await self.access.get_row(row["id"], conn)
         return channel_json(stored)
 
     # Editing
 
-    async def patch(
-        self, session: Session, channel_id: str, patch: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    async def patch(self, session: Session, channel_id: str, patch: ChannelPatch) -> dict[str, Any]:
         """Applies a ChannelPatch: only the fields given (`name`, `display_name`, `header`,
         `purpose`); direct and group channels only take `header` and `purpose`."""
-        values = {
-            k: v
-            for k in ("name", "display_name", "header", "purpose")
-            if (v := body_text(patch, k, None)) is not None
+        given = {
+            "name": patch.name,
+            "display_name": patch.display_name,
+            "header": patch.header,
+            "purpose": patch.purpose,
         }
+        values = {k: v for k, v in given.items() if v is not None}
         return await self._edit(session, channel_id, values, full=False)
 
     async def update(
-        self, session: Session, channel_id: str, data: Mapping[str, Any]
+        self, session: Session, channel_id: str, channel: ChannelUpdate
     ) -> dict[str, Any]:
-        """Replaces `header` and `purpose` (blank when omitted) and, when given, `name` and
-        `display_name`; the type cannot change."""
-        if data.get("id") != channel_id:
-            raise bad_param("channel_id")
-        values: dict[str, Any] = {
-            "header": body_text(data, "header"),
-            "purpose": body_text(data, "purpose"),
-        }
-        for key in ("name", "display_name"):
-            if value := body_text(data, key):
-                values[key] = value
-        if type_ := body_text(data, "type"):
-            values["type"] = type_
+        """Replaces `header` and `purpose` and, when given, `name` and `display_name`; the type
+        cannot change."""
+        values: dict[str, Any] = {"header": channel.header, "purpose": channel.purpose}
+        if channel.name:
+            values["name"] = channel.name
+        if channel.display_name:
+            values["display_name"] = channel.display_name
+        if channel.type:
+            values["type"] = channel.type
         return await self._edit(session, channel_id, values, full=True)
 
     async def _edit(
         self, session: Session, channel_id: str, values: dict[str, Any], full: bool
     ) -> dict[str, Any]:
-        current = await self.get_row(channel_id)
-        await self.require_manage(
+        current = await self.access.get_row(channel_id)
+        await self.access.require_manage(
             session,
             current,
             "manage_public_channel_properties"
@@ -432,7 +349,7 @@ class ChannelsService:
                     "A channel with that name already exists on the same team.",
                     400,
                 ) from None
-            row = await self.get_row(channel_id, conn)
+            row = await self.access.get_row(channel_id, conn)
             data = channel_json(row)
             await self.events.publish(
                 Event(
@@ -446,14 +363,14 @@ class ChannelsService:
 
     async def archive(self, session: Session, channel_id: str) -> None:
         """Archives (soft-deletes) a public or private channel; Town Square cannot be archived."""
-        current = await self.get_row(channel_id)
+        current = await self.access.get_row(channel_id)
         if current.type not in ("O", "P"):
             raise AppError(
                 "api.channel.delete_channel.type.invalid",
                 "Could not delete direct or group message channels.",
                 400,
             )
-        await self.require_manage(
+        await self.access.require_manage(
             session,
             current,
             "delete_public_channel" if current.type == "O" else "delete_private_channel",
@@ -489,7 +406,7 @@ class ChannelsService:
 
     async def restore(self, session: Session, channel_id: str) -> dict[str, Any]:
         """Unarchives a channel (team admins and system admins: `manage_team`)."""
-        current = await self.get_row(channel_id)
+        current = await self.access.get_row(channel_id)
         if not session.is_system_admin and not await self.teams.is_admin(
             session.user_id, current.team_id
         ):
@@ -506,7 +423,7 @@ class ChannelsService:
                 .where(channels.c.id == channel_id)
                 .values(delete_at=0, update_at=now_ms())
             )
-            row = await self.get_row(channel_id, conn)
+            row = await self.access.get_row(channel_id, conn)
             await self.events.publish(
                 Event(
                     "channel_restored",

@@ -33,7 +33,7 @@ from hubbub.errors import AppError, not_found
 from hubbub.files import FileBackend
 from hubbub.ids import new_id, now_ms
 from hubbub.services import images
-from hubbub.services.channels import ChannelsService
+from hubbub.services.channel_access import ChannelAccess
 from hubbub.services.session import Session
 from hubbub.store.db import Database
 from hubbub.store.tables import file_infos, posts
@@ -125,7 +125,7 @@ class FilesService:
         db: Database,
         settings: Settings,
         backend: FileBackend,
-        channels: ChannelsService,
+        channels: ChannelAccess,
         events: EventPublisher,
     ) -> None:
         self.db = db

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
 from hubbub.errors import AppError, bad_param, forbidden, not_found
-from hubbub.services.channels import ChannelsService
+from hubbub.services.channel_access import ChannelAccess
 from hubbub.services.post_model import post_list, post_list_etag, sort_newest_first
 from hubbub.services.post_render import PostRenderer, PostRow
 from hubbub.services.session import Session
@@ -87,7 +87,9 @@ def _channel_filter(query: Select[Any], channel_id: str, collapsed: bool) -> Sel
 
 
 class PostLists:
-    def __init__(self, db: Database, channels: ChannelsService, renderer: PostRenderer) -> None:
+    """PostLists the caller may read; `build_post_list` renders ids already filtered (search)."""
+
+    def __init__(self, db: Database, channels: ChannelAccess, renderer: PostRenderer) -> None:
         self.db = db
         self.channels = channels
         self.renderer = renderer
@@ -317,6 +319,19 @@ class PostLists:
                 return Listing(tag, None)
             rendered = await self.renderer.render(conn, rows)
         return Listing(tag, post_list(order, rendered))
+
+    # By id
+
+    async def build_post_list(self, post_ids: Sequence[str]) -> dict[str, Any]:
+        """A PostList of `post_ids` in the given order (ids that do not exist are left out).
+        No permission check: the caller (search) has already decided what the user may see."""
+        ids = list(dict.fromkeys(post_ids))
+        if not ids:
+            return post_list([], {})
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(posts).where(posts.c.id.in_(ids)))).all()
+            rendered = await self.renderer.render(conn, rows)
+        return post_list([i for i in ids if i in rendered], rendered)
 
     async def by_ids(self, session: Session, post_ids: list[str]) -> list[dict[str, Any]]:
         """`POST /posts/ids`: the posts the caller may read, newest first."""

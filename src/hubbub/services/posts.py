@@ -5,16 +5,14 @@ A post is written in one transaction with everything it changes: the channel row
 (`reply_count`, `last_reply_at`), the author's membership (marked read, as Mattermost does for the
 poster), the mention counts of mentioned members, the attached files, and the `posted` event.
 
-Reading lists of posts (history, threads, pinned) lives in `PostLists` (`self.lists`), rendering
-in `PostRenderer` (`self.renderer`), reactions in `ReactionsService` (`self.reactions`).
-
-For other services: `build_post_list(post_ids)` returns a PostList of those posts in the given
-order (search uses it), and `post_model.post_json` renders a single row.
+Reading lists of posts (history, threads, pinned, by id) lives in `PostLists` and reactions in
+`ReactionsService`, peers of this service; rendering rows into Post JSON is `PostRenderer`'s, given
+to this service by the composition root. `post_model.post_json` renders a single row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +24,9 @@ from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.config import Settings
 from hubbub.errors import AppError, forbidden, not_found
 from hubbub.ids import new_id, now_ms
+from hubbub.services.channel_access import ChannelAccess, check_post
 from hubbub.services.channel_seq import EXTRA_KEY, next_event_seq
-from hubbub.services.channels import ChannelsService, check_post
 from hubbub.services.files import FilesService
-from hubbub.services.post_lists import PostLists
 from hubbub.services.post_model import (
     EPHEMERAL_TYPE,
     MAX_FILE_IDS,
@@ -42,7 +39,6 @@ from hubbub.services.post_model import (
     mentioned_usernames,
     pending_key,
     post_json,
-    post_list,
 )
 from hubbub.services.post_render import PostRenderer, PostRow, PostValues
 from hubbub.services.post_statements import (
@@ -52,10 +48,8 @@ from hubbub.services.post_statements import (
     PENDING_POST,
     POST_CONTEXT,
 )
-from hubbub.services.reactions import ReactionsService
 from hubbub.services.session import Session
 from hubbub.services.statuses import status_json
-from hubbub.services.users import UsersService
 from hubbub.store.db import Database
 from hubbub.store.tables import channel_members, posts, users
 
@@ -90,24 +84,23 @@ class PostChanges:
 
 
 class PostsService:
+    """Writes of posts (create, edit, pin, delete, ephemeral) and reading a single post."""
+
     def __init__(
         self,
         db: Database,
         settings: Settings,
-        users: UsersService,
-        channels: ChannelsService,
+        channels: ChannelAccess,
         files: FilesService,
+        renderer: PostRenderer,
         events: EventPublisher,
     ) -> None:
         self.db = db
         self.settings = settings
         self.events = events
-        self.users = users
         self.channels = channels
         self.files = files
-        self.renderer = PostRenderer(users)
-        self.lists = PostLists(db, channels, self.renderer)
-        self.reactions = ReactionsService(db, channels, events)
+        self.renderer = renderer
 
     @property
     def max_post_size(self) -> int:
@@ -124,17 +117,6 @@ class PostsService:
             row = await self._row(conn, post_id, include_deleted)
             await self.channels.require_read(session, row.channel_id)
             return (await self.renderer.render(conn, [row]))[row.id]
-
-    async def build_post_list(self, post_ids: Sequence[str]) -> dict[str, Any]:
-        """A PostList of `post_ids` in the given order (ids that do not exist are left out).
-        No permission check: the caller has already decided what the user may see."""
-        ids = list(dict.fromkeys(post_ids))
-        if not ids:
-            return post_list([], {})
-        async with self.db.read() as conn:
-            rows = (await conn.execute(select(posts).where(posts.c.id.in_(ids)))).all()
-            rendered = await self.renderer.render(conn, rows)
-        return post_list([i for i in ids if i in rendered], rendered)
 
     @staticmethod
     async def _row(conn: AsyncConnection, post_id: str, include_deleted: bool = False) -> PostRow:

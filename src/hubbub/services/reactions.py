@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.errors import AppError, bad_param, forbidden, not_found
 from hubbub.ids import is_valid_id, now_ms
+from hubbub.services.channel_access import ChannelAccess
 from hubbub.services.channel_seq import EXTRA_KEY, next_event_seq
-from hubbub.services.channels import ChannelsService
 from hubbub.services.post_model import bumped_update_at, check_emoji_name, dumps, reaction_json
 from hubbub.services.post_render import PostRenderer, PostRow
 from hubbub.services.session import Session
@@ -26,7 +26,7 @@ from hubbub.store.tables import posts, reactions
 
 
 class ReactionsService:
-    def __init__(self, db: Database, channels: ChannelsService, events: EventPublisher) -> None:
+    def __init__(self, db: Database, channels: ChannelAccess, events: EventPublisher) -> None:
         self.db = db
         self.channels = channels
         self.events = events

@@ -6,7 +6,7 @@ the caller can read), then one query on a `db.search()` connection selects the p
 PostgreSQL matches the generated `posts.message_tsv` column with `to_tsquery('english', ...)`;
 SQLite joins the FTS5 table `posts_fts` on `rowid`. Every text the user typed reaches the
 database as a bound parameter, and the full-text query itself is built only from parsed terms.
-The posts service renders the PostList; `matches` says which terms each post matched.
+`PostLists.build_post_list` renders the PostList; `matches` says which terms each post matched.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.config import Settings
 from hubbub.errors import AppError
-from hubbub.services.channels import ChannelsService
-from hubbub.services.posts import PostsService
+from hubbub.services.channel_access import ChannelAccess
+from hubbub.services.post_lists import PostLists
 from hubbub.services.search_query import (
     SearchQuery,
     Term,
@@ -85,14 +85,14 @@ class SearchService:
         db: Database,
         settings: Settings,
         users: UsersService,
-        channels: ChannelsService,
-        posts: PostsService,
+        channels: ChannelAccess,
+        post_lists: PostLists,
     ) -> None:
         self.db = db
         self.settings = settings
         self.users = users
         self.channels = channels
-        self.posts = posts
+        self.post_lists = post_lists
 
     async def search(
         self, session: Session, team_id: str | None, params: SearchParams
@@ -123,7 +123,7 @@ class SearchService:
         return await self._result([r.id for r in rows], matches)
 
     async def _result(self, post_ids: list[str], matches: dict[str, list[str]]) -> dict[str, Any]:
-        post_list = await self.posts.build_post_list(post_ids)
+        post_list = await self.post_lists.build_post_list(post_ids)
         post_list["matches"] = matches
         return post_list
 

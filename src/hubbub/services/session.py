@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hubbub.errors import forbidden
+
 
 @dataclass(frozen=True, slots=True)
 class Session:
@@ -35,3 +37,9 @@ class Session:
             "props": {"csrf": self.csrf_token},
             "team_members": [],
         }
+
+
+def require_self_or_admin(session: Session, user_id: str) -> None:
+    """Acting on another user's data needs `edit_other_users` (system admins)."""
+    if session.user_id != user_id and not session.is_system_admin:
+        raise forbidden("edit_other_users")

@@ -9,7 +9,7 @@ later join revives it. Channel memberships change in the same transaction and bu
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from sqlalchemy import Row, and_, case, delete, func, insert, select, update
@@ -27,13 +27,11 @@ from hubbub.services.channel_model import (
     insert_member,
     parse_scheme_roles,
 )
-from hubbub.services.session import Session
+from hubbub.services.session import Session, require_self_or_admin
+from hubbub.services.team_access import TeamAccess
 from hubbub.services.users import UsersService
 from hubbub.store.db import Database
 from hubbub.store.tables import channel_members, channels, team_members, teams, users
-
-if TYPE_CHECKING:
-    from hubbub.services.teams import TeamsService
 
 
 def team_member_json(row: Row[Any] | Mapping[str, Any]) -> dict[str, Any]:
@@ -53,32 +51,27 @@ def team_member_json(row: Row[Any] | Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def require_self_or_admin(session: Session, user_id: str) -> None:
-    """Acting on another user's data needs `edit_other_users` (system admins)."""
-    if session.user_id != user_id and not session.is_system_admin:
-        raise forbidden("edit_other_users")
-
-
 def member_missing() -> AppError:
     return not_found("team member", "app.team.get_member.missing.app_error")
 
 
 class TeamMembers:
-    """Who is in which team. Reached as `TeamsService.members`."""
+    """Who is in which team; `join` and `leave` are also the building blocks of other writes
+    (team creation joins its creator) inside the caller's transaction."""
 
     def __init__(
         self,
         db: Database,
         settings: Settings,
         users: UsersService,
+        access: TeamAccess,
         events: EventPublisher,
-        teams: TeamsService,
     ) -> None:
         self.db = db
         self.settings = settings
         self.users = users
+        self.access = access
         self.events = events
-        self.teams = teams
 
     # Transaction-level building blocks
 
@@ -218,7 +211,7 @@ class TeamMembers:
     # Requests
 
     async def _require_can_add(self, session: Session, team: Row[Any], user_id: str) -> None:
-        if session.is_system_admin or await self.teams.is_admin(session.user_id, team.id):
+        if session.is_system_admin or await self.access.is_admin(session.user_id, team.id):
             return
         if user_id == session.user_id:
             if team.allow_open_invite:
@@ -228,7 +221,7 @@ class TeamMembers:
 
     async def add(self, session: Session, team_id: str, user_id: str) -> dict[str, Any]:
         """Adds a user: anyone may join an open team; team and system admins add others."""
-        team = await self.teams.get_row(team_id)
+        team = await self.access.get_row(team_id)
         await self._require_can_add(session, team, user_id)
         await self.users.get_row(user_id)
         async with self.db.write() as conn:
@@ -240,9 +233,7 @@ class TeamMembers:
     ) -> list[dict[str, Any]]:
         """Adds several users (team or system admins only). With `graceful`, each user gets its own
         result `{member, user_id, error}` instead of the first failure failing the request."""
-        await self.teams.get_row(team_id)
-        if not session.is_system_admin and not await self.teams.is_admin(session.user_id, team_id):
-            raise forbidden("add_user_to_team")
+        await self.access.require_admin(session, team_id, "add_user_to_team")
         if not graceful:
             for user_id in user_ids:
                 await self.users.get_row(user_id)
@@ -263,11 +254,11 @@ class TeamMembers:
 
     async def remove(self, session: Session, team_id: str, user_id: str) -> None:
         """Leave (yourself) or remove (team or system admins)."""
-        await self.teams.get_row(team_id)
+        await self.access.get_row(team_id)
         if (
             user_id != session.user_id
             and not session.is_system_admin
-            and not await self.teams.is_admin(session.user_id, team_id)
+            and not await self.access.is_admin(session.user_id, team_id)
         ):
             raise forbidden("remove_user_from_team")
         async with self.db.write() as conn:
@@ -283,7 +274,7 @@ class TeamMembers:
     async def page(
         self, session: Session, team_id: str, page: int, per_page: int
     ) -> list[dict[str, Any]]:
-        await self.teams.require_member(session, team_id)
+        await self.access.require_member(session, team_id)
         query = (
             select(team_members)
             .where(team_members.c.team_id == team_id, team_members.c.delete_at == 0)
@@ -296,7 +287,7 @@ class TeamMembers:
         return [team_member_json(r) for r in rows]
 
     async def get(self, session: Session, team_id: str, user_id: str) -> dict[str, Any]:
-        await self.teams.require_member(session, team_id)
+        await self.access.require_member(session, team_id)
         async with self.db.read() as conn:
             row = await self._any_row(conn, team_id, user_id)
         if row is None:
@@ -306,7 +297,7 @@ class TeamMembers:
     async def by_ids(
         self, session: Session, team_id: str, user_ids: Sequence[str]
     ) -> list[dict[str, Any]]:
-        await self.teams.require_member(session, team_id)
+        await self.access.require_member(session, team_id)
         query = select(team_members).where(
             team_members.c.team_id == team_id, team_members.c.user_id.in_(list(user_ids))
         )
@@ -382,9 +373,7 @@ class TeamMembers:
 
     async def update_roles(self, session: Session, team_id: str, user_id: str, roles: str) -> None:
         """Sets `team_user`/`team_admin` (team or system admins only)."""
-        await self.teams.get_row(team_id)
-        if not session.is_system_admin and not await self.teams.is_admin(session.user_id, team_id):
-            raise forbidden("manage_team_roles")
+        await self.access.require_admin(session, team_id, "manage_team_roles")
         scheme_user, scheme_admin = parse_scheme_roles(roles, "team")
         async with self.db.write() as conn:
             row = await self._any_row(conn, team_id, user_id)
@@ -408,7 +397,7 @@ class TeamMembers:
             )
 
     async def stats(self, session: Session, team_id: str) -> dict[str, Any]:
-        await self.teams.require_member(session, team_id)
+        await self.access.require_member(session, team_id)
         query = (
             select(
                 func.count().label("total"),
