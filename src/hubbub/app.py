@@ -13,13 +13,18 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hubbub.api.boot import BootRoutes
 from hubbub.api.channels import ChannelRoutes
+from hubbub.api.client_config import ClientConfigRoutes
 from hubbub.api.cluster import ClusterRoutes
 from hubbub.api.errors import make_handlers
 from hubbub.api.files import FileRoutes
 from hubbub.api.middleware import APIMiddleware
 from hubbub.api.posts import PostRoutes
+from hubbub.api.preferences import PreferenceRoutes
+from hubbub.api.roles import RoleRoutes
 from hubbub.api.search import SearchRoutes
+from hubbub.api.sidebar import SidebarRoutes
 from hubbub.api.statuses import StatusRoutes
 from hubbub.api.system import SystemRoutes
 from hubbub.api.teams import TeamRoutes
@@ -42,8 +47,13 @@ from hubbub.realtime.session import ConnLimits
 from hubbub.services.auth import AuthService
 from hubbub.services.channels import ChannelsService
 from hubbub.services.files import FilesService
+from hubbub.services.permissions import Permissions
 from hubbub.services.posts import PostsService
+from hubbub.services.preferences import PreferencesService
+from hubbub.services.roles import RolesService
 from hubbub.services.search import SearchService
+from hubbub.services.server_info import ServerInfo
+from hubbub.services.sidebar import SidebarService
 from hubbub.services.statuses import StatusesService
 from hubbub.services.teams import TeamsService
 from hubbub.services.users import UsersService
@@ -88,6 +98,11 @@ class Hubbub:
         )
         self.statuses = StatusesService(self.db, settings, self.events)
         self.search = SearchService(self.db, settings, self.users, self.channels, self.posts)
+        self.roles = RolesService(self.db, self.events)
+        self.permissions = Permissions(self.db, self.roles)
+        self.preferences = PreferencesService(self.db, self.events)
+        self.sidebar = SidebarService(self.db, self.events, self.preferences)
+        self.server_info = ServerInfo(self.db, self.metrics.registry)
 
         self.hub = Hub(self.eventlog, self.registry, self.metrics)
         self.presence = Presence(self.statuses)
@@ -205,6 +220,12 @@ class Hubbub:
     def _api_routes(self) -> list[BaseRoute]:
         s = self.settings
         return [
+            # Before UserRoutes: `/users/stats` would otherwise match `/users/{user_id}`.
+            *BootRoutes(self.server_info, self.permissions).routes(),
+            *ClientConfigRoutes(s, self.config.hash, self.users.count).routes(),
+            *RoleRoutes(self.roles, self.permissions).routes(),
+            *PreferenceRoutes(self.preferences, self.permissions).routes(),
+            *SidebarRoutes(self.sidebar, self.permissions).routes(),
             *SystemRoutes(
                 s,
                 self.db,
