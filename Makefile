@@ -4,12 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test check setup services realtime-deps fmt bench cluster clean
+.PHONY: run test check setup services realtime-deps webapp-deps fmt bench cluster clean
 
 run: $(STAMP)
 	$(BIN)/hubbub serve
 
-test: $(STAMP) services realtime-deps check
+test: $(STAMP) services realtime-deps webapp-deps check
 	$(BIN)/pytest -q
 
 check: $(STAMP)
@@ -55,6 +55,16 @@ $(NODE_STAMP): $(NODE_DIR)/package-lock.json | services
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund
 	touch $(NODE_STAMP)
 
+# The web app's data layer (mattermost-redux, @mattermost/client) that tests/webapp runs.
+WEBAPP_NODE_DIR := tests/webapp/node
+WEBAPP_NODE_STAMP := $(WEBAPP_NODE_DIR)/node_modules/.installed-stamp
+
+webapp-deps: $(WEBAPP_NODE_STAMP)
+
+$(WEBAPP_NODE_STAMP): $(WEBAPP_NODE_DIR)/package-lock.json | services
+	cd $(WEBAPP_NODE_DIR) && npm ci --no-audit --no-fund
+	touch $(WEBAPP_NODE_STAMP)
+
 # A local cluster on loopback: PostgreSQL, Redis, three nodes and nginx in front (docs/cluster.md).
 # Ctrl-C stops it all. Options through CLUSTER_ARGS, e.g. `make cluster CLUSTER_ARGS="--nodes 2"`.
 CLUSTER_ARGS ?=
@@ -71,4 +81,5 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache $(NODE_DIR)/node_modules
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache $(NODE_DIR)/node_modules \
+		$(WEBAPP_NODE_DIR)/node_modules

@@ -18,15 +18,20 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hubbub.api.boot import BootRoutes
 from hubbub.api.channel_members import ChannelMemberRoutes
 from hubbub.api.channels import ChannelRoutes
+from hubbub.api.client_config import ClientConfigRoutes
 from hubbub.api.cluster import ClusterRoutes
 from hubbub.api.errors import make_handlers
 from hubbub.api.files import FileRoutes
 from hubbub.api.middleware import APIMiddleware
 from hubbub.api.posts import PostRoutes
+from hubbub.api.preferences import PreferenceRoutes
 from hubbub.api.reactions import ReactionRoutes
+from hubbub.api.roles import RoleRoutes
 from hubbub.api.search import SearchRoutes
+from hubbub.api.sidebar import SidebarRoutes
 from hubbub.api.statuses import StatusRoutes
 from hubbub.api.system import SystemRoutes
 from hubbub.api.team_members import TeamMemberRoutes
@@ -57,11 +62,16 @@ from hubbub.services.channel_lists import ChannelDirectory
 from hubbub.services.channel_members import ChannelMembers
 from hubbub.services.channels import ChannelsService
 from hubbub.services.files import FilesService
+from hubbub.services.permissions import Permissions
 from hubbub.services.post_lists import PostLists
 from hubbub.services.post_render import PostRenderer
 from hubbub.services.posts import PostsService
+from hubbub.services.preferences import PreferencesService
 from hubbub.services.reactions import ReactionsService
+from hubbub.services.roles import RolesService
 from hubbub.services.search import SearchService
+from hubbub.services.server_info import ServerInfo
+from hubbub.services.sidebar import SidebarService
 from hubbub.services.statuses import StatusesService
 from hubbub.services.team_access import TeamAccess
 from hubbub.services.team_members import TeamMembers
@@ -142,6 +152,11 @@ class Hubbub:
         self.reactions = ReactionsService(db, self.channel_access, events)
         self.statuses = StatusesService(db, s, events)
         self.search = SearchService(db, s, self.users, self.channel_access, self.post_lists)
+        self.roles = RolesService(db, events)
+        self.permissions = Permissions(db, self.roles)
+        self.preferences = PreferencesService(db, events)
+        self.sidebar = SidebarService(db, events, self.preferences)
+        self.server_info = ServerInfo(db, self.metrics.registry)
 
         # Websockets
         self.hub = Hub(eventlog, registry, self.metrics, bus)
@@ -227,6 +242,12 @@ class Hubbub:
     def _api_routes(self) -> list[BaseRoute]:
         s = self.settings
         return [
+            # Before UserRoutes: `/users/stats` would otherwise match `/users/{user_id}`.
+            *BootRoutes(self.server_info, self.permissions).routes(),
+            *ClientConfigRoutes(s, self.config.hash, self.users.count).routes(),
+            *RoleRoutes(self.roles, self.permissions).routes(),
+            *PreferenceRoutes(self.preferences, self.permissions).routes(),
+            *SidebarRoutes(self.sidebar, self.permissions).routes(),
             *SystemRoutes(
                 s,
                 self.db,

@@ -1,4 +1,7 @@
-"""Ops and boot endpoints: ping (the load balancer's health check), client config, license."""
+"""Ops and boot endpoints: ping (the load balancer's health check) and the client license.
+
+The client configuration is in `api/client_config.py`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from hubbub import MATTERMOST_VERSION
 from hubbub.api.auth import optional_session
 from hubbub.api.http import JSONResponse, query_bool
 from hubbub.config import Settings
@@ -36,7 +38,6 @@ class SystemRoutes:
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/system/ping", self.ping, methods=["GET"]),
-            Route("/config/client", self.client_config, methods=["GET"]),
             Route("/license/client", self.client_license, methods=["GET"]),
         ]
 
@@ -84,34 +85,6 @@ class SystemRoutes:
         except Exception:
             return "UNHEALTHY"
         return "OK"
-
-    async def client_config(self, request: Request) -> Response:
-        s = self.settings
-        return JSONResponse(
-            {
-                "Version": MATTERMOST_VERSION,
-                "BuildNumber": "hubbub",
-                "BuildHash": "hubbub",
-                "BuildDate": "",
-                "SiteName": s.TeamSettings.SiteName,
-                "SiteURL": s.ServiceSettings.SiteURL,
-                "EnableOpenServer": str(s.TeamSettings.EnableOpenServer).lower(),
-                "EnableUserCreation": str(s.TeamSettings.EnableUserCreation).lower(),
-                "EnableUserAccessTokens": str(s.ServiceSettings.EnableUserAccessTokens).lower(),
-                "EnableBotAccountCreation": str(s.ServiceSettings.EnableBotAccountCreation).lower(),
-                "EnableFileAttachments": str(s.FileSettings.EnableFileAttachments).lower(),
-                "MaxFileSize": str(s.FileSettings.MaxFileSize),
-                "MaxPostSize": str(s.ServiceSettings.MaxPostSize),
-                "PasswordMinimumLength": str(s.PasswordSettings.MinimumLength),
-                "EnableSignUpWithEmail": "true",
-                "EnableSignInWithEmail": "true",
-                "EnableSignInWithUsername": "true",
-                "DiagnosticsEnabled": "false",
-                "TelemetryId": "",
-                "IsClusterEnabled": str(s.ClusterSettings.Enable).lower(),
-                "ConfigHash": self.config_hash,
-            }
-        )
 
     async def client_license(self, request: Request) -> Response:
         return JSONResponse({"IsLicensed": "false"})

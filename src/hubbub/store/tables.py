@@ -323,3 +323,59 @@ outbox = Table(
     _ms("published_at"),
     Index("ix_outbox_pending", "published_at", "create_at"),
 )
+
+# The apps' own state (migration 0003): preferences, roles, sidebar categories.
+
+preferences = Table(
+    "preferences",
+    metadata,
+    _id("user_id", primary_key=True),
+    Column("category", String(32), primary_key=True),
+    Column("name", String(32), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# Built-in roles are seeded from hubbub/services/role_catalog.py on first use. `permissions` is
+# NULL while a role has never been patched: it then follows the catalog of the running version.
+roles = Table(
+    "roles",
+    metadata,
+    _id(primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    _str("display_name", 128),
+    _str("description", 1024),
+    _ms("create_at"),
+    _ms("update_at"),
+    _ms("delete_at"),
+    Column("permissions", Text, nullable=True),  # space-separated, as Mattermost stores them
+    _bool("scheme_managed"),
+    _bool("built_in"),
+)
+
+# Default categories have deterministic ids (`favorites_<user>_<team>`, ...), hence the length.
+sidebar_categories = Table(
+    "sidebar_categories",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    _id("user_id", nullable=False),
+    _id("team_id", nullable=False),
+    _ms("sort_order"),
+    _str("sorting", 64),
+    Column("type", String(32), nullable=False),
+    _str("display_name", 64),
+    _bool("muted"),
+    _bool("collapsed"),
+    Index("ix_sidebar_categories_user_team", "user_id", "team_id"),
+)
+
+# Channels placed in a category explicitly. A channel of the user's with no row here shows in
+# the team's Channels (or Direct Messages) category, computed when the sidebar is read.
+sidebar_channels = Table(
+    "sidebar_channels",
+    metadata,
+    _id("channel_id", primary_key=True),
+    _id("user_id", primary_key=True),
+    Column("category_id", String(128), primary_key=True),
+    _ms("sort_order"),
+    Index("ix_sidebar_channels_category", "category_id"),
+)

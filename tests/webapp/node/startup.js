@@ -1,0 +1,171 @@
+'use strict';
+// Runs the Mattermost web app's start-up through its own data layer (mattermost-redux 11.9.0
+// and its Client4) against a hubbub server, then prints one JSON object describing the
+// resulting Redux store: what the web app would render from. Used by
+// tests/webapp/test_webapp_data_layer.py, which makes the assertions.
+//
+// Environment: HUBBUB_URL, LOGIN_ID, PASSWORD, TEAM_ID, CHANNEL_ID (a public channel the user is
+// in), PRIVATE_ID (a private one), DM_ID (a DM of the user's).
+//
+// The order follows the web app (docs/api/webapp-coverage.md): login, loadMe (config, license,
+// me, preferences, teams, team members, team unreads, server limits), the roles of the user and
+// their memberships, the plugins list, all channels and channel members, the team's channels and
+// members, the sidebar categories; then a user's first actions: save a preference, favorite a
+// channel, make a category. The web app itself loads in a browser; here the session is a token
+// instead of the cookie, which is the only difference in the requests.
+
+const {Client4} = require('mattermost-redux/client');
+const configureStore = require('mattermost-redux/store').default;
+const {setServerVersion} = require('mattermost-redux/actions/general');
+const {loadMe} = require('mattermost-redux/actions/users');
+const {loadRolesIfNeeded} = require('mattermost-redux/actions/roles');
+const {savePreferences, getMyPreferences} = require('mattermost-redux/actions/preferences');
+const {
+    fetchAllMyTeamsChannels,
+    fetchAllMyChannelMembers,
+    fetchChannelsAndMembers,
+    favoriteChannel,
+} = require('mattermost-redux/actions/channels');
+const {fetchMyCategories, createCategory} = require('mattermost-redux/actions/channel_categories');
+const {haveIChannelPermission, haveITeamPermission} = require('mattermost-redux/selectors/entities/roles');
+const {haveISystemPermission} = require('mattermost-redux/selectors/entities/roles_helpers');
+const {isCollapsedThreadsEnabled} = require('mattermost-redux/selectors/entities/preferences');
+
+const env = (name) => {
+    const value = process.env[name];
+    if (!value) {
+        throw new Error(`${name} is required`);
+    }
+    return value;
+};
+
+const url = env('HUBBUB_URL');
+const teamId = env('TEAM_ID');
+const channelId = env('CHANNEL_ID');
+const privateId = env('PRIVATE_ID');
+const dmId = env('DM_ID');
+
+// Every request the data layer makes, with its outcome, so a failing call is named in the test.
+const requests = [];
+const realFetch = globalThis.fetch;
+globalThis.fetch = async (input, init = {}) => {
+    const response = await realFetch(input, init);
+    const path = String(input).replace(url, '');
+    requests.push({method: (init.method || 'GET').toUpperCase(), path, status: response.status});
+    return response;
+};
+
+// The roles of everything the user is a member of, as the web app gathers them.
+function roleNames(state) {
+    const names = new Set(state.entities.users.profiles[state.entities.users.currentUserId].roles.split(' '));
+    for (const member of Object.values(state.entities.teams.myMembers)) {
+        member.roles.split(' ').forEach((r) => names.add(r));
+    }
+    for (const member of Object.values(state.entities.channels.myMembers)) {
+        member.roles.split(' ').forEach((r) => names.add(r));
+    }
+    names.delete('');
+    return [...names];
+}
+
+async function startUp(store, loginId, password) {
+    const {dispatch, getState} = store;
+    await Client4.login(loginId, password);
+
+    // The web app learns the server version from X-Version-Id and stores it before loading roles.
+    dispatch(setServerVersion(Client4.getServerVersion()));
+    const me = await dispatch(loadMe());
+    if (me.error) {
+        throw new Error(`loadMe failed: ${JSON.stringify(me.error)}`);
+    }
+    const plugins = await Client4.getWebappPlugins();
+    await dispatch(fetchAllMyTeamsChannels());
+    await dispatch(fetchAllMyChannelMembers());
+    await dispatch(fetchChannelsAndMembers(teamId));
+    await dispatch(fetchMyCategories(teamId));
+
+    // Roles were requested along the way without being awaited (as in the web app); asking for
+    // all of them again resolves once every one is loaded.
+    await dispatch(loadRolesIfNeeded(roleNames(getState())));
+    return {plugins};
+}
+
+function summary(state, extra) {
+    const cats = state.entities.channelCategories;
+    const roles = state.entities.roles.roles;
+    return {
+        ...extra,
+        serverVersion: state.entities.general.serverVersion,
+        config: state.entities.general.config,
+        license: state.entities.general.license,
+        currentUserId: state.entities.users.currentUserId,
+        myTeams: Object.keys(state.entities.teams.myMembers),
+        myChannels: Object.keys(state.entities.channels.myMembers),
+        roles: Object.fromEntries(Object.entries(roles).map(([name, r]) => [name, r.permissions])),
+        pendingRoles: [...(state.entities.roles.pending || [])],
+        categoryOrder: cats.orderByTeam[teamId] || [],
+        categories: Object.values(cats.byId).filter((c) => c.team_id === teamId),
+        preferences: state.entities.preferences.myPreferences,
+        serverLimits: state.entities.limits.serverLimits,
+        can: {
+            postInChannel: haveIChannelPermission(state, teamId, channelId, 'create_post'),
+            reactInChannel: haveIChannelPermission(state, teamId, channelId, 'add_reaction'),
+            uploadInChannel: haveIChannelPermission(state, teamId, channelId, 'upload_file'),
+            postInPrivate: haveIChannelPermission(state, teamId, privateId, 'create_post'),
+            createPublicChannel: haveITeamPermission(state, teamId, 'create_public_channel'),
+            manageTeam: haveITeamPermission(state, teamId, 'manage_team'),
+            manageSystem: haveISystemPermission(state, {permission: 'manage_system'}),
+            createDirectChannel: haveISystemPermission(state, {permission: 'create_direct_channel'}),
+        },
+        collapsedThreads: isCollapsedThreadsEnabled(state),
+        errors: state.errors,
+    };
+}
+
+async function main() {
+    Client4.setUrl(url);
+    const store = configureStore({});
+    const {dispatch, getState} = store;
+    const loaded = await startUp(store, env('LOGIN_ID'), env('PASSWORD'));
+    const afterStartUp = summary(getState(), {
+        plugins: loaded.plugins,
+        notices: await Client4.getInProductNotices(teamId, 'web', '11.9.0'),
+        prevTrial: await Client4.getPrevTrialLicense(),
+        userStats: await Client4.getTotalUsersStats(),
+    });
+
+    // A preference saved by the app (optimistic: the action does not wait for the server, so
+    // the request's own promise is kept to wait for it).
+    const userId = getState().entities.users.currentUserId;
+    const save = Client4.savePreferences;
+    let saving = Promise.resolve();
+    Client4.savePreferences = (...args) => {
+        saving = save(...args);
+        return saving;
+    };
+    const preference = {user_id: userId, category: 'display_settings', name: 'use_military_time', value: 'true'};
+    await dispatch(savePreferences(userId, [preference]));
+    await saving;
+    Client4.savePreferences = save;
+
+    // Favorite a channel and make a category, as the sidebar's menus do, then read the sidebar
+    // back from the server (the web app learns of a new category from its websocket event).
+    const favorited = await dispatch(favoriteChannel(channelId));
+    const created = await dispatch(createCategory(teamId, 'Projects', [privateId, dmId]));
+    await dispatch(fetchMyCategories(teamId));
+    const afterActions = summary(getState(), {favorited, created});
+
+    // A second device: a fresh store loads the same user and sees what the first one saved.
+    const second = configureStore({});
+    Client4.setToken('');
+    await startUp(second, env('LOGIN_ID'), env('PASSWORD'));
+    await second.dispatch(getMyPreferences());
+    const secondDevice = summary(second.getState(), {});
+
+    process.stdout.write(JSON.stringify({afterStartUp, afterActions, secondDevice, requests}) + '\n');
+}
+
+main().catch((error) => {
+    process.stdout.write(JSON.stringify({fatal: String(error && error.stack ? error.stack : error), requests}) + '\n');
+    process.exit(1);
+});

@@ -1,0 +1,203 @@
+"""The official web app's data layer against a real `hubbub serve`.
+
+`node/startup.js` runs the web app's start-up actions through `mattermost-redux` 11.9.0 and
+`@mattermost/client` 11.9.0 (exact versions in node/package-lock.json, installed by
+`make webapp-deps`) and prints the resulting Redux state; the assertions here are on that state:
+the roles the message box depends on, the sidebar built from categories, the preferences, the
+permissions the web app computes from them. A second test checks that the client configuration
+carries every key of the web app's `ClientConfig` type.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.realtime.conftest import PASSWORD, Node, Rest, make_people, start_node
+
+NODE_DIR = Path(__file__).resolve().parent / "node"
+
+
+@pytest.fixture(scope="module")
+def live_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    started = start_node(tmp_path_factory.mktemp("webapp-node"))
+    try:
+        yield started
+    finally:
+        started.server.stop()
+
+
+def _node_modules() -> None:
+    if shutil.which("node") is None:
+        pytest.fail("node not found: install Debian's nodejs and npm (make services does)")
+    if not (NODE_DIR / "node_modules" / "mattermost-redux").is_dir():
+        pytest.fail(f"{NODE_DIR}/node_modules is missing: run `make webapp-deps` (npm ci)")
+
+
+@pytest.fixture(scope="module")
+def run(live_node: Node) -> dict[str, Any]:
+    """Sets up a team with a public, a private and a direct channel for alice, then runs the
+    web app's start-up as alice and returns what startup.js reported."""
+    _node_modules()
+    rest = Rest(live_node.url)
+    try:
+        people = make_people(rest)
+        team = rest.team(people.admin)
+        rest.join_team(people.admin, team["id"], people.alice)
+        public = rest.channel(people.admin, team["id"], "O")
+        private = rest.channel(people.admin, team["id"], "P")
+        for channel in (public, private):
+            rest.join_channel(people.admin, channel["id"], people.alice)
+        dm = rest.call(
+            "POST", "/channels/direct", people.alice.token, [people.alice.id, people.bob.id], 201
+        )
+    finally:
+        rest.close()
+    proc = subprocess.run(
+        [str(shutil.which("node")), str(NODE_DIR / "startup.js")],
+        cwd=NODE_DIR,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "HUBBUB_URL": live_node.url,
+            "LOGIN_ID": people.alice.username,
+            "PASSWORD": PASSWORD,
+            "TEAM_ID": team["id"],
+            "CHANNEL_ID": public["id"],
+            "PRIVATE_ID": private["id"],
+            "DM_ID": dm["id"],
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"startup.js printed nothing (exit {proc.returncode}): {proc.stderr[-3000:]}"
+    report: dict[str, Any] = json.loads(lines[-1])
+    assert "fatal" not in report, f"{report['fatal']}\nrequests: {report['requests']}"
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report["ids"] = {
+        "alice": people.alice.id,
+        "team": team["id"],
+        "public": public["id"],
+        "private": private["id"],
+        "dm": dm["id"],
+    }
+    return report
+
+
+def test_every_start_up_request_succeeds(run: dict[str, Any]) -> None:
+    failed = [r for r in run["requests"] if r["status"] >= 400]
+    assert failed == []
+    paths = {f"{r['method']} {r['path'].split('?')[0]}" for r in run["requests"]}
+    uid, tid = run["ids"]["alice"], run["ids"]["team"]
+    for expected in (
+        "GET /api/v4/config/client",
+        "GET /api/v4/license/client",
+        "GET /api/v4/users/me/preferences",
+        "GET /api/v4/limits/server",
+        "POST /api/v4/roles/names",
+        "GET /api/v4/plugins/webapp",
+        f"GET /api/v4/users/{uid}/teams/{tid}/channels/categories",
+        f"PUT /api/v4/users/{uid}/preferences",
+        f"PUT /api/v4/users/{uid}/teams/{tid}/channels/categories",
+        f"POST /api/v4/users/{uid}/teams/{tid}/channels/categories",
+    ):
+        assert expected in paths, f"{expected} not requested; requests: {sorted(paths)}"
+    # No error was logged into the store by any action.
+    for stage in ("afterStartUp", "afterActions", "secondDevice"):
+        assert run[stage]["errors"] == [], stage
+
+
+def test_roles_reach_the_store_and_grant_what_the_ui_needs(run: dict[str, Any]) -> None:
+    state = run["afterStartUp"]
+    assert state["serverVersion"]
+    assert {"system_user", "team_user", "channel_user"} <= set(state["roles"])
+    assert "team_admin" not in state["roles"]  # alice is no team admin
+    assert state["pendingRoles"] == []
+    assert "create_post" in state["roles"]["channel_user"]
+    # What decides whether the message box, the reaction button and uploads are enabled.
+    assert state["can"] == {
+        "postInChannel": True,
+        "reactInChannel": True,
+        "uploadInChannel": True,
+        "postInPrivate": True,
+        "createPublicChannel": True,
+        "manageTeam": False,
+        "manageSystem": False,
+        "createDirectChannel": True,
+    }
+    assert state["collapsedThreads"] is False
+    assert state["config"]["EnableEmojiPicker"] == "true"
+    assert state["license"] == {"IsLicensed": "false"}
+    assert state["serverLimits"]["maxUsersLimit"] == 0
+
+
+def test_the_sidebar_is_built_from_categories(run: dict[str, Any]) -> None:
+    ids = run["ids"]
+    state = run["afterStartUp"]
+    assert ids["team"] in state["myTeams"]
+    assert {ids["public"], ids["private"], ids["dm"]} <= set(state["myChannels"])
+    by_type = {c["type"]: c for c in state["categories"]}
+    assert state["categoryOrder"] == [
+        f"favorites_{ids['alice']}_{ids['team']}",
+        f"channels_{ids['alice']}_{ids['team']}",
+        f"direct_messages_{ids['alice']}_{ids['team']}",
+    ]
+    assert {ids["public"], ids["private"]} <= set(by_type["channels"]["channel_ids"])
+    assert by_type["direct_messages"]["channel_ids"] == [ids["dm"]]
+
+    after = run["afterActions"]
+    assert "error" not in after["favorited"] and "error" not in after["created"]
+    by_type = {c["type"]: c for c in after["categories"]}
+    assert by_type["favorites"]["channel_ids"] == [ids["public"]]
+    [custom] = [c for c in after["categories"] if c["type"] == "custom"]
+    assert custom["display_name"] == "Projects"
+    assert after["created"]["data"]["id"] == custom["id"]
+    assert custom["channel_ids"] == [ids["private"], ids["dm"]]
+    assert after["categoryOrder"][:2] == [by_type["favorites"]["id"], custom["id"]]
+    assert ids["public"] not in by_type["channels"]["channel_ids"]
+    assert ids["private"] not in by_type["channels"]["channel_ids"]
+    assert by_type["direct_messages"]["channel_ids"] == []
+
+
+def test_preferences_persist_across_devices(run: dict[str, Any]) -> None:
+    key = "display_settings--use_military_time"
+    expected = {
+        "user_id": run["ids"]["alice"],
+        "category": "display_settings",
+        "name": "use_military_time",
+        "value": "true",
+    }
+    assert run["afterActions"]["preferences"][key] == expected
+    assert run["secondDevice"]["preferences"][key] == expected
+    # The favorite made on the first device is in the second one's sidebar.
+    favorites = [c for c in run["secondDevice"]["categories"] if c["type"] == "favorites"]
+    assert favorites[0]["channel_ids"] == [run["ids"]["public"]]
+
+
+def _client_config_keys() -> list[str]:
+    source = (
+        NODE_DIR / "node_modules" / "@mattermost" / "types" / "lib" / "config.d.ts"
+    ).read_text()
+    match = re.search(r"export type ClientConfig = \{(.*?)\n\};", source, re.S)
+    assert match, "ClientConfig not found in @mattermost/types"
+    return re.findall(r"^\s+([A-Za-z0-9_]+)\??:", match.group(1), re.M)
+
+
+def test_client_config_has_every_key_the_web_app_reads(live_node: Node) -> None:
+    _node_modules()
+    keys = _client_config_keys()
+    assert len(keys) > 200
+    config = httpx.get(live_node.url + "/api/v4/config/client?format=old", timeout=10).json()
+    missing = [k for k in keys if k not in config]
+    assert missing == []
+    assert all(isinstance(v, str) for v in config.values())
