@@ -30,7 +30,11 @@ def _timed_out(timeout: float, what: str, last_error: BaseException | None) -> T
 
 
 def wait_until(
-    check: Callable[[], T], timeout: float, what: str, *, interval: float = 0.05
+    check: Callable[[], T],
+    timeout: float = 10.0,
+    what: str = "a condition",
+    *,
+    interval: float = 0.05,
 ) -> T:
     """Polls `check` until it returns something truthy, which is returned."""
     deadline = time.monotonic() + timeout
@@ -51,8 +55,8 @@ def wait_until(
 
 async def wait_until_async(
     check: Callable[[], T | Awaitable[T]],
-    timeout: float,
-    what: str,
+    timeout: float = 10.0,
+    what: str = "a condition",
     *,
     interval: float = 0.01,
 ) -> T:

@@ -1,4 +1,4 @@
-"""What hubbub/realtime/transport.py takes from uvicorn's and websockets' private code is still there.
+"""What hubbub/realtime/transport.py takes from uvicorn's and websockets' private code is there.
 
 `HubbubWebSocketProtocol` subclasses uvicorn's sans-I/O websocket protocol, replaces two of its
 per-connection objects with lighter stand-ins, overrides five of its methods and reaches into
@@ -119,9 +119,7 @@ def test_websockets_protocol_parse_and_close_opcode_exist() -> None:
     assert hasattr(Opcode, "CLOSE"), _missing("Opcode", WEBSOCKETS, "CLOSE")
 
 
-@pytest.mark.parametrize(
-    ("attribute", "stand_in"), [("queue", "_Inbox"), ("writable", "_Flag")]
-)
+@pytest.mark.parametrize(("attribute", "stand_in"), [("queue", "_Inbox"), ("writable", "_Flag")])
 def test_the_stand_ins_offer_every_method_uvicorn_calls(attribute: str, stand_in: str) -> None:
     """transport.py replaces uvicorn's asyncio.Queue and asyncio.Event with smaller objects
     that have only the methods uvicorn calls today; a new call would break every connection."""
