@@ -90,7 +90,7 @@ class Rig:
 
         conn = WebConn(
             socket.send,
-            socket,  # type: ignore[arg-type]
+            socket,
             limits or ConnLimits(),
             self.registry,
             self.metrics,

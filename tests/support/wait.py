@@ -30,7 +30,7 @@ def _timed_out(timeout: float, what: str, last_error: BaseException | None) -> T
 
 
 def wait_until(
-    check: Callable[[], T],
+    check: Callable[[], T | None],
     timeout: float = 10.0,
     what: str = "a condition",
     *,
@@ -54,7 +54,7 @@ def wait_until(
 
 
 async def wait_until_async(
-    check: Callable[[], T | Awaitable[T]],
+    check: Callable[[], T | None | Awaitable[T | None]],
     timeout: float = 10.0,
     what: str = "a condition",
     *,
@@ -69,7 +69,7 @@ async def wait_until_async(
             if inspect.isawaitable(result):
                 result = await result
             if result:
-                return result  # type: ignore[return-value]
+                return result
         except GiveUp:
             raise
         except Exception as exc:
