@@ -54,7 +54,7 @@ def wait_until(
 
 
 async def wait_until_async(
-    check: Callable[[], T | None | Awaitable[T | None]],
+    check: Callable[[], T | Awaitable[T | None] | None],
     timeout: float = 10.0,
     what: str = "a condition",
     *,
