@@ -3,10 +3,15 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+RUN_STAMP := $(VENV)/.run-stamp
+# Every install comes from a lock file in requirements/ (README: "Dependencies and the lock file");
+# hubbub itself is then installed editable without its dependencies.
+PIP_VERSION := 26.3
+LOCKS := requirements
 
-.PHONY: run test check setup services realtime-deps webapp-deps fmt bench cluster clean
+.PHONY: run test check setup services realtime-deps webapp-deps fmt bench cluster clean lock
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/hubbub serve
 
 test: $(STAMP) services realtime-deps webapp-deps check
@@ -19,11 +24,39 @@ check: $(STAMP)
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q pip==$(PIP_VERSION)
+
+# `make run`: the runtime dependencies only. `make test` and every helper: runtime and dev.
+$(RUN_STAMP): $(LOCKS)/run.lock pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -r $(LOCKS)/run.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+$(STAMP): $(LOCKS)/dev.lock pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -r $(LOCKS)/dev.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+# Re-resolves the lock files from pyproject.toml (and requirements/mmpy-bot.in), keeping every
+# pin that still fits; `make lock LOCK_ARGS=--upgrade` (or `--upgrade-package uvicorn`) moves
+# them. dev.lock is resolved first and the others within it, so shared pins are identical.
+PIP_TOOLS_VERSION := 7.7.0
+LOCK_VENV := $(VENV)/pip-tools
+LOCK_ARGS ?=
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet \
+	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+	--no-emit-trusted-host $(LOCK_ARGS)
+
+lock:
+	test -x $(LOCK_VENV)/bin/python || $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q pip==$(PIP_VERSION) pip-tools==$(PIP_TOOLS_VERSION)
+	$(PIP_COMPILE) --extra dev -o $(LOCKS)/dev.lock pyproject.toml
+	$(PIP_COMPILE) -c $(LOCKS)/dev.lock -o $(LOCKS)/run.lock pyproject.toml
+	$(PIP_COMPILE) --extra dev --extra bench -c $(LOCKS)/dev.lock -o $(LOCKS)/bench.lock \
+		pyproject.toml
+	$(PIP_COMPILE) -o $(LOCKS)/mmpy-bot.lock $(LOCKS)/mmpy-bot.in
 
 # The websocket fan-out benchmark, hubbub against a bare websockets server (docs/benchmarks.md).
 # Options go through BENCH_ARGS, e.g. `make bench BENCH_ARGS=--quick`.
@@ -33,12 +66,13 @@ BENCH_ARGS ?=
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.ws_fanout $(BENCH_ARGS)
 
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+$(BENCH_STAMP): $(STAMP) $(LOCKS)/bench.lock
+	$(BIN)/python -m pip install -q -r $(LOCKS)/bench.lock
 	touch $(BENCH_STAMP)
 
 # The client libraries tests/realtime runs against hubbub (docs/realtime-testing.md): mmpy-bot in
-# a venv of its own (it pins httpx<0.28, below ours) and @mattermost/client from package-lock.json.
+# a venv of its own (it pins httpx<0.28, below ours), from requirements/mmpy-bot.lock, and
+# @mattermost/client from package-lock.json.
 MMPY_VENV := $(VENV)/mmpy-bot
 MMPY_STAMP := $(MMPY_VENV)/.installed-stamp
 NODE_DIR := tests/realtime/node
@@ -46,9 +80,9 @@ NODE_STAMP := $(NODE_DIR)/node_modules/.installed-stamp
 
 realtime-deps: $(MMPY_STAMP) $(NODE_STAMP)
 
-$(MMPY_STAMP): | $(STAMP)
+$(MMPY_STAMP): $(LOCKS)/mmpy-bot.lock | $(STAMP)
 	test -x $(MMPY_VENV)/bin/python || $(PYTHON) -m venv $(MMPY_VENV)
-	$(MMPY_VENV)/bin/python -m pip install -q mmpy-bot==2.2.1
+	$(MMPY_VENV)/bin/python -m pip install -q -r $(LOCKS)/mmpy-bot.lock
 	touch $(MMPY_STAMP)
 
 $(NODE_STAMP): $(NODE_DIR)/package-lock.json | services

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,10 +11,8 @@ import pytest
 from hubbub.app import Hubbub, Seams
 from hubbub.config import LoadedConfig, load_config
 from tests.support.api import API, User
-from tests.support.postgres import PostgresInstance, start_postgres
+from tests.support.postgres import PostgresInstance, fresh_postgres_database, start_postgres
 from tests.support.recording import RecordingPublisher
-
-_db_counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -48,12 +44,6 @@ def postgres() -> Iterator[PostgresInstance]:
         yield instance
     finally:
         instance.stop()
-
-
-def fresh_postgres_database(instance: PostgresInstance) -> str:
-    name = f"t{os.getpid()}_{next(_db_counter)}"
-    instance.psql(f"CREATE DATABASE {name} TEMPLATE hubbub_template")
-    return instance.url_for(name)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -23,8 +23,8 @@ import pytest_asyncio
 from hubbub.app import Hubbub
 from hubbub.config import load_config
 from hubbub.ids import is_valid_id, new_id
-from tests.conftest import fresh_postgres_database
 from tests.support.api import API, PASSWORD, User
+from tests.support.postgres import fresh_postgres_database
 from tests.support.server import ServerProcess, start_server
 
 PAYLOAD_LIMIT = 20_000  # above a maximal post (16383 runes), below the default 300000

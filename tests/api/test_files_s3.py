@@ -21,9 +21,8 @@ from hubbub.app import Hubbub
 from hubbub.config import LoadedConfig
 from hubbub.files.s3 import S3FileBackend
 from hubbub.store.tables import file_infos
-from tests.api.test_files import World, error_id, png, upload, upload_one
-from tests.api.test_files import world as world  # the fixture, re-exported for this module
-from tests.support.api import API
+from tests.support.api import API, User
+from tests.support.files import World, error_id, make_world, png, upload, upload_one
 from tests.support.s3 import MotoServer, start_moto
 
 PREFIX = "hubbub-files"
@@ -41,6 +40,11 @@ def moto() -> Iterator[MotoServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def world(api: API, admin: User) -> World:
+    return await make_world(api, admin)
 
 
 @pytest.fixture

@@ -35,9 +35,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.realtime.conftest import Account, Rest
 from tests.support.cluster import Cluster
 from tests.support.postgres import PostgresInstance
+from tests.support.rest import Account, Rest
+from tests.support.wait import wait_until_async
 
 
 def _env(name: str, default: float) -> float:
@@ -485,10 +486,9 @@ async def test_chaos_every_committed_post_arrives_exactly_once_in_order(
         chaos_log = ChaosLog()
         stats = WriterStats()
         try:
-            deadline = time.monotonic() + 20
-            while not all(c.connection_id for c in clients):
-                assert time.monotonic() < deadline, "not every client got its hello"
-                await asyncio.sleep(0.05)
+            await wait_until_async(
+                lambda: all(c.connection_id for c in clients), 20, "every client's hello"
+            )
 
             started = time.monotonic()
             per_writer = params.posts // params.writers

@@ -14,15 +14,10 @@ import pytest
 import requests
 from mattermostdriver import Driver
 
-from tests.realtime.conftest import Org, Rest, wait_until
-from tests.realtime.test_real_clients import (
-    BOT_SCRIPT,
-    MMPY_PYTHON,
-    DriverSocket,
-    _bot_account,
-    _status,
-)
+from tests.support.clients import BOT_SCRIPT, MMPY_PYTHON, DriverSocket, bot_account
 from tests.support.cluster import Cluster
+from tests.support.rest import Org, Rest, status_of
+from tests.support.wait import GiveUp, wait_until
 
 
 def _driver(cluster: Cluster, token: str) -> Driver:
@@ -94,7 +89,7 @@ def test_mmpy_bot_through_nginx_answers_a_post_made_on_another_node(
     if not MMPY_PYTHON.exists():
         pytest.fail(f"{MMPY_PYTHON} is missing: run `make realtime-deps` (mmpy-bot==2.2.1 venv)")
     admin_rest = rests[0]
-    bot_id, bot_token = _bot_account(admin_rest, org)
+    bot_id, bot_token = bot_account(admin_rest, org)
     log_path = tmp_path / "bot.log"
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -109,7 +104,7 @@ def test_mmpy_bot_through_nginx_answers_a_post_made_on_another_node(
         )
     try:
         wait_until(
-            lambda: bot.poll() is None and _status(admin_rest, org.admin, bot_id) == "online",
+            lambda: bot.poll() is None and status_of(admin_rest, org.admin, bot_id) == "online",
             20,
             "the bot to connect its websocket through nginx",
         )
@@ -117,7 +112,8 @@ def test_mmpy_bot_through_nginx_answers_a_post_made_on_another_node(
             ping = rest.post(org.alice, org.public["id"], "ping")
 
             def answered(ping_id: str = ping["id"]) -> bool:
-                assert bot.poll() is None, f"the bot exited:\n{log_path.read_text()[-3000:]}"
+                if bot.poll() is not None:
+                    raise GiveUp(f"the bot exited:\n{log_path.read_text()[-3000:]}")
                 posts = admin_rest.call(
                     "GET", f"/channels/{org.public['id']}/posts", org.alice.token
                 )

@@ -18,18 +18,11 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.conftest import Message, Stream, post_data, status_of
-from tests.realtime.conftest import (
-    PASSWORD,
-    Account,
-    Org,
-    RawWS,
-    Rest,
-    WSClosed,
-    post_id_of,
-    wait_until,
-)
 from tests.support.cluster import Cluster
+from tests.support.rest import PASSWORD, Account, Org, Rest, status_of
+from tests.support.stream import Message, Stream, post_data
+from tests.support.wait import wait_until
+from tests.support.ws import RawWS, WSClosed, post_id_of
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "hubbub"
 

@@ -38,14 +38,14 @@ from hubbub.config import ConfigError, LoadedConfig, load_config
 from hubbub.files import LocalFileBackend
 from hubbub.store.db import Database
 from hubbub.store.migrate import migrate
-from tests.conftest import fresh_postgres_database
-from tests.realtime.conftest import RawWS, hello_of
 from tests.support.api import API, User
 from tests.support.nginx import Nginx, nginx_bin
-from tests.support.ports import free_port, port_open, wait_for
-from tests.support.postgres import PostgresInstance
+from tests.support.ports import free_port, port_open, start_on_free_ports
+from tests.support.postgres import PostgresInstance, fresh_postgres_database
 from tests.support.redis import RedisInstance, start_redis
 from tests.support.server import ServerProcess
+from tests.support.wait import wait_until
+from tests.support.ws import RawWS, hello_of
 
 HEARTBEAT = 0.2
 PASSWORD = "password-123"
@@ -401,31 +401,35 @@ def start_node(workdir: Path, env: dict[str, str]) -> ServerProcess:
     """Like `start_server`, but up means "answers HTTP": a node in a broken cluster is up and
     answers its health check with 500."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("MM_", "HUBBUB_"))}
-    log_path = workdir / f"hubbub-{port}.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hubbub.cli.main", "serve"],
-            cwd=workdir,
-            env={**clean, "MM_SERVICESETTINGS_LISTENADDRESS": f"127.0.0.1:{port}", **env},
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    server = ServerProcess(proc=proc, port=port, workdir=workdir, log_path=log_path)
 
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"hubbub exited with {proc.returncode}:\n{server.log()}")
-        ping(server)
-        return True
+    def attempt() -> ServerProcess:
+        port = free_port()
+        log_path = workdir / f"hubbub-{port}.log"
+        with log_path.open("wb") as log_file:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "hubbub.cli.main", "serve"],
+                cwd=workdir,
+                env={**clean, "MM_SERVICESETTINGS_LISTENADDRESS": f"127.0.0.1:{port}", **env},
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        server = ServerProcess(proc=proc, port=port, workdir=workdir, log_path=log_path)
 
-    try:
-        wait_for(up, 30, f"hubbub serve on port {port}")
-    except BaseException:
-        server.stop(signal.SIGKILL)
-        raise
-    return server
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise server.exited()
+            ping(server)
+            return True
+
+        try:
+            wait_until(up, 30, f"hubbub serve on port {port}")
+        except BaseException:
+            server.stop(signal.SIGKILL)
+            raise
+        return server
+
+    return start_on_free_ports(attempt, "hubbub serve")
 
 
 def ping(node: ServerProcess, details: bool = True) -> tuple[int, dict[str, Any]]:
@@ -482,7 +486,7 @@ def test_nodes_report_the_cluster_and_its_mismatches(nodeset: NodeSet, tmp_path:
         nodes = status(two, token)
         return len(nodes) == 2 and all(n["status"] == "ok" for n in nodes)
 
-    wait_for(both_ok, 15, "both nodes live and matching")
+    wait_until(both_ok, 15, "both nodes live and matching")
     nodes = {n["port"]: n for n in status(one, token)}
     assert set(nodes) == {one.port, two.port}
     assert sum(n["leader"] for n in nodes.values()) == 1
@@ -494,7 +498,7 @@ def test_nodes_report_the_cluster_and_its_mismatches(nodeset: NodeSet, tmp_path:
     ws = RawWS.connect(two.port, token=token)
     try:
         hello_of(ws)
-        wait_for(
+        wait_until(
             lambda: (
                 {n["port"]: n["websocket_connections"] for n in status(one, token)}
                 == {one.port: 0, two.port: 1}
@@ -516,7 +520,7 @@ def test_nodes_report_the_cluster_and_its_mismatches(nodeset: NodeSet, tmp_path:
         nodes = {n["port"]: n for n in status(one, token)}
         return len(nodes) == 3 and nodes[odd.port]["status"] == "mismatch"
 
-    wait_for(odd_flagged, 15, "the third node flagged as a mismatch")
+    wait_until(odd_flagged, 15, "the third node flagged as a mismatch")
     flagged = {n["port"]: n for n in status(odd, token)}[odd.port]
     assert flagged["reasons"] == [
         f"config_hash {flagged['config_hash']} differs from "
@@ -530,9 +534,9 @@ def test_nodes_report_the_cluster_and_its_mismatches(nodeset: NodeSet, tmp_path:
 
     # A clean stop removes the node's row; a killed node goes stale.
     assert odd.stop() == 0
-    wait_for(lambda: len(status(one, token)) == 2, 15, "the stopped node to leave")
+    wait_until(lambda: len(status(one, token)) == 2, 15, "the stopped node to leave")
     two.stop(signal.SIGKILL)
-    wait_for(
+    wait_until(
         lambda: (
             {n["port"]: n["status"] for n in status(one, token)}
             == {one.port: "ok", two.port: "stale"}
@@ -547,10 +551,10 @@ def test_shared_file_directory_is_ready(nodeset: NodeSet, tmp_path: Path) -> Non
     one = nodeset.start(shared)
     two = nodeset.start(shared)
     token = admin_token(one)
-    wait_for(lambda: len(status(one, token)) == 2, 15, "two live nodes")
+    wait_until(lambda: len(status(one, token)) == 2, 15, "two live nodes")
     # Let both check each other's markers past the grace period (two heartbeats) and then some.
     beats = {n["port"]: n["last_heartbeat"] for n in status(one, token)}
-    wait_for(
+    wait_until(
         lambda: all(
             n["last_heartbeat"] > beats[n["port"]] + 4 * HEARTBEAT * 1000
             for n in status(one, token)
@@ -577,7 +581,7 @@ def test_unshared_file_directories_make_both_nodes_not_ready(
         code, body = ping(node)
         return code == 500 and any("not shared" in p for p in body.get("problems", []))
 
-    wait_for(lambda: all(not_ready(n) for n in nodes.values()), 15, "both nodes not ready")
+    wait_until(lambda: all(not_ready(n) for n in nodes.values()), 15, "both nodes not ready")
     for port, node in nodes.items():
         other = next(p for p in nodes if p != port)
         code, body = ping(node)
@@ -655,7 +659,7 @@ def test_generated_nginx_config_fronts_the_nodes(nodeset: NodeSet, tmp_path: Pat
         )
     proxy = Nginx(proc=proc, port=port, base=base)
     try:
-        wait_for(lambda: port_open(port), 15, "nginx")
+        wait_until(lambda: port_open(port), 15, "nginx")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v4/system/ping", timeout=5) as r:
             assert r.status == 200
 
@@ -664,7 +668,7 @@ def test_generated_nginx_config_fronts_the_nodes(nodeset: NodeSet, tmp_path: Pat
         try:
             hosts = {hello_of(ws)["data"]["server_hostname"] for ws in sockets}
             assert len(hosts) == 2, hosts
-            wait_for(
+            wait_until(
                 lambda: sum(n["websocket_connections"] for n in status(one, token)) == 2,
                 15,
                 "both proxied websockets counted",

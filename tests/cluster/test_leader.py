@@ -29,8 +29,8 @@ from hubbub.config import LoadedConfig
 from hubbub.store.db import Database
 from hubbub.store.migrate import migrate
 from hubbub.store.tables import leases, systems
-from tests.conftest import fresh_postgres_database
-from tests.support.postgres import PostgresInstance
+from tests.support.postgres import PostgresInstance, fresh_postgres_database
+from tests.support.wait import GiveUp, wait_until_async
 
 LEASE = 15.0
 RENEW = 5.0
@@ -191,7 +191,7 @@ async def test_the_renewal_loop_runs_duties_with_the_token(
     await a.start()
     await b.start()
     try:
-        await wait_async(lambda: len(seen) >= 3, 5, "three rounds of leader duties")
+        await wait_until_async(lambda: len(seen) >= 3, 5, "three rounds of leader duties")
         assert {name for name, _ in seen} == {"node-a"}
         assert {token for _, token in seen} == {1}
         assert changes == [("node-a", True, 1)]
@@ -199,21 +199,13 @@ async def test_the_renewal_loop_runs_duties_with_the_token(
 
         # A clean stop releases the lease: B takes over on its next round, with token 2.
         await a.stop()
-        await wait_async(b.is_leader, 5, "node-b to take over")
+        await wait_until_async(b.is_leader, 5, "node-b to take over")
         assert b.fencing_token() == 2
-        await wait_async(lambda: ("node-b", 2) in seen, 5, "node-b's duty")
+        await wait_until_async(lambda: ("node-b", 2) in seen, 5, "node-b's duty")
         assert changes[-1] == ("node-b", True, 2)
     finally:
         await a.stop()
         await b.stop()
-
-
-async def wait_async(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 # A real pause: a leader in another process, stopped with SIGSTOP.
@@ -327,7 +319,7 @@ async def test_a_paused_leader_process_is_fenced_after_the_takeover(
     try:
         assert not other.is_leader()
         leader_process.proc.send_signal(signal.SIGSTOP)
-        await wait_async(other.is_leader, 15, "the other node to take over the paused lease")
+        await wait_until_async(other.is_leader, 15, "the other node to take over the paused lease")
         new_token = other.fencing_token()
         assert new_token is not None and new_token > old_token
 
@@ -373,11 +365,12 @@ async def test_takeover_waits_for_fenced_work_to_commit(postgres: PostgresInstan
                     )
                 return bool(count)
 
-            deadline = time.monotonic() + 10
-            while not await waiting_on_lock():
-                assert not takeover.done(), "the takeover did not wait for the fenced work"
-                assert time.monotonic() < deadline, "the takeover never blocked on the lease row"
-                await asyncio.sleep(0.01)
+            async def takeover_blocked() -> bool:
+                if takeover.done():
+                    raise GiveUp("the takeover did not wait for the fenced work")
+                return await waiting_on_lock()
+
+            await wait_until_async(takeover_blocked, 10, "the takeover to block on the lease row")
             await conn.execute(systems.insert().values(name="fenced-work", value=str(token)))
         assert await asyncio.wait_for(takeover, 10) is True
         assert b.fencing_token() == token + 1

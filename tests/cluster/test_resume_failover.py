@@ -17,11 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cluster.conftest import Message, Stream
-from tests.realtime.conftest import Account, Org, Rest, WSClosed, post_id_of, wait_until
-from tests.realtime.test_real_clients import NodeClient
+from tests.support.clients import NodeClient
 from tests.support.cluster import Cluster, ClusterNode
 from tests.support.postgres import PostgresInstance
+from tests.support.rest import Account, Org, Rest
+from tests.support.stream import Message, Stream
+from tests.support.wait import wait_until
+from tests.support.ws import WSClosed, post_id_of
 
 MISSED = 6
 

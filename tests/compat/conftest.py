@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import gc
-import warnings
 from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import fresh_postgres_database
+from tests.support.postgres import fresh_postgres_database
 from tests.support.server import ServerProcess, start_server
 
 # What a real deployment that serves bots turns on.
@@ -31,13 +29,7 @@ def hubbub_server(
         instance = request.getfixturevalue("postgres")
         env["MM_SQLSETTINGS_DRIVERNAME"] = "postgres"
         env["MM_SQLSETTINGS_DATASOURCE"] = fresh_postgres_database(instance)
-    with warnings.catch_warnings():
-        # start_server drops its handle on the log file without closing it (the child keeps its
-        # own descriptor); a reference cycle through wait_for's last error keeps it until a
-        # collection, which then warns at a random later test. Collect it here. Reported.
-        warnings.simplefilter("ignore", ResourceWarning)
-        server = start_server(workdir, env)
-        gc.collect()
+    server = start_server(workdir, env)
     try:
         yield server
     finally:

@@ -16,7 +16,8 @@ from hubbub.cluster.connections import (
     MemoryConnectionRegistry,
 )
 from hubbub.cluster.redis_connections import RedisConnectionRegistry
-from tests.support.redis import RedisInstance, start_redis, wait_until
+from tests.support.redis import RedisInstance, start_redis
+from tests.support.wait import wait_until_async
 
 Factory = Callable[..., Awaitable[ConnectionRegistry]]
 
@@ -182,7 +183,7 @@ async def test_detached_record_expires_after_retention_a_live_one_stays(
     async def expired() -> bool:
         return await registry.get("c1") is None
 
-    await wait_until(expired, what="the detached record expired")
+    await wait_until_async(expired, what="the detached record expired")
     live = await registry.get("c2")
     assert live is not None and live.live
     assert await registry.live_connections("u1") == 1
@@ -217,7 +218,7 @@ async def test_heartbeat_keeps_live_connections_counted(nodes: RedisNodes) -> No
         return await a.live_connections("u2") == 0
 
     # By the time an unrefreshed entry has run out, a refreshed one would have too.
-    await wait_until(silent_expired, what="the unrefreshed entry expired")
+    await wait_until_async(silent_expired, what="the unrefreshed entry expired")
     assert await a.live_connections("u1") == 1
     assert await a.connected_users() == {"u1"}
 
@@ -232,7 +233,7 @@ async def test_a_dead_nodes_connections_expire_but_stay_resumable(nodes: RedisNo
     async def gone() -> bool:
         return await b.live_connections("u1") == 0 and await b.connected_users() == set()
 
-    await wait_until(gone, what="the dead node's entries expired")
+    await wait_until_async(gone, what="the dead node's entries expired")
     rec = await b.get("c1")
     assert rec is not None and not rec.live and list(rec.checkpoints) == [Checkpoint(0, 7)]
     await b.open(rec)
@@ -264,6 +265,6 @@ async def test_presence_survives_a_redis_restart(
     async def present_again() -> bool:
         return await a.live_connections("u1") == 1
 
-    await wait_until(present_again, what="the heartbeat restored presence")
+    await wait_until_async(present_again, what="the heartbeat restored presence")
     assert await a.connected_users() == {"u1"}
     assert await a.get("c1") is None  # the resume record itself was lost with the data

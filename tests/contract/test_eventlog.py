@@ -15,7 +15,8 @@ from redis.asyncio import Redis
 
 from hubbub.cluster.eventlog import Delivery, EventLog, EventMeta, LogEntry, MemoryEventLog
 from hubbub.cluster.redis_eventlog import RedisEventLog
-from tests.support.redis import RedisInstance, redis_server_binary, start_redis, wait_until
+from tests.support.redis import RedisInstance, redis_server_binary, start_redis
+from tests.support.wait import wait_until_async
 
 Factory = Callable[..., Awaitable[EventLog]]
 
@@ -137,7 +138,7 @@ async def test_subscribers_hear_every_append_in_order(make_log: Factory) -> None
     log.subscribe(collect(heard))
     await log.append(["a", "b"], b"x", META)
     await log.append(["b"], b"y", META)
-    await wait_until(lambda: len(heard) >= 3, what="three entries heard")
+    await wait_until_async(lambda: len(heard) >= 3, what="three entries heard")
     assert [(e.user_id, e.pos, e.payload) for e in heard] == [
         ("a", 1, b"x"),
         ("b", 1, b"x"),
@@ -166,7 +167,7 @@ async def test_append_is_idempotent_by_event_id(make_log: Factory) -> None:
     await log.append(["a", "b"], b"once", META, event_id="ev1")
     await log.append(["a", "b"], b"once", META, event_id="ev1")
     await log.append(["a"], b"next", META, event_id="ev2")
-    await wait_until(lambda: any(e.payload == b"next" for e in heard), what="the later event")
+    await wait_until_async(lambda: any(e.payload == b"next" for e in heard), what="the later event")
     assert [(e.user_id, e.pos, e.payload) for e in heard] == [
         ("a", 1, b"once"),
         ("b", 1, b"once"),
@@ -182,7 +183,7 @@ async def test_meta_and_creation_time_round_trip(make_log: Factory) -> None:
     meta = EventMeta("typing", ephemeral=True, connection_id="c1", omit_connection_id="c2")
     await log.append(["a"], b'{"e":"typing"}', meta)
     page = await log.read("a", 0)
-    await wait_until(lambda: len(heard) == 1, what="the entry heard")
+    await wait_until_async(lambda: len(heard) == 1, what="the entry heard")
     for entry in (page.entries[0], heard[0]):
         assert entry.meta == meta
         assert entry.created > 1_600_000_000
@@ -206,7 +207,7 @@ async def test_old_entries_beyond_min_events_are_dropped(make_log: Factory) -> N
         await log.append(["a"], str(appended).encode(), META)
         return (await log.read("a", 0)).truncated
 
-    await wait_until(trimmed, what="old entries trimmed")
+    await wait_until_async(trimmed, what="old entries trimmed")
     page = await log.read("a", 0)
     assert page.truncated and page.upto == appended
     assert [e.pos for e in page.entries][-3:] == [appended - 2, appended - 1, appended]
@@ -235,7 +236,7 @@ async def test_two_nodes_hear_every_append_in_the_same_order(nodes: RedisNodes) 
     await a.append(["u1"], b"3", META)
     expected = [("u1", 1, b"1"), ("u2", 1, b"1"), ("u2", 2, b"2"), ("u1", 2, b"3")]
     for heard in (heard_a, heard_b):
-        await wait_until(lambda h=heard: len(h) >= 4, what="four entries")  # type: ignore[misc]
+        await wait_until_async(lambda h=heard: len(h) >= 4, what="four entries")  # type: ignore[misc]
         assert [(e.user_id, e.pos, e.payload) for e in heard] == expected
 
 
@@ -247,7 +248,9 @@ async def test_retried_append_on_another_node_is_not_duplicated(nodes: RedisNode
     await a.append(["u1"], b"post", META, event_id="outbox-1")
     await b.append(["u1"], b"post", META, event_id="outbox-1")
     await b.append(["u1"], b"later", META, event_id="outbox-2")
-    await wait_until(lambda: any(e.payload == b"later" for e in heard), what="the later event")
+    await wait_until_async(
+        lambda: any(e.payload == b"later" for e in heard), what="the later event"
+    )
     assert [(e.pos, e.payload) for e in heard] == [(1, b"post"), (2, b"later")]
 
 
@@ -268,7 +271,7 @@ async def test_concurrent_appends_keep_positions_gap_free(nodes: RedisNodes) -> 
         assert [e.pos for e in page.entries] == list(range(1, 401))
         assert {e.payload for e in page.entries} == expected_payloads
     for entries in heard.values():
-        await wait_until(lambda es=entries: len(es) >= 800, what="800 entries")  # type: ignore[misc]
+        await wait_until_async(lambda es=entries: len(es) >= 800, what="800 entries")  # type: ignore[misc]
         assert len(entries) == 800
         for user in ("u1", "u2"):
             assert [e.pos for e in entries if e.user_id == user] == list(range(1, 401))
@@ -281,7 +284,7 @@ async def test_payload_is_binary_safe(nodes: RedisNodes) -> None:
     log.subscribe(collect(heard))
     payload = b'{"m":"line\\nbreak"}\n\xff\x00end'
     await log.append(["u1"], payload, META)
-    await wait_until(lambda: len(heard) == 1, what="the entry")
+    await wait_until_async(lambda: len(heard) == 1, what="the entry")
     assert heard[0].payload == payload
     assert (await log.read("u1", 0)).entries[0].payload == payload
 
@@ -295,7 +298,7 @@ async def test_restart_changes_epoch_and_the_bus_recovers(
     log.on_reset(resets.append)
     log.subscribe(collect(heard))
     await log.append(["u1"], b"before", META)
-    await wait_until(lambda: len(heard) == 1, what="the first entry")
+    await wait_until_async(lambda: len(heard) == 1, what="the first entry")
     old_epoch = log.epoch
 
     redis_server.restart()
@@ -307,12 +310,14 @@ async def test_restart_changes_epoch_and_the_bus_recovers(
         new_epoch = await log.current_epoch()
         return True
 
-    await wait_until(epoch_read, what="Redis back")
+    await wait_until_async(epoch_read, what="Redis back")
     assert new_epoch != old_epoch and log.epoch == new_epoch
-    await wait_until(lambda: log.bus_status().healthy and resets == ["epoch"], what="bus resync")
+    await wait_until_async(
+        lambda: log.bus_status().healthy and resets == ["epoch"], what="bus resync"
+    )
     assert await log.head("u1") == 0  # the data is gone: positions start over
     await log.append(["u1"], b"after", META)
-    await wait_until(lambda: len(heard) == 2, what="an entry after the restart")
+    await wait_until_async(lambda: len(heard) == 2, what="an entry after the restart")
     assert (heard[1].pos, heard[1].payload) == (1, b"after")
     assert log.bus_status().reconnects >= 1
 
@@ -327,9 +332,9 @@ async def test_missed_messages_are_recovered_after_the_subscriber_is_cut(
     await admin.client_kill_filter(_type="pubsub")
     # Published while this node had no subscription: only the feed has it.
     await log.append(["u1"], b"during", META)
-    await wait_until(lambda: len(heard) == 1, what="the missed entry")
+    await wait_until_async(lambda: len(heard) == 1, what="the missed entry")
     await log.append(["u1"], b"after", META)
-    await wait_until(lambda: len(heard) == 2, what="the next entry")
+    await wait_until_async(lambda: len(heard) == 2, what="the next entry")
     assert [(e.pos, e.payload) for e in heard] == [(1, b"during"), (2, b"after")]
     assert log.bus_status().reconnects >= 1 and log.bus_status().resets == 0
 
@@ -343,7 +348,7 @@ async def test_restarted_listener_catches_up_from_the_feed(nodes: RedisNodes) ->
     for i in range(3):
         await b.append(["u1"], str(i).encode(), META)
     await a.start()
-    await wait_until(lambda: len(heard) == 3, what="three caught-up entries")
+    await wait_until_async(lambda: len(heard) == 3, what="three caught-up entries")
     assert [(e.pos, e.payload) for e in heard] == [(1, b"0"), (2, b"1"), (3, b"2")]
 
 
@@ -358,7 +363,7 @@ async def test_gap_beyond_the_feed_is_reported(nodes: RedisNodes) -> None:
     for i in range(20):
         await b.append(["u1"], str(i).encode(), META)
     await a.start()
-    await wait_until(lambda: len(heard) == 5, what="what the feed still holds")
+    await wait_until_async(lambda: len(heard) == 5, what="what the feed still holds")
     assert resets == ["gap"]
     assert [e.pos for e in heard] == [16, 17, 18, 19, 20]
 
@@ -367,14 +372,14 @@ async def test_bus_status_reports_health_and_lag(
     nodes: RedisNodes, redis_server: RedisInstance
 ) -> None:
     log = await nodes.node("p:", probe_interval=0.05, stall_timeout=1.0)
-    await wait_until(
+    await wait_until_async(
         lambda: log.bus_status().healthy and log.bus_status().lag_seconds > 0, what="a probe"
     )
     redis_server.kill()
-    await wait_until(lambda: not log.bus_status().healthy, what="the bus reported down")
+    await wait_until_async(lambda: not log.bus_status().healthy, what="the bus reported down")
     assert log.bus_status().running and log.bus_status().last_error
     redis_server.start_again()
-    await wait_until(lambda: log.bus_status().healthy, what="the bus healthy again")
+    await wait_until_async(lambda: log.bus_status().healthy, what="the bus healthy again")
 
 
 async def test_idle_log_expires_but_positions_continue(nodes: RedisNodes) -> None:
@@ -382,7 +387,7 @@ async def test_idle_log_expires_but_positions_continue(nodes: RedisNodes) -> Non
     for i in range(3):
         await log.append(["u1"], str(i).encode(), META)
     admin = nodes.client()
-    await wait_until(lambda: _gone(admin, "p:log:u1"), what="the idle log expired")
+    await wait_until_async(lambda: _gone(admin, "p:log:u1"), what="the idle log expired")
     page = await log.read("u1", 0)
     assert page.entries == [] and page.truncated and page.upto == 3
     assert not (await log.read("u1", 3)).truncated

@@ -39,7 +39,7 @@ from starlette.routing import Mount, Route
 
 from hubbub.app import Hubbub
 from hubbub.config import load_config
-from tests.conftest import fresh_postgres_database
+from tests.support.postgres import fresh_postgres_database
 from tests.support.server import ServerProcess, start_server
 
 SPEC = Path("/work/shared/mattermost-openapi/openapi.yaml")

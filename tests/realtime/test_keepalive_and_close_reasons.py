@@ -17,20 +17,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.realtime.conftest import (
-    OP_TEXT,
-    PASSWORD,
-    Account,
-    Node,
-    People,
-    RawWS,
-    Rest,
-    hello_of,
-    keepalive_settings,
-    make_people,
-    start_node,
-    wait_until,
-)
+from tests.support.node import Node, keepalive_settings, start_node
+from tests.support.rest import PASSWORD, Account, People, Rest, make_people
+from tests.support.wait import wait_until
+from tests.support.ws import OP_TEXT, RawWS, hello_of
 
 PING = 1.0
 PONG_TIMEOUT = 3.0

@@ -14,19 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.realtime.conftest import (
-    Node,
-    Org,
-    RawWS,
-    Rest,
-    WSClosed,
-    hello_of,
-    keepalive_settings,
-    make_org,
-    read_until_post,
-    start_node,
-)
 from tests.support.nginx import Nginx, start_nginx
+from tests.support.node import Node, keepalive_settings, start_node
+from tests.support.rest import Org, Rest, make_org
+from tests.support.ws import RawWS, WSClosed, hello_of, read_until_post
 
 PROXY_READ_TIMEOUT = 3
 IDLE = 8.0

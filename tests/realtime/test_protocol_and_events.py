@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.realtime.conftest import Node, Org, RawWS, Rest, hello_of, keepalive_settings
+from tests.support.node import Node, keepalive_settings
+from tests.support.rest import Org, Rest
+from tests.support.ws import RawWS, hello_of
 
 ID = re.compile(r"^[a-z0-9]{26}$")
 

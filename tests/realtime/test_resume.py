@@ -10,17 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.realtime.conftest import (
-    Node,
-    Org,
-    RawWS,
-    Rest,
-    hello_of,
-    keepalive_settings,
-    post_id_of,
-    read_until_post,
-    sync,
-)
+from tests.support.node import Node, keepalive_settings
+from tests.support.rest import Org, Rest
+from tests.support.ws import RawWS, hello_of, post_id_of, read_until_post, sync
 
 MISSED = 6
 

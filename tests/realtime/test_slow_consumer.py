@@ -16,18 +16,10 @@ from typing import Any
 
 import pytest
 
-from tests.realtime.conftest import (
-    Node,
-    Org,
-    RawWS,
-    Rest,
-    WSClosed,
-    hello_of,
-    keepalive_settings,
-    post_id_of,
-    read_until_post,
-    wait_until,
-)
+from tests.support.node import Node, keepalive_settings
+from tests.support.rest import Org, Rest
+from tests.support.wait import wait_until
+from tests.support.ws import RawWS, WSClosed, hello_of, post_id_of, read_until_post
 
 PROMPT = 1.0  # seconds from the start of a POST to the event at the fast client
 BIG = 60_000  # characters in a filler post: fills socket buffers in few requests

@@ -8,6 +8,10 @@ named `node<i>` (`ClusterSettings.OverrideHostname`), which is what its `hello` 
 keeps its HTTP and metrics ports across restarts, so nginx's upstream list never changes, and it
 appends every life to one log file, so `close_lines()` sees the closes of all of them.
 
+Ports are picked free just before the nodes start; a node that exits because one of its ports
+was taken in the meantime ("Address already in use") is started again on fresh ones, a few times,
+before nginx is configured with the final list.
+
 `HUBBUB_KEEP_CLUSTER=1` keeps the node logs (`<base>/node<i>/hubbub.log`) after the run.
 
 Fault injection is real: `kill(i)` is SIGKILL, `stop(i)` is SIGTERM (drain, then exit),
@@ -29,7 +33,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -40,12 +43,13 @@ from typing import Any
 
 import orjson
 
-from tests.realtime.conftest import Node
-from tests.support.nginx import Nginx, nginx_bin
-from tests.support.ports import free_port, port_open, wait_for
+from tests.support.nginx import Nginx, launch_nginx
+from tests.support.node import Node
+from tests.support.ports import ATTEMPTS, PortsKeptTaken, PortTaken, free_port, start_on_free_ports
 from tests.support.postgres import PostgresInstance
 from tests.support.redis import RedisInstance, start_redis
-from tests.support.server import ServerProcess
+from tests.support.server import spawn_server
+from tests.support.wait import wait_until
 
 CLUSTER_NGINX_CONFIG = """\
 worker_processes 1;
@@ -99,39 +103,18 @@ http {{
 
 def start_cluster_nginx(upstream_ports: list[int], read_timeout: str = "120s") -> Nginx:
     """nginx on a free port in front of every port of `upstream_ports`."""
-    binary = nginx_bin()
-    base = Path(tempfile.mkdtemp(prefix="hubbub-cluster-nginx-"))
-    base.chmod(0o755)  # the workers run as `nobody` when the tests run as root
-    port = free_port()
     servers = "\n".join(
         f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in upstream_ports
     )
-    conf = base / "nginx.conf"
-    conf.write_text(
-        CLUSTER_NGINX_CONFIG.format(
+
+    def config(base: Path, port: int) -> str:
+        return CLUSTER_NGINX_CONFIG.format(
             base=base, port=port, servers=servers, read_timeout=read_timeout
         )
+
+    return start_on_free_ports(
+        lambda: launch_nginx(config, "hubbub-cluster-nginx-", "the cluster config"), "nginx"
     )
-    args = [binary, "-c", str(conf), "-p", f"{base}/", "-e", str(base / "error.log")]
-    check = subprocess.run([*args, "-t"], capture_output=True, text=True, timeout=30)
-    if check.returncode != 0:
-        shutil.rmtree(base, ignore_errors=True)
-        raise RuntimeError(f"nginx rejected the cluster config:\n{check.stderr}")
-    with (base / "stderr.log").open("wb") as out:
-        proc = subprocess.Popen([*args, "-g", "daemon off;"], stdout=out, stderr=out)
-    server = Nginx(proc=proc, port=port, base=base)
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"nginx exited with {proc.returncode}: {server.error_log()}")
-        return port_open(port)
-
-    try:
-        wait_for(up, 15, f"nginx on port {port}")
-    except Exception:
-        server.stop()
-        raise
-    return server
 
 
 def ping_status(url: str, server_status: bool = False, timeout: float = 2.0) -> tuple[int, Any]:
@@ -165,25 +148,44 @@ class ClusterNode(Node):
     def _spawn(
         self, extra_env: Mapping[str, str] | None = None, module: str = "hubbub.cli.main"
     ) -> None:
-        workdir = self.server.workdir
-        proc = _popen(workdir, {**self.env, **(extra_env or {})}, self.log_path, module)
-        self.server = ServerProcess(
-            proc=proc, port=self.server.port, workdir=workdir, log_path=self.log_path
-        )
+        env = {**self.env, **(extra_env or {})}
+        self.server = spawn_server(self.server.workdir, env, self.log_path, self.port, module)
         self.lives += 1
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        proc = self.server.proc
+        """Waits for a ping answered with 200; raises `PortTaken` (or `ProcessExited`) at
+        once if the node exits first."""
+        server = self.server
 
         def ready() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {proc.returncode}:\n{self.server.log()[-4000:]}"
-                )
+            if server.proc.poll() is not None:
+                raise server.exited(self.name)
             status, _ = ping_status(self.url, timeout=1)
-            return status == 200
+            return status == 200 and server.proc.poll() is None
 
-        wait_for(ready, timeout, f"{self.name} on port {self.port} to answer ping with 200")
+        wait_until(ready, timeout, f"{self.name} on port {self.port} to answer ping with 200")
+
+    def move_to_free_ports(self) -> None:
+        """Starts the node again (it exited) on freshly picked HTTP and metrics ports."""
+        port, self.metrics_port = free_port(), free_port()
+        self.env["MM_SERVICESETTINGS_LISTENADDRESS"] = f"127.0.0.1:{port}"
+        self.env["MM_METRICSSETTINGS_LISTENADDRESS"] = f"127.0.0.1:{self.metrics_port}"
+        self.server.port = port
+        self._spawn()
+
+    def wait_started(self) -> None:
+        """Waits for a node that was just started on picked ports, moving it to other ones
+        when one was taken before it bound it."""
+        clashes: list[PortTaken] = []
+        while True:
+            try:
+                self.wait_ready()
+                return
+            except PortTaken as exc:
+                clashes.append(exc)
+                if len(clashes) >= ATTEMPTS:
+                    raise PortsKeptTaken(self.name, clashes) from exc
+                self.move_to_free_ports()
 
     def start(
         self,
@@ -339,26 +341,6 @@ class Cluster:
             raise errors[0]
 
 
-def _popen(
-    workdir: Path, env: Mapping[str, str], log_path: Path, module: str = "hubbub.cli.main"
-) -> subprocess.Popen[bytes]:
-    full_env = {**os.environ, **env}
-    if module.startswith("tests."):
-        # The node runs in its own directory; the test helpers live beside the tests.
-        root = str(Path(__file__).resolve().parents[2])
-        full_env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (root, full_env.get("PYTHONPATH", "")) if p
-        )
-    with log_path.open("ab") as log_file:
-        return subprocess.Popen(
-            [sys.executable, "-m", module, "serve"],
-            cwd=workdir,
-            env=full_env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-
-
 @contextlib.contextmanager
 def _collect(errors: list[BaseException]) -> Iterator[None]:
     try:
@@ -454,9 +436,8 @@ def start_cluster(
             )
             env.update(settings or {})
             log_path = workdir / "hubbub.log"
-            proc = _popen(workdir, env, log_path)
             node = ClusterNode(
-                server=ServerProcess(proc=proc, port=port, workdir=workdir, log_path=log_path),
+                server=spawn_server(workdir, env, log_path, port),
                 metrics_port=metrics_port,
                 env=env,
                 index=i,
@@ -466,7 +447,7 @@ def start_cluster(
             )
             members.append(node)
         for node in members:
-            node.wait_ready()
+            node.wait_started()
         if with_nginx:
             cluster.nginx = start_cluster_nginx([n.port for n in members])
     except BaseException:

@@ -2,7 +2,8 @@
 
 The config lives in a temporary directory together with the pid file, logs and temp paths.
 nginx runs in the foreground (`daemon off`), so the Popen PID is the master; it is stopped with
-SIGQUIT (graceful: the workers exit with it) and the directory removed.
+SIGQUIT (graceful: the workers exit with it) and the directory removed. When its port was taken
+before it bound it, it is started again, with a fresh directory and port.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.ports import free_port, port_open, wait_for
+from tests.support.ports import exited, free_port, port_open, start_on_free_ports
+from tests.support.wait import wait_until
 
 _CONFIG = """\
 worker_processes 1;
@@ -88,33 +91,46 @@ class Nginx:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def start_nginx(upstream_port: int, read_timeout: str = "60s") -> Nginx:
-    """Starts nginx on a free port in front of `upstream_port` with `proxy_read_timeout`."""
+def launch_nginx(config: Callable[[Path, int], str], prefix: str, what: str) -> Nginx:
+    """One attempt: nginx with `config(base, port)` in a fresh directory, listening on a free
+    port, or stopped and raised (`PortTaken` when that port was taken)."""
     binary = nginx_bin()
-    base = Path(tempfile.mkdtemp(prefix="hubbub-nginx-"))
+    base = Path(tempfile.mkdtemp(prefix=prefix))
     base.chmod(0o755)  # the workers run as `nobody` when the tests run as root
     port = free_port()
     conf = base / "nginx.conf"
-    conf.write_text(
-        _CONFIG.format(base=base, port=port, upstream=upstream_port, read_timeout=read_timeout)
-    )
+    conf.write_text(config(base, port))
     args = [binary, "-c", str(conf), "-p", f"{base}/", "-e", str(base / "error.log")]
     check = subprocess.run([*args, "-t"], capture_output=True, text=True, timeout=30)
     if check.returncode != 0:
         shutil.rmtree(base, ignore_errors=True)
-        raise RuntimeError(f"nginx rejected its test config:\n{check.stderr}")
+        raise RuntimeError(f"nginx rejected {what}:\n{check.stderr}")
     with (base / "stderr.log").open("wb") as out:
         proc = subprocess.Popen([*args, "-g", "daemon off;"], stdout=out, stderr=out)
     server = Nginx(proc=proc, port=port, base=base)
 
     def up() -> bool:
         if proc.poll() is not None:
-            raise RuntimeError(f"nginx exited with {proc.returncode}: {server.error_log()}")
+            stderr = (base / "stderr.log").read_text(errors="replace")
+            raise exited("nginx", proc.returncode, stderr + server.error_log())
         return port_open(port)
 
     try:
-        wait_for(up, 15, f"nginx on port {port}")
-    except Exception:
+        wait_until(up, 15, f"nginx on port {port}")
+    except BaseException:
         server.stop()
         raise
     return server
+
+
+def start_nginx(upstream_port: int, read_timeout: str = "60s") -> Nginx:
+    """Starts nginx on a free port in front of `upstream_port` with `proxy_read_timeout`."""
+
+    def config(base: Path, port: int) -> str:
+        return _CONFIG.format(
+            base=base, port=port, upstream=upstream_port, read_timeout=read_timeout
+        )
+
+    return start_on_free_ports(
+        lambda: launch_nginx(config, "hubbub-nginx-", "its test config"), "nginx"
+    )

@@ -1,12 +1,15 @@
 """A private PostgreSQL instance for tests, from the Debian binaries, on a free port.
 
-It runs as the `postgres` user when the tests run as root (initdb refuses root). Stopped by
-`pg_ctl -m immediate stop` and its directory removed.
+It runs as the `postgres` user when the tests run as root (initdb refuses root). When its port
+was taken before the server bound it, it is started again on another one. Stopped by
+`pg_ctl -m immediate stop` and its directory removed. `fresh_postgres_database` copies the
+migrated template database (made by the `postgres` fixture in tests/conftest.py) for one test.
 """
 
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import shutil
 import subprocess
@@ -14,7 +17,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.ports import free_port
+from tests.support.ports import exited, free_port, start_on_free_ports
+
+_db_counter = itertools.count()
 
 
 def pg_bin() -> Path:
@@ -86,19 +91,33 @@ class PostgresInstance:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
+def fresh_postgres_database(instance: PostgresInstance) -> str:
+    """A new database copied from `hubbub_template`; returns its URL."""
+    name = f"t{os.getpid()}_{next(_db_counter)}"
+    instance.psql(f"CREATE DATABASE {name} TEMPLATE hubbub_template")
+    return instance.url_for(name)
+
+
 def start_postgres() -> PostgresInstance:
     bindir = pg_bin()
     base = Path(tempfile.mkdtemp(prefix="hubbub-pg-"))
+    try:
+        _initdb(bindir, base)
+        return start_on_free_ports(lambda: _start_on_a_free_port(bindir, base), "PostgreSQL")
+    except BaseException:
+        shutil.rmtree(base, ignore_errors=True)
+        raise
+
+
+def _initdb(bindir: Path, base: Path) -> None:
     if os.geteuid() == 0:
         shutil.chown(base, "postgres", "postgres")
-    port = free_port()
-    data = base / "data"
     subprocess.run(
         _as_postgres(
             [
                 str(bindir / "initdb"),
                 "-D",
-                str(data),
+                str(base / "data"),
                 "-U",
                 "postgres",
                 "--auth=trust",
@@ -112,28 +131,39 @@ def start_postgres() -> PostgresInstance:
         capture_output=True,
         timeout=120,
     )
-    with (data / "postgresql.conf").open("a") as conf:
+    with (base / "data" / "postgresql.conf").open("a") as conf:
         conf.write(
-            f"\nlisten_addresses='127.0.0.1'\nport={port}\nunix_socket_directories='{base}'\n"
+            f"\nlisten_addresses='127.0.0.1'\nunix_socket_directories='{base}'\n"
             "fsync=off\nfull_page_writes=off\nsynchronous_commit=off\nmax_connections=200\n"
             "wal_level=replica\nmax_wal_senders=4\nhot_standby=on\n"
         )
-    subprocess.run(
+
+
+def _start_on_a_free_port(bindir: Path, base: Path) -> PostgresInstance:
+    port = free_port()
+    with (base / "data" / "postgresql.conf").open("a") as conf:
+        conf.write(f"port={port}\n")  # the last setting of a name wins
+    log_path = base / "server.log"
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    started = subprocess.run(
         _as_postgres(
             [
                 str(bindir / "pg_ctl"),
                 "-D",
-                str(data),
+                str(base / "data"),
                 "-l",
-                str(base / "server.log"),
+                str(log_path),
                 "-w",
                 "-t",
                 "60",
                 "start",
             ]
         ),
-        check=True,
         capture_output=True,
+        text=True,
         timeout=90,
     )
+    if started.returncode != 0:
+        log = log_path.read_bytes()[offset:].decode(errors="replace") if log_path.exists() else ""
+        raise exited("PostgreSQL", started.returncode, started.stdout + started.stderr + log)
     return PostgresInstance(base=base, port=port, bindir=bindir)

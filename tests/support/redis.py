@@ -1,4 +1,5 @@
-"""A private Redis for tests, from the Debian `redis-server` binary, on a free loopback port.
+"""A private Redis for tests, from the Debian `redis-server` binary, on a free loopback port
+(another one if that was taken before Redis bound it).
 
 No persistence (`--save '' --appendonly no`), so `restart()` is a Redis that lost its data.
 Stopped by PID; its scratch directory is removed.
@@ -6,22 +7,20 @@ Stopped by PID; its scratch directory is removed.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from redis.asyncio import Redis
 
 from hubbub.cluster.redis_eventlog import redis_client
-from tests.support.ports import free_port, wait_for
+from tests.support.ports import exited, free_port, start_on_free_ports
+from tests.support.wait import wait_until
 
 MISSING = (
     "redis-server not found (looked on PATH and in /usr/bin); install the Debian package "
@@ -60,7 +59,9 @@ class RedisInstance:
         return redis_client(self.url)
 
     def _launch(self) -> None:
-        log = (self.base / "redis.log").open("ab")
+        log_path = self.base / "redis.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        log = log_path.open("ab")
         try:
             self.proc = subprocess.Popen(
                 [
@@ -88,12 +89,12 @@ class RedisInstance:
 
         def ready() -> bool:
             if proc.poll() is not None:
-                output = (self.base / "redis.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"redis-server exited with {proc.returncode}:\n{output}")
+                output = log_path.read_bytes()[offset:].decode(errors="replace")
+                raise exited("redis-server", proc.returncode, output)
             return _answers_ping(self.port)
 
         try:
-            wait_for(ready, timeout=10, what=f"redis-server on port {self.port}")
+            wait_until(ready, 10, f"redis-server on port {self.port}")
         except BaseException:
             self._terminate()
             raise
@@ -130,37 +131,16 @@ class RedisInstance:
 
 def start_redis() -> RedisInstance:
     binary = redis_server_binary()
-    instance = RedisInstance(
-        port=free_port(), base=Path(tempfile.mkdtemp(prefix="hubbub-redis-")), binary=binary
-    )
-    try:
-        instance._launch()
-    except BaseException:
-        shutil.rmtree(instance.base, ignore_errors=True)
-        raise
-    return instance
 
-
-async def wait_until(
-    check: Callable[[], bool | Awaitable[bool]],
-    timeout: float = 10.0,
-    what: str = "condition",
-    interval: float = 0.01,
-) -> None:
-    """Polls `check` (sync or async) until it is true; fails naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
+    def attempt() -> RedisInstance:
+        instance = RedisInstance(
+            port=free_port(), base=Path(tempfile.mkdtemp(prefix="hubbub-redis-")), binary=binary
+        )
         try:
-            result = check()
-            if not isinstance(result, bool):
-                result = await result
-            if result:
-                return
-        except Exception as exc:  # the service may be restarting
-            last_error = exc
-        if time.monotonic() >= deadline:
-            raise TimeoutError(
-                f"timed out after {timeout}s waiting for {what} (last error: {last_error})"
-            )
-        await asyncio.sleep(interval)
+            instance._launch()
+        except BaseException:
+            shutil.rmtree(instance.base, ignore_errors=True)
+            raise
+        return instance
+
+    return start_on_free_ports(attempt, "redis-server")

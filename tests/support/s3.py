@@ -1,4 +1,5 @@
-"""A private S3-compatible server for tests: moto's `moto_server` on a free loopback port.
+"""A private S3-compatible server for tests: moto's `moto_server` on a free loopback port (another
+one if that was taken before moto bound it).
 
 moto keeps everything in memory, so `restart()` (or `kill()` then `start_again()`) is a new, empty
 server on the same port; the buckets this helper created are created again, empty. Stopped by
@@ -22,7 +23,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from tests.support.ports import free_port, wait_for
+from tests.support.ports import exited, free_port, start_on_free_ports
+from tests.support.wait import wait_until
 
 ACCESS_KEY_ID = "hubbub-test-key"
 SECRET_ACCESS_KEY = "hubbub-test-secret"
@@ -117,7 +119,9 @@ class MotoServer:
         }
 
     def _launch(self) -> None:
-        log = (self.base / "moto.log").open("ab")
+        log_path = self.base / "moto.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        log = log_path.open("ab")
         try:
             self.proc = subprocess.Popen(
                 [self.binary, "-H", "127.0.0.1", "-p", str(self.port)],
@@ -131,13 +135,12 @@ class MotoServer:
 
         def ready() -> bool:
             if proc.poll() is not None:
-                raise RuntimeError(
-                    f"moto_server exited with {proc.returncode}:\n{self.log()[-2000:]}"
-                )
+                output = log_path.read_bytes()[offset:].decode(errors="replace")
+                raise exited("moto_server", proc.returncode, output)
             return _answers(self.endpoint)
 
         try:
-            wait_for(ready, timeout=20, what=f"moto_server on port {self.port}")
+            wait_until(ready, 20, f"moto_server on port {self.port}")
             for bucket in self.buckets:
                 self.admin.create_bucket(Bucket=bucket)
         except BaseException:
@@ -188,12 +191,16 @@ class MotoServer:
 
 def start_moto() -> MotoServer:
     binary = moto_server_binary()
-    server = MotoServer(
-        port=free_port(), base=Path(tempfile.mkdtemp(prefix="hubbub-moto-")), binary=binary
-    )
-    try:
-        server._launch()
-    except BaseException:
-        server.stop()
-        raise
-    return server
+
+    def attempt() -> MotoServer:
+        server = MotoServer(
+            port=free_port(), base=Path(tempfile.mkdtemp(prefix="hubbub-moto-")), binary=binary
+        )
+        try:
+            server._launch()
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    return start_on_free_ports(attempt, "moto_server")

@@ -18,15 +18,13 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from tests.support.ports import free_port
-
 T = TypeVar("T")
 
 
 class TCPProxy:
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
         self.target = (target_host, target_port)
-        self.port = free_port()
+        self.port = 0  # bound by start(): the kernel picks it, so no other process can race
         self.accepted = 0  # connections forwarded to the target since start
         self.refused = 0  # connections reset while cut
         self._refusing = False
@@ -78,7 +76,8 @@ class TCPProxy:
     # Inside the proxy's loop
 
     async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
 
     async def _stop(self) -> None:
         await self._cut()

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.config import load_config
 from hubbub.store.db import Database, after_commit
+from tests.support.wait import wait_until_async
 
 
 @pytest.fixture
@@ -170,8 +171,5 @@ async def test_wal_is_checkpointed_in_the_background_once_started(
     size = main_file.stat().st_size
     assert size < 100_000, "the writes reached the database file without a checkpoint"
     await db.start()
-    deadline = asyncio.get_running_loop().time() + 10
-    while main_file.stat().st_size <= size:
-        assert asyncio.get_running_loop().time() < deadline, "no checkpoint within 10 s"
-        await asyncio.sleep(0.05)
+    await wait_until_async(lambda: main_file.stat().st_size > size, 10, "a checkpoint")
     assert main_file.stat().st_size >= 160_000

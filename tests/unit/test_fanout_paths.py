@@ -22,7 +22,7 @@ from hubbub.cluster.eventlog import Delivery, EventMeta, MemoryEventLog
 from hubbub.realtime.protocol import CloseReason, ConnState, reply
 from hubbub.realtime.session import ConnLimits, WebConn
 from hubbub.realtime.transport import FrameLink, _Flag, _Inbox
-from tests.unit.test_hub_resume import Rig, Socket, settle
+from tests.support.hubrig import Rig, Socket, settle
 
 
 def cps(*pairs: tuple[int, int]) -> list[Checkpoint]:

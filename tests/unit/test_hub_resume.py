@@ -2,120 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
-import orjson
-
 from hubbub.cluster.bus import MemoryBus
-from hubbub.cluster.connections import MemoryConnectionRegistry
-from hubbub.cluster.eventlog import EventMeta, MemoryEventLog
-from hubbub.observability.metrics import Metrics
-from hubbub.realtime.hub import CHECKPOINT_INTERVAL, Hub
-from hubbub.realtime.protocol import CloseReason, encode_event_body
-from hubbub.realtime.session import ConnInfo, ConnLimits, WebConn
-
-
-class Socket:
-    """A FrameLink stand-in that collects frames; after `block_after` frames it pauses like a
-    transport whose peer stopped reading, until `gate` is set."""
-
-    def __init__(self, block_after: int | None = None) -> None:
-        self.frames: list[dict[str, Any]] = []
-        self.closed_with: int | None = None
-        self.block_after = block_after
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.last_frame_at = 0.0
-        self.got_close_frame = False
-        self.close_frame_code: int | None = None
-        self.aborted = False
-        self.pings = 0
-
-    # The ASGI side: only the close goes through it.
-    async def send(self, message: dict[str, Any]) -> None:
-        assert message["type"] == "websocket.close", message
-        await self.gate.wait()
-        self.closed_with = message["code"]
-
-    # The FrameLink side.
-    def can_write(self) -> bool:
-        return self.gate.is_set() and not self.closed()
-
-    def closed(self) -> bool:
-        return self.closed_with is not None or self.aborted
-
-    async def wait_writable(self) -> None:
-        await self.gate.wait()
-
-    def write_text(self, payload: bytes) -> None:
-        assert self.can_write(), "wrote to a paused or closed socket"
-        self.frames.append(orjson.loads(payload))
-        if self.block_after is not None and len(self.frames) >= self.block_after:
-            self.gate.clear()
-            self.block_after = None
-
-    def send_close(self, code: int) -> None:
-        self.closed_with = code
-
-    def send_ping(self) -> None:
-        self.pings += 1
-
-    def abort(self) -> None:
-        self.aborted = True
-
-    def events(self) -> list[dict[str, Any]]:
-        return [f for f in self.frames if "seq" in f]
-
-
-class Rig:
-    def __init__(
-        self,
-        registry: MemoryConnectionRegistry | None = None,
-        checkpoint_interval: float = CHECKPOINT_INTERVAL,
-    ) -> None:
-        self.log = MemoryEventLog()
-        self.registry = registry or MemoryConnectionRegistry()
-        self.metrics = Metrics()
-        self.hub = Hub(self.log, self.registry, self.metrics, MemoryBus(), checkpoint_interval)
-
-    def conn(self, socket: Socket, limits: ConnLimits | None = None) -> WebConn:
-        async def closed(conn: WebConn, reason: CloseReason) -> None:
-            self.hub.remove(conn)
-            if reason is not CloseReason.REPLACED:
-                await self.registry.detach(conn.connection_id)
-
-        conn = WebConn(
-            socket.send,
-            socket,  # type: ignore[arg-type]
-            limits or ConnLimits(),
-            self.registry,
-            self.metrics,
-            ConnInfo("127.0.0.1:1", "", "test", "node"),
-            "9.11.0",
-            closed,
-        )
-        conn.authenticate("u1", "token")
-        return conn
-
-    async def post(self, n: int, ephemeral: bool = False, user: str = "u1") -> None:
-        name = "typing" if ephemeral else "posted"
-        body = encode_event_body(name, {"n": n}, {"channel_id": "c"})
-        await self.log.append([user], body, EventMeta(name, ephemeral=ephemeral))
-
-    def count(self, kind: str) -> float:
-        value = self.metrics.registry.get_sample_value(
-            "mattermost_websocket_reconnects_total", {"type": kind}
-        )
-        return value or 0.0
-
-
-async def settle(check: Any, timeout: float = 2.0) -> None:
-    async def loop() -> None:
-        while not check():
-            await asyncio.sleep(0.001)
-
-    await asyncio.wait_for(loop(), timeout)
+from hubbub.cluster.eventlog import MemoryEventLog
+from hubbub.realtime.hub import Hub
+from hubbub.realtime.protocol import CloseReason
+from hubbub.realtime.session import ConnLimits
+from tests.support.hubrig import Rig, Socket, settle
 
 
 async def test_fresh_connection_gets_hello_then_gap_free_events() -> None:

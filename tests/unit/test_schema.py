@@ -18,7 +18,7 @@ from hubbub.config import load_config
 from hubbub.store.db import Database
 from hubbub.store.migrate import head_revision, migrate
 from hubbub.store.tables import metadata
-from tests.conftest import fresh_postgres_database
+from tests.support.postgres import fresh_postgres_database
 
 
 def _include_object(

@@ -22,7 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.realtime.conftest import PASSWORD, Node, Rest, make_people, start_node
+from tests.support.node import Node, start_node
+from tests.support.rest import PASSWORD, Rest, make_people
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 
