@@ -3,7 +3,6 @@ their type (the sender's too), and a message a node does not understand is dropp
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -13,6 +12,7 @@ import pytest
 from hubbub.cluster.bus import BusMessage, ClusterBus, MemoryBus, RedisBus, decode_message
 from hubbub.cluster.redis_eventlog import redis_client
 from tests.support.redis import RedisInstance, start_redis
+from tests.support.wait import wait_until_async
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ async def buses(
     pair = (RedisBus(clients[0], "t:bus", "n1"), RedisBus(clients[1], "t:bus", "n2"))
     for b in pair:
         await b.start()
-        await asyncio.wait_for(b.connected.wait(), 5)
+        await wait_until_async(b.connected.is_set, 5, "the bus subscribed")
     try:
         yield pair
     finally:
@@ -57,14 +57,6 @@ async def buses(
             await b.stop()
         for c in clients:
             await c.aclose()
-
-
-async def _until(cond: object, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():  # type: ignore[operator]
-        assert loop.time() < deadline, "the message did not arrive in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_typed_messages_reach_every_subscriber_of_their_type(
@@ -89,7 +81,9 @@ async def test_typed_messages_reach_every_subscriber_of_their_type(
         sender.subscribe(Ping, here)
     receiver.subscribe(Other, other)
     await sender.publish(Ping("hi", ["a", "b"]))
-    await _until(lambda: got_there and (sender is receiver or got_here))
+    await wait_until_async(
+        lambda: got_there and (sender is receiver or got_here), 5, "the message on both nodes"
+    )
     assert got_there == [Ping("hi", ["a", "b"])]
     assert isinstance(got_there[0], Ping)
     assert others == []
@@ -110,7 +104,7 @@ async def test_a_failing_handler_does_not_stop_the_others(
     receiver.subscribe(Other, broken)
     receiver.subscribe(Other, fine)
     await sender.publish(Other(7))
-    await _until(lambda: got)
+    await wait_until_async(lambda: got, 5, "the message past the failing handler")
     assert got == [Other(7)]
 
 
