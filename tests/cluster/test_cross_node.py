@@ -51,6 +51,14 @@ COVERED = {
     "memberrole_updated",
     "status_change",
     "ephemeral_message",
+    # test_app_state_events_cross_nodes
+    "preferences_changed",
+    "preferences_deleted",
+    "sidebar_category_created",
+    "sidebar_category_updated",
+    "sidebar_category_order_updated",
+    "sidebar_category_deleted",
+    "role_updated",
 }
 
 LATENCY_POSTS = 200
@@ -290,6 +298,85 @@ def test_new_user_crosses_nodes(cluster: Cluster, rests: list[Rest], org: Org) -
         bob_b.expect_event("new_user", 3, user_id=user.id)
     finally:
         bob_b.close()
+
+
+def test_app_state_events_cross_nodes(cluster: Cluster, rests: list[Rest], org: Org) -> None:
+    """What the official apps keep in sync between a user's devices (preferences, sidebar
+    categories) reaches the user's device on another node and nobody else's; a role patch
+    reaches everyone everywhere."""
+    a = rests[0]
+    alice_b = Stream.open(cluster[1], org.alice, label="alice's phone on B")
+    alice_c = Stream.open(cluster[2], org.alice, label="alice's laptop on C")
+    bob_c = Stream.open(cluster[2], org.bob)
+    streams = (alice_b, alice_c, bob_c)
+    base = f"/users/{org.alice.id}/teams/{org.team['id']}/channels/categories"
+    a.call("GET", base, org.alice.token)
+    role = a.call("GET", "/roles/name/team_post_all_public", org.admin.token)
+    try:
+        for st in streams:
+            st.hello()
+        pref = {
+            "user_id": org.alice.id,
+            "category": "display_settings",
+            "name": "use_military_time",
+            "value": "true",
+        }
+        a.call("PUT", "/users/me/preferences", org.alice.token, [pref])
+        a.call("POST", "/users/me/preferences/delete", org.alice.token, [pref])
+        body = {
+            "user_id": org.alice.id,
+            "team_id": org.team["id"],
+            "display_name": "Later",
+            "channel_ids": [org.public["id"]],
+        }
+        created = a.call("POST", base, org.alice.token, body)
+        a.call("PUT", f"{base}/{created['id']}", org.alice.token, {**created, "collapsed": True})
+        order = a.call("GET", f"{base}/order", org.alice.token)
+        a.call("PUT", f"{base}/order", org.alice.token, list(reversed(order)))
+        a.call("DELETE", f"{base}/{created['id']}", org.alice.token)
+        a.call("PUT", f"/roles/{role['id']}/patch", org.admin.token, {"permissions": []})
+        for device in (alice_b, alice_c):
+            device.expect(
+                lambda m: (
+                    m.get("event") == "preferences_changed"
+                    and json.loads(m["data"]["preferences"]) == [pref]
+                ),
+                5,
+                "preferences_changed",
+            )
+            device.expect_event("preferences_deleted")
+            device.expect_event("sidebar_category_created", category_id=created["id"])
+            device.expect_event("sidebar_category_updated")
+            device.expect_event("sidebar_category_order_updated")
+            device.expect_event("sidebar_category_deleted", category_id=created["id"])
+        for st in streams:
+            st.expect(
+                lambda m: (
+                    m.get("event") == "role_updated"
+                    and json.loads(m["data"]["role"])["id"] == role["id"]
+                ),
+                5,
+                "role_updated",
+            )
+        # Bob's stream has everything up to the role patch, which came last: none of it was his.
+        private = {e.get("event") for e in bob_c.events()}
+        assert not private & {
+            "preferences_changed",
+            "preferences_deleted",
+            "sidebar_category_created",
+            "sidebar_category_updated",
+            "sidebar_category_order_updated",
+            "sidebar_category_deleted",
+        }
+    finally:
+        a.call(
+            "PUT",
+            f"/roles/{role['id']}/patch",
+            org.admin.token,
+            {"permissions": role["permissions"]},
+        )
+        for st in streams:
+            st.close()
 
 
 # Latency
