@@ -140,7 +140,6 @@ class StreamState:
         "_held",
         "_last_pos",
         "_must_record",
-        "close_code",
         "close_reason",
         "queue_size",
         "seq",
@@ -156,7 +155,6 @@ class StreamState:
         self.seq = 0  # the next event's seq
         self.silenced = False  # a resumed connection took over: nothing more is sent
         self.close_reason: CloseReason | None = None  # set by a server-side close
-        self.close_code: int | None = None
         self._last_pos = 0  # the newest log position numbered, skipped or attached past
         self._held: list[HeldEvent] | None = None
         self._cp_seq = -1
@@ -321,8 +319,7 @@ class StreamState:
             return None
         self._set_state(ConnState.CLOSING)
         self.close_reason = reason
-        self.close_code = code or close_code(reason)
-        return self.close_code
+        return code or close_code(reason)
 
     def finish(self) -> bool:
         """The connection is gone; False when it already was (its bookkeeping is done)."""
