@@ -1,8 +1,12 @@
-"""The one client-facing error type, rendered as Mattermost's AppError body in one place."""
+"""The one client-facing error type, rendered as Mattermost's AppError body in one place
+(`render_body`, pure: the websocket protocol uses it too; the HTTP response around it, with the
+session cookie rule, is `hubbub.api.errors.render_error`)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
 
 
 class AppError(Exception):
@@ -31,6 +35,12 @@ class AppError(Exception):
             "request_id": request_id,
             "status_code": self.status_code,
         }
+
+
+def render_body(error: AppError, request_id: str = "", developer: bool = False) -> bytes:
+    """The JSON body of `error`, as clients get it over HTTP and inside websocket replies; the
+    detailed error only in developer mode (`ServiceSettings.EnableDeveloper`)."""
+    return orjson.dumps(error.to_body(request_id, developer))
 
 
 def bad_param(name: str, where: str = "api.context.invalid_param") -> AppError:

@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.node import Node, keepalive_settings
 from tests.support.rest import Org, Rest
+from tests.support.wait import wait_until
 from tests.support.ws import RawWS, hello_of, post_id_of, read_until_post, sync
 
 MISSED = 6
@@ -143,6 +144,15 @@ def test_resume_takes_over_a_socket_the_server_thinks_is_alive(
     lossless_before = _reconnects(live_node, "lossless")
     old = live_node.connect(org.carol)
     connection_id = hello_of(old)["data"]["connection_id"]
+    # The socket puts carol online after its hello; that status_change must reach it before the
+    # sync marker (a write after the status one), or it arrives after `frames_before` is taken.
+    wait_until(
+        lambda: (
+            rest.call("GET", f"/users/{org.carol.id}/status", org.carol.token)["status"] == "online"
+        ),
+        10,
+        "carol to show online",
+    )
     next_seq = sync(old, rest, org.admin, org.public["id"]) + 1
     frames_before = old.frames_after_open
 

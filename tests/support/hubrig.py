@@ -52,12 +52,14 @@ class Socket:
     async def wait_writable(self) -> None:
         await self.gate.wait()
 
-    def write_text(self, payload: bytes) -> None:
-        assert self.can_write(), "wrote to a paused or closed socket"
+    def write_text(self, payload: bytes) -> bool:
+        if not self.can_write():
+            return False  # as FrameLink: nothing is written to a paused or closed socket
         self.frames.append(orjson.loads(payload))
         if self.block_after is not None and len(self.frames) >= self.block_after:
             self.gate.clear()
             self.block_after = None
+        return True
 
     def send_close(self, code: int) -> None:
         self.closed_with = code

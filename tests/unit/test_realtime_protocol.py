@@ -1,4 +1,5 @@
-"""The sans-I/O websocket protocol: parsing, stamping, replies, states and close classification."""
+"""The sans-I/O websocket protocol: parsing, stamping, replies and close classification (the
+connection's states are tested in test_connstate.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,7 @@ from hubbub.errors import AppError
 from hubbub.realtime.protocol import (
     ClientRequest,
     CloseReason,
-    ConnState,
     FrameError,
-    IllegalTransition,
-    check_transition,
     classify_peer_close,
     encode_event_body,
     error_reply,
@@ -76,15 +74,6 @@ def test_hello_shape() -> None:
     assert hello["event"] == "hello" and hello["seq"] == 0
     assert hello["data"]["connection_id"] == "c" * 26
     assert hello["broadcast"]["user_id"] == "u" * 26
-
-
-def test_state_transitions() -> None:
-    check_transition(ConnState.AWAITING_AUTH, ConnState.OPEN)
-    check_transition(ConnState.OPEN, ConnState.CLOSING)
-    with pytest.raises(IllegalTransition, match="from closed to open"):
-        check_transition(ConnState.CLOSED, ConnState.OPEN)
-    with pytest.raises(IllegalTransition):
-        check_transition(ConnState.OPEN, ConnState.AWAITING_AUTH)
 
 
 @pytest.mark.parametrize(

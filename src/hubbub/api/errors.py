@@ -1,27 +1,84 @@
-"""Exception handlers: every failure leaves as an AppError body with exactly application/json."""
+"""Every AppError leaves the HTTP API here: Mattermost's AppError body (`render_body`) with
+exactly `application/json`, and the session cookie cleared where Mattermost clears it.
+
+`render_error` builds the response once; the exception handlers (`make_handlers`), the API
+middleware (errors raised before a response started) and the websocket endpoint (refused
+upgrades) all send what it returns.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope, Send
 
-from hubbub.api.http import JSONResponse
-from hubbub.errors import AppError
+from hubbub.api.http import JSON_TYPE
+from hubbub.errors import AppError, render_body
 
 log = logging.getLogger("hubbub.api")
+
+# Go writes Mattermost's `MaxAge: -1` as `Max-Age=0`.
+CLEAR_SESSION_COOKIE = b"MMAUTHTOKEN=; Max-Age=0; Path=/; HttpOnly"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedError:
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+def clears_session_cookie(error: AppError, scope: Scope) -> bool:
+    """Mattermost clears the session cookie when a route that needs a session gets a token,
+    from the cookie or a header, that it does not accept (`web/handlers.go`): here, when the
+    error is the request's own authentication error (`scope["hubbub.auth_error"]`, which
+    `require_session` raises). Not for a request without a token, nor for a 401 of any other
+    cause (wrong password at login, a refused permanent delete), nor for routes that merely
+    accept a session."""
+    return error.status_code == 401 and error is scope.get("hubbub.auth_error")
+
+
+def render_error(error: AppError, scope: Scope, developer: bool) -> RenderedError:
+    body = render_body(error, scope.get("hubbub.request_id", ""), developer)
+    headers = [
+        (b"content-type", JSON_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if clears_session_cookie(error, scope):
+        headers.append((b"set-cookie", CLEAR_SESSION_COOKIE))
+    return RenderedError(error.status_code, headers, body)
+
+
+def error_response(error: AppError, scope: Scope, developer: bool) -> Response:
+    rendered = render_error(error, scope, developer)
+    response = Response(rendered.body, rendered.status)
+    response.raw_headers = list(rendered.headers)
+    return response
+
+
+async def send_error(
+    send: Send,
+    rendered: RenderedError,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+    *,
+    websocket: bool = False,
+) -> None:
+    """Sends a rendered error on a raw ASGI channel; `websocket`: as the refusal of an upgrade
+    (the ASGI websocket denial response)."""
+    kind = "websocket.http" if websocket else "http"
+    headers = rendered.headers + (extra_headers or [])
+    await send({"type": f"{kind}.response.start", "status": rendered.status, "headers": headers})
+    await send({"type": f"{kind}.response.body", "body": rendered.body})
 
 
 def make_handlers(developer: bool) -> dict[type[Exception] | int, object]:
     def render(request: Request, error: AppError) -> Response:
-        body = error.to_body(request.scope.get("hubbub.request_id", ""), developer)
-        headers = {}
-        if error.status_code == 401 and request.cookies.get("MMAUTHTOKEN"):
-            headers["set-cookie"] = "MMAUTHTOKEN=; Max-Age=0; Path=/; HttpOnly"
-        return JSONResponse(body, error.status_code, headers)
+        return error_response(error, request.scope, developer)
 
     async def app_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AppError)

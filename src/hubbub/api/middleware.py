@@ -1,19 +1,18 @@
 """The ASGI layer every API request passes: request id, common headers, body limit, session,
-and rendering of every error as an AppError body.
+and the AppError answer (`hubbub.api.errors.render_error`) for what fails before a response
+started.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from typing import Any
 
-import orjson
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hubbub.api.auth import resolve_session
-from hubbub.api.http import JSON_TYPE
+from hubbub.api.errors import render_error, send_error
 from hubbub.errors import AppError
 from hubbub.ids import new_id
 from hubbub.services.auth import AuthService
@@ -81,7 +80,7 @@ class APIMiddleware:
         if "\x00" in path or b"%00" in scope.get("query_string", b""):
             await self._send_error(
                 send,
-                request_id,
+                scope,
                 AppError(
                     "api.context.invalid_url_param.app_error",
                     "NUL characters are not allowed in URLs.",
@@ -91,7 +90,7 @@ class APIMiddleware:
             return
         declared = conn.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._send_error(send, request_id, _TooLarge(limit, upload))
+            await self._send_error(send, scope, _TooLarge(limit, upload))
             return
 
         started = False
@@ -124,13 +123,13 @@ class APIMiddleware:
             await self.app(scope, limited_receive, send_with_headers)
         except AppError as exc:
             if not started:
-                await self._send_error(send, request_id, exc)
+                await self._send_error(send, scope, exc)
         except Exception as exc:
             if not started:  # otherwise the exception handler already answered and logged it
                 log.exception("unhandled error on %s %s", scope["method"], path)
                 await self._send_error(
                     send,
-                    request_id,
+                    scope,
                     AppError(
                         "api.context.server_error.app_error",
                         "An internal server error occurred.",
@@ -139,19 +138,13 @@ class APIMiddleware:
                     ),
                 )
 
-    async def _send_error(self, send: Send, request_id: str, error: AppError) -> None:
-        body = orjson.dumps(error.to_body(request_id, self.developer))
-        headers: list[tuple[bytes, bytes]] = [
-            (b"content-type", JSON_TYPE.encode()),
-            (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", request_id.encode()),
-            (b"x-version-id", self.version_id.encode()),
-        ]
-        if error.status_code == 401:
-            headers.append((b"set-cookie", b"MMAUTHTOKEN=; Max-Age=0; Path=/; HttpOnly"))
-        await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-
-def error_body(error: AppError, request_id: str, developer: bool) -> dict[str, Any]:
-    return error.to_body(request_id, developer)
+    async def _send_error(self, send: Send, scope: Scope, error: AppError) -> None:
+        rendered = render_error(error, scope, self.developer)
+        await send_error(
+            send,
+            rendered,
+            [
+                (b"x-request-id", scope["hubbub.request_id"].encode()),
+                (b"x-version-id", self.version_id.encode()),
+            ],
+        )

@@ -1,7 +1,9 @@
 """`GET /api/v4/websocket`: authentication, the action router, presence and the close log.
 
-The protocol itself lives in `hubbub.realtime.protocol` (no I/O); the per-connection queues and
-keep-alive in `hubbub.realtime.session`; delivery and resume in `hubbub.realtime.hub`.
+The protocol itself lives in `hubbub.realtime.protocol` (no I/O); each connection's state
+(numbering, hold and release, overflow policy, checkpoints) in `hubbub.realtime.connstate` (no
+I/O); its queues, keep-alive and close in `hubbub.realtime.session`; delivery and resume in
+`hubbub.realtime.hub`. Refused upgrades are rendered by `hubbub.api.errors`.
 """
 
 from __future__ import annotations
@@ -16,17 +18,18 @@ from starlette.types import Receive, Scope, Send
 
 from hubbub import MATTERMOST_VERSION
 from hubbub.api.auth import resolve_session
+from hubbub.api.errors import render_error, send_error
 from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.errors import AppError
 from hubbub.ids import is_valid_id, now_ms
 from hubbub.observability.metrics import Metrics
+from hubbub.realtime.connstate import ConnState
 from hubbub.realtime.hub import Hub
 from hubbub.realtime.presence import Presence
 from hubbub.realtime.protocol import (
     VALID_CLIENT_CODES,
     ClientRequest,
     CloseReason,
-    ConnState,
     FrameError,
     classify_peer_close,
     error_reply,
@@ -73,14 +76,14 @@ class WebSocketEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
-            await _plain_error(send, 400, "api.web_socket.connect.upgrade.app_error")
+            await _plain_error(scope, send, 400, "api.web_socket.connect.upgrade.app_error")
             return
         message = await receive()
         if message["type"] != "websocket.connect":
             return
         if self.is_draining():
             # Refuse rather than accept and hang: the client retries elsewhere at once.
-            await _deny(send, 503, "api.web_socket.connect.draining.app_error")
+            await _deny(scope, send, 503, "api.web_socket.connect.draining.app_error")
             return
         opened = await self._open(scope, send)
         if opened is not None:
@@ -113,7 +116,7 @@ class WebSocketEndpoint:
         link = scope.get("extensions", {}).get("hubbub.frames")
         if link is None:
             # Served by a server without hubbub's websocket protocol (see hubbub.server).
-            await _deny(send, 500, "api.web_socket.connect.upgrade.app_error")
+            await _deny(scope, send, 500, "api.web_socket.connect.upgrade.app_error")
             return None
         conn = WebConn(
             send,
@@ -360,45 +363,12 @@ def _int_or_none(raw: str | None) -> int | None:
         return None
 
 
-async def _deny(send: Send, status: int, error_id: str) -> None:
-    import orjson
-
-    body = orjson.dumps(
-        {
-            "id": error_id,
-            "message": "The server is not accepting websockets.",
-            "detailed_error": "",
-            "request_id": "",
-            "status_code": status,
-        }
-    )
-    await send(
-        {
-            "type": "websocket.http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json")],
-        }
-    )
-    await send({"type": "websocket.http.response.body", "body": body})
+async def _deny(scope: Scope, send: Send, status: int, error_id: str) -> None:
+    """Refuses the upgrade with an HTTP answer (the ASGI websocket denial response)."""
+    error = AppError(error_id, "The server is not accepting websockets.", status)
+    await send_error(send, render_error(error, scope, developer=False), websocket=True)
 
 
-async def _plain_error(send: Send, status: int, error_id: str) -> None:
-    import orjson
-
-    body = orjson.dumps(
-        {
-            "id": error_id,
-            "message": "Websocket upgrade required.",
-            "detailed_error": "",
-            "request_id": "",
-            "status_code": status,
-        }
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json")],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _plain_error(scope: Scope, send: Send, status: int, error_id: str) -> None:
+    error = AppError(error_id, "Websocket upgrade required.", status)
+    await send_error(send, render_error(error, scope, developer=False))

@@ -273,7 +273,7 @@ class Hub(Component):
 
     async def _attach_fresh(self, conn: WebConn, failed: bool) -> AttachResult:
         conn.connection_id = new_id()
-        conn.begin(seq=0, holding=True)
+        conn.begin(seq=0)
         self._add(conn)
         head = await self.eventlog.head(conn.user_id)
         conn.send_hello()
@@ -293,7 +293,7 @@ class Hub(Component):
         if cp is None:
             return None
         conn.connection_id = record.connection_id
-        conn.begin(seq=sequence_number, holding=True)
+        conn.begin(seq=sequence_number)
         self._add(conn)
         seq = cp.seq
         pos = cp.pos

@@ -13,35 +13,9 @@ from typing import Any
 
 import orjson
 
-from hubbub.errors import AppError
+from hubbub.errors import AppError, render_body
 
 MAX_FRAME_BYTES = 8 * 1024 * 64  # Mattermost reads 8 KiB; allow larger client actions
-
-
-class ConnState(enum.Enum):
-    AWAITING_AUTH = "awaiting_auth"
-    OPEN = "open"
-    CLOSING = "closing"
-    CLOSED = "closed"
-
-
-_ALLOWED = {
-    ConnState.AWAITING_AUTH: {ConnState.OPEN, ConnState.CLOSING, ConnState.CLOSED},
-    ConnState.OPEN: {ConnState.CLOSING, ConnState.CLOSED},
-    ConnState.CLOSING: {ConnState.CLOSED},
-    ConnState.CLOSED: set(),
-}
-
-
-class IllegalTransition(RuntimeError):
-    pass
-
-
-def check_transition(current: ConnState, new: ConnState) -> None:
-    if new not in _ALLOWED[current]:
-        raise IllegalTransition(
-            f"websocket connection cannot go from {current.value} to {new.value}"
-        )
 
 
 class FrameError(Exception):
@@ -126,7 +100,10 @@ def reply(seq_reply: int, data: dict[str, Any] | None = None) -> bytes:
 
 
 def error_reply(error: AppError, request_id: str = "") -> bytes:
-    frame: dict[str, Any] = {"status": "FAIL", "error": error.to_body(request_id)}
+    frame: dict[str, Any] = {
+        "status": "FAIL",
+        "error": orjson.Fragment(render_body(error, request_id)),
+    }
     seq_reply = error.params.get("seq_reply")
     if seq_reply:
         frame["seq_reply"] = seq_reply

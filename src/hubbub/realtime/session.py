@@ -1,4 +1,6 @@
-"""One websocket connection: a bounded send queue, a writer task, keep-alive and the close log.
+"""One websocket connection's I/O: a bounded send queue, a writer task, keep-alive, the close
+handshake and the close log. What to send and when to close is decided by its `StreamState`
+(`realtime/connstate.py`, no I/O).
 
 Events are stamped with the connection's next `seq` when they are queued, so the queue never
 reorders them; replies (`seq_reply`) go through a separate queue that is written first, so a
@@ -22,43 +24,18 @@ from hubbub.cluster.connections import Checkpoint, ConnectionRegistry
 from hubbub.cluster.eventlog import EventMeta, LogEntry
 from hubbub.ids import new_id
 from hubbub.observability.metrics import Metrics
-from hubbub.realtime.protocol import (
-    CLOSE_AUTH_FAILED,
-    CLOSE_NORMAL,
-    CLOSE_PROTOCOL_ERROR,
-    CLOSE_READ_TIMEOUT,
-    CLOSE_REPLACED,
-    CLOSE_SERVICE_RESTART,
-    CLOSE_TRY_AGAIN,
-    CloseReason,
-    ConnState,
-    check_transition,
-    event_prefix,
-    hello_body,
-    stamp,
-)
+from hubbub.realtime.connstate import ConnState, Refusal, StreamState
+from hubbub.realtime.protocol import CloseReason, hello_body
 from hubbub.realtime.transport import FrameLink
 
 log = logging.getLogger("hubbub.realtime")
-
-_CLOSE_CODES = {
-    CloseReason.SLOW_CONSUMER: CLOSE_TRY_AGAIN,
-    CloseReason.SERVER_DRAIN: CLOSE_SERVICE_RESTART,
-    CloseReason.AUTH_FAILED: CLOSE_AUTH_FAILED,
-    CloseReason.PROTOCOL_ERROR: CLOSE_PROTOCOL_ERROR,
-    CloseReason.READ_TIMEOUT: CLOSE_READ_TIMEOUT,
-    CloseReason.REPLACED: CLOSE_REPLACED,
-    CloseReason.SESSION_REVOKED: CLOSE_AUTH_FAILED,
-    CloseReason.WRITE_TIMEOUT: CLOSE_TRY_AGAIN,
-    CloseReason.RESYNC: CLOSE_TRY_AGAIN,
-    CloseReason.BACKEND_ERROR: CLOSE_TRY_AGAIN,
-}
 
 CHECKPOINT_TIMEOUT = 2.0  # seconds a checkpoint may take before the writer moves on
 
 # Closes for a peer that stopped reading: they must not wait on the paused transport.
 _STALLED = {CloseReason.SLOW_CONSUMER, CloseReason.WRITE_TIMEOUT}
-_OPEN = ConnState.OPEN
+_DROPPED = Refusal.DROPPED
+_OVERFLOW = Refusal.OVERFLOW
 
 
 @dataclass(frozen=True)
@@ -83,37 +60,27 @@ class ConnInfo:
 
 
 class WebConn:
-    """One websocket. Frames are written straight to the transport while it accepts them, as
+    """One websocket: the I/O around its `StreamState` (`realtime/connstate.py`), which numbers
+    events, holds them while attaching, applies the overflow policy and keeps the resume
+    checkpoints.
+
+    Frames are written straight to the transport while it accepts them, as
     `websockets.broadcast()` does; only while it is paused (the peer is not reading) do they
     wait in a bounded queue, drained by a writer task that exists just for that time. An idle
     connection therefore holds no task, no event and no queue.
 
-    The resume state is two integers: the `seq` of the newest event and its log position. The
-    hub records it in the connection registry about once a second (`take_checkpoints`) and when
-    the socket closes; a checkpoint taken right after a dropped event is kept apart, because it
-    must be recorded (the seq/position correspondence changes there).
+    The hub records the checkpoints in the connection registry about once a second
+    (`take_checkpoints`) and the connection does when the socket closes.
     """
 
     __slots__ = (
         "__weakref__",
-        "_checkpoint_failing",
-        "_close_code",
-        "_close_reason",
         "_closing_task",
-        "_cp_pos",
-        "_cp_recorded",
-        "_cp_seq",
         "_events",
-        "_held",
-        "_holding",
-        "_last_pos",
-        "_must_record",
         "_on_closed",
         "_paused_since",
         "_replies",
         "_send",
-        "_seq",
-        "_silenced",
         "_timer",
         "_writer",
         "active_channel",
@@ -127,7 +94,7 @@ class WebConn:
         "registry",
         "server_version",
         "session_token",
-        "state",
+        "stream",
         "user_id",
     )
 
@@ -150,30 +117,16 @@ class WebConn:
         self.info = info
         self.server_version = server_version
         self._on_closed = on_closed
-        self.state = ConnState.AWAITING_AUTH
+        self.stream = StreamState(limits.queue_size, limits.slow_threshold)
         self.instance_id = new_id()  # this socket, as opposed to the resumable connection id
         self.user_id = ""
         self.session_token = ""
         self.connection_id = ""
         self.opened_at = time.monotonic()
         self.active_channel = ""
-        self._seq = 0
-        self._last_pos = 0
-        self._holding = False
-        self._held: list[tuple[int, bytes, EventMeta]] | None = None
         # Frames waiting for a paused transport (created on first use, dropped when drained).
         self._events: deque[bytes] | None = None
         self._replies: deque[bytes] | None = None
-        # Resume state: the newest (seq, pos), what was last recorded, and checkpoints taken
-        # right after a dropped event, which a later one must not replace.
-        self._cp_seq = -1
-        self._cp_pos = 0
-        self._cp_recorded = (-1, 0)
-        self._must_record: list[tuple[int, int]] | None = None
-        self._checkpoint_failing = False
-        self._silenced = False
-        self._close_reason: CloseReason | None = None
-        self._close_code: int | None = None
         self._writer: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closing_task: asyncio.Task[None] | None = None
@@ -181,119 +134,67 @@ class WebConn:
 
     # State
 
-    def _set_state(self, new: ConnState) -> None:
-        check_transition(self.state, new)
-        self.state = new
+    @property
+    def state(self) -> ConnState:
+        return self.stream.state
 
     @property
     def close_reason(self) -> CloseReason | None:
-        return self._close_reason
+        return self.stream.close_reason
 
     def authenticate(self, user_id: str, token: str) -> None:
         self.user_id = user_id
         self.session_token = token
 
-    def begin(self, seq: int, holding: bool) -> None:
-        """Opens the stream at `seq`; while holding, live events wait for `release`."""
-        if self.state is ConnState.AWAITING_AUTH:
-            self._set_state(ConnState.OPEN)
-        self._seq = seq
-        self._holding = holding
+    def begin(self, seq: int) -> None:
+        """The hub starts attaching: the stream continues at `seq`; live events are held."""
+        self.stream.begin(seq)
 
     def release(self, after_pos: int) -> None:
-        self._last_pos = max(self._last_pos, after_pos)
-        self._holding = False
-        held, self._held = self._held, None
-        for pos, prefix, meta in held or ():
-            self.offer(pos, prefix, meta)
+        """The hub attached past log position `after_pos`: held events newer than that go out."""
+        for held in self.stream.release(after_pos):
+            self.offer(held.pos, held.prefix, held.meta)
 
     # Sending
 
     def send_hello(self) -> None:
         body = hello_body(self.connection_id, self.user_id, self.server_version, self.info.node)
-        self._write(stamp(body, self._seq), reply=False)
-        self._seq += 1
+        frame = self.stream.hello(body)
+        if frame is not None:
+            self._write(frame, reply=False)
 
     def send_reply(self, frame: bytes) -> None:
-        if self.state in (ConnState.CLOSING, ConnState.CLOSED) or self._silenced:
-            return
-        self._write(frame, reply=True)
+        if self.stream.may_reply():
+            self._write(frame, reply=True)
 
     def replay(self, entries: list[LogEntry]) -> int:
-        """Sends missed events; typing and status events are best effort and stale by now, so
-        they are skipped. Returns how many were sent."""
-        sent = 0
-        for entry in entries:
-            if entry.meta.ephemeral:
-                self._skip(entry.pos)
-            else:
-                self._emit(entry.pos, event_prefix(entry.payload))
-                sent += 1
-        return sent
+        """Sends missed events (stale typing and status events are skipped); returns how many
+        were sent."""
+        frames = self.stream.replay(entries)
+        for frame in frames:
+            self._write(frame, reply=False)
+        return len(frames)
 
     def offer(self, pos: int, prefix: bytes, meta: EventMeta) -> bool:
         """Sends a live event at log position `pos` (`prefix` from `event_prefix`); the hub calls
         this for each connection of each recipient. True when it was sent or queued.
 
-        The hot path of fan-out: `_emit` and `_write` are inlined here."""
-        if self._holding:
-            if self._held is None:
-                self._held = []
-            self._held.append((pos, prefix, meta))
-            return False
-        if pos <= self._last_pos or self.state is not _OPEN or self._silenced:
-            return False
+        The hot path of fan-out: `_write` is inlined here."""
         events = self._events
-        if events:
-            backlog = len(events)
-            if backlog >= self.limits.slow_threshold and meta.ephemeral:
-                self.metrics.dropped.labels(meta.event).inc()
-                self._skip(pos)
-                return False
-            if backlog >= self.limits.queue_size:
-                self.close_soon(CloseReason.SLOW_CONSUMER)
-                return False
-        seq = self._seq
-        self._seq = seq + 1
-        self._cp_seq = seq
-        self._cp_pos = self._last_pos = pos
-        link = self.link
-        if self._writer is None and link.can_write():
-            link.write_text(prefix + b"%d}" % seq)
-        else:
-            self._queue(prefix + b"%d}" % seq, reply=False)
-        return True
-
-    def _skip(self, pos: int) -> None:
-        """An event of this connection that gets no seq (dropped, or stale in a replay). A
-        resume walks the log from a checkpoint giving each matching event the next seq, so a
-        skip needs a checkpoint right after it, one that must be recorded."""
-        if pos > self._last_pos:
-            self._last_pos = pos
-        cp = (self._seq - 1, pos)
-        self._cp_seq, self._cp_pos = cp
-        must = self._must_record
-        if must is None:
-            self._must_record = [cp]
-        elif must[-1][0] == cp[0]:
-            must[-1] = cp  # consecutive skips: the newest position says it all
-        else:
-            must.append(cp)
-
-    def _emit(self, pos: int, prefix: bytes) -> None:
-        seq = self._seq
-        self._seq = seq + 1
-        self._cp_seq = seq
-        self._cp_pos = pos
-        if pos > self._last_pos:
-            self._last_pos = pos
-        self._write(prefix + b"%d}" % seq, reply=False)
+        frame = self.stream.offer(pos, prefix, meta, len(events) if events else 0)
+        if frame:
+            if self._writer is not None or not self.link.write_text(frame):
+                self._queue(frame, reply=False)
+            return True
+        if frame is _DROPPED:
+            self.metrics.dropped.labels(meta.event).inc()
+        elif frame is _OVERFLOW:
+            self.close_soon(CloseReason.SLOW_CONSUMER)
+        return False
 
     def _write(self, frame: bytes, reply: bool) -> None:
-        link = self.link
-        if self._writer is None and link.can_write():
-            link.write_text(frame)
-        else:
+        """Writes at once unless frames wait for the transport (or it cannot take one now)."""
+        if self._writer is not None or not self.link.write_text(frame):
             self._queue(frame, reply)
 
     def _queue(self, frame: bytes, reply: bool) -> None:
@@ -312,9 +213,10 @@ class WebConn:
     async def _write_loop(self) -> None:
         """Drains the queues while the transport lets it; runs only while frames wait."""
         link = self.link
+        stream = self.stream
         loop = asyncio.get_running_loop()
         try:
-            while not self._silenced:
+            while not stream.silenced:
                 replies, events = self._replies, self._events
                 queue = replies if replies else events
                 if not queue:
@@ -352,32 +254,21 @@ class WebConn:
     def take_checkpoints(self) -> list[Checkpoint]:
         """Checkpoints not recorded yet, oldest first; the caller records them (and calls
         `checkpoints_failed` with them if that fails)."""
-        out = [Checkpoint(s, p) for s, p in self._must_record or ()]
-        self._must_record = None
-        latest = (self._cp_seq, self._cp_pos)
-        if latest[0] >= 0 and latest != self._cp_recorded:
-            if not out or (out[-1].seq, out[-1].pos) != latest:
-                out.append(Checkpoint(*latest))
-            self._cp_recorded = latest
-        return out
+        return self.stream.take_checkpoints()
 
     def checkpoints_failed(self, checkpoints: list[Checkpoint], exc: BaseException) -> None:
         """Puts checkpoints that could not be recorded back, to be retried with the next ones.
         Meanwhile a resume on another node walks from an older checkpoint: exact unless a skip
         happened since; if this socket closes first, the hub keeps them (`Hub._keep_orphans`)
         and refuses to resume it here until they are recorded."""
-        if not self._checkpoint_failing:
+        if self.stream.checkpoints_failed(checkpoints):
             log.warning(
                 "could not record a websocket checkpoint; retrying",
                 extra={"connection_id": self.connection_id, "error": repr(exc)},
             )
-        self._checkpoint_failing = True
-        # Not truncated: a resume walking from an older checkpoint needs every checkpoint taken
-        # after a skip; the list grows only by skips while the registry is failing.
-        self._must_record = [(cp.seq, cp.pos) for cp in checkpoints] + list(self._must_record or ())
 
     def checkpoints_recorded(self) -> None:
-        self._checkpoint_failing = False
+        self.stream.checkpoints_recorded()
 
     async def flush_checkpoints(self) -> None:
         checkpoints = self.take_checkpoints()
@@ -403,7 +294,7 @@ class WebConn:
         self._timer = loop.call_later(self.limits.ping_interval, self._keepalive)
 
     def _keepalive(self) -> None:
-        if self.state in (ConnState.CLOSING, ConnState.CLOSED):
+        if self.stream.ending:
             return
         loop = asyncio.get_running_loop()
         silent_for = loop.time() - self.link.last_frame_at
@@ -418,7 +309,7 @@ class WebConn:
         loop = asyncio.get_running_loop()
 
         def expire() -> None:
-            if self.state is ConnState.AWAITING_AUTH:
+            if self.stream.state is ConnState.AWAITING_AUTH:
                 self.close_soon(CloseReason.AUTH_FAILED)
 
         self._timer = loop.call_later(self.limits.auth_timeout, expire)
@@ -430,23 +321,21 @@ class WebConn:
 
     def silence(self) -> None:
         """Stops all writing at once (a resumed connection is taking this one over)."""
-        self._silenced = True
+        self.stream.silence()
         self._events = None
         self._replies = None
         if self._writer is not None:
             self._writer.cancel()
 
     def close_soon(self, reason: CloseReason) -> None:
-        if self._closing_task is None and self.state not in (ConnState.CLOSING, ConnState.CLOSED):
+        if self._closing_task is None and not self.stream.ending:
             self._closing_task = asyncio.get_running_loop().create_task(self.close(reason))
 
     async def close(self, reason: CloseReason, code: int | None = None) -> None:
         """Closes from the server side with the code for `reason`."""
-        if self.state in (ConnState.CLOSING, ConnState.CLOSED):
+        code = self.stream.close(reason, code)
+        if code is None:
             return
-        self._set_state(ConnState.CLOSING)
-        self._close_reason = reason
-        self._close_code = code or _CLOSE_CODES.get(reason, CLOSE_NORMAL)
         if reason is CloseReason.REPLACED:
             self.silence()
             self.link.abort()
@@ -456,24 +345,21 @@ class WebConn:
             # already buffered, write nothing more, and drop the connection if the peer has not
             # read up to it within the write timeout.
             self.silence()
-            self.link.send_close(self._close_code)
+            self.link.send_close(code)
             asyncio.get_running_loop().call_later(self.limits.write_timeout, self.link.abort)
         else:
             # Frames still queued for a paused transport go first: uvicorn's close waits for
             # the transport too, and the writer, waiting longer, is woken first.
             with contextlib.suppress(Exception):
-                await self._send({"type": "websocket.close", "code": self._close_code})
+                await self._send({"type": "websocket.close", "code": code})
             if reason is CloseReason.READ_TIMEOUT:
                 self.link.abort()
-        await self.finish(reason, self._close_code)
+        await self.finish(reason, code)
 
     async def finish(self, reason: CloseReason, code: int) -> None:
         """Final bookkeeping, exactly once per connection."""
-        if self.state is ConnState.CLOSED:
+        if not self.stream.finish():
             return
-        if self.state is not ConnState.CLOSING:
-            self._set_state(ConnState.CLOSING)
-        self._set_state(ConnState.CLOSED)
         if self._timer is not None:
             self._timer.cancel()
         if self._writer is not None and not self._writer.done():
@@ -493,7 +379,7 @@ class WebConn:
             "remote": self.info.remote,
             "forwarded_for": self.info.forwarded_for,
             "user_agent": self.info.user_agent,
-            "seq": self._seq,
+            "seq": self.stream.seq,
         }
         if self.info.client_reported_code is not None:
             fields["client_reported_code"] = self.info.client_reported_code

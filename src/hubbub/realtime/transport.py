@@ -9,8 +9,9 @@ framing objects) for every event. This subclass of uvicorn's sans-I/O websocket 
 `FrameLink.write_text` frames the payload itself: a server frame is unmasked and hubbub
 negotiates no extension (`ws_per_message_deflate=False`), so a text frame is a 2-, 4- or 10-byte
 header and the payload, exactly what websockets would produce. It writes to the transport at
-once, as `websockets.broadcast()` does; a caller first checks `can_write()`, which is false while
-the transport is paused for flow control (the peer stopped reading) or once a close was sent.
+once, as `websockets.broadcast()` does, and answers False instead (the caller keeps the frame)
+while the transport is paused for flow control (the peer stopped reading) or once a close was
+sent (`can_write()`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ from websockets.protocol import Protocol
 _HEADER_16 = struct.Struct("!BBH")
 _HEADER_64 = struct.Struct("!BBQ")
 _FIN_TEXT = 0x81
+# Headers of text frames shorter than this, built once (~200 KiB): packing a header costs more
+# than the rest of a write, and most events are a few hundred bytes.
+_TABLE_SIZE = 4096
+_TEXT_HEADERS = [bytes((_FIN_TEXT, n)) for n in range(126)] + [
+    _HEADER_16.pack(_FIN_TEXT, 126, n) for n in range(126, _TABLE_SIZE)
+]
 
 
 class FrameLink:
@@ -83,8 +90,9 @@ class FrameLink:
 
     def can_write(self) -> bool:
         """True when a frame written now goes out in order: open, not paused, no close sent.
-        (Called once per delivery: plain attributes only. uvicorn closes the transport only
-        after a close frame, and an abort is followed by `connection_lost`.)"""
+        (Plain attributes only, as `write_text` checks the same on every delivery. uvicorn
+        closes the transport only after a close frame, and an abort is followed by
+        `connection_lost`.)"""
         return self._flag._set and not self._protocol.close_sent and not self.lost
 
     def closed(self) -> bool:
@@ -100,11 +108,15 @@ class FrameLink:
     async def wait_writable(self) -> None:
         await self._protocol.writable.wait()
 
-    def write_text(self, payload: bytes) -> None:
-        """Writes one text frame (the caller checked `can_write()`)."""
+    def write_text(self, payload: bytes) -> bool:
+        """Writes one text frame if it goes out in order now (`can_write()`, inlined: this is
+        called once per delivery); False when it was not written and the caller must keep it.
+        A transport that fails under the write counts as written: the link is lost."""
+        if not self._flag._set or self._protocol.close_sent or self.lost:
+            return False
         size = len(payload)
-        if size < 126:
-            header = bytes((_FIN_TEXT, size))
+        if size < _TABLE_SIZE:
+            header = _TEXT_HEADERS[size]
         elif size < 65536:
             header = _HEADER_16.pack(_FIN_TEXT, 126, size)
         else:
@@ -116,11 +128,7 @@ class FrameLink:
             # which sets `lost`, comes later). Fan-out to everyone else must go on; the read
             # side sees the disconnect and closes this connection.
             self.lost = True
-
-    @property
-    def write_buffer_size(self) -> int:
-        transport = self._protocol.transport
-        return transport.get_write_buffer_size() if transport is not None else 0
+        return True
 
 
 class _Inbox:
