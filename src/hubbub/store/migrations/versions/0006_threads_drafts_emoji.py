@@ -14,7 +14,7 @@ branch_labels = None
 depends_on = None
 
 
-def _ms(name: str) -> sa.Column:  # type: ignore[type-arg]
+def _ms(name: str) -> sa.Column[int]:
     return sa.Column(name, sa.BigInteger(), server_default=sa.text("0"), nullable=False)
 
 
@@ -30,9 +30,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("post_id", "user_id"),
     )
     with op.batch_alter_table("thread_memberships", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_thread_memberships_user", ["user_id", "following"], unique=False
-        )
+        batch_op.create_index("ix_thread_memberships_user", ["user_id", "following"], unique=False)
     op.create_table(
         "drafts",
         sa.Column("user_id", sa.String(length=26), nullable=False),
