@@ -93,7 +93,7 @@ async def test_repliers_root_author_and_mentioned_follow(api: API, s: Setup, nod
     # thread_updated reached each follower, with the team in the broadcast.
     updated = {e.broadcast.user_id: e for e in node.events.named("thread_updated")}
     assert set(updated) == {s.alice.id, s.bob.id, s.carol.id}
-    for user_id, event in updated.items():
+    for event in updated.values():
         assert event.broadcast.team_id == s.team["id"]
         payload = json.loads(event.data["thread"])
         assert payload["id"] == root["id"]
