@@ -270,9 +270,17 @@ class ThreadsService:
             .where(tm.post_id == root.id, tm.following.is_(True))
             .order_by(tm.user_id)
         )
-        for row in followers.all():
+        rows = followers.all()
+        if not rows:
+            return
+        # The same for every follower: read once.
+        participants = await self._participants(conn, [root.id], True)
+        rendered = await self.renderer.render(conn, [root])
+        for row in rows:
             membership = _Membership(row.following, row.last_viewed, row.unread_mentions)
-            thread = await self._thread_json(conn, root, row.user_id, membership, extended=True)
+            thread = await self._thread_json(
+                conn, root, row.user_id, membership, True, participants, rendered
+            )
             previous_replies = previous_mentions = 0
             if author and row.user_id != author:
                 previous_replies = max(thread["unread_replies"] - 1, 0)
