@@ -18,11 +18,14 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hubbub.api.avatars import AvatarRoutes
 from hubbub.api.boot import BootRoutes
 from hubbub.api.channel_members import ChannelMemberRoutes
 from hubbub.api.channels import ChannelRoutes
 from hubbub.api.client_config import ClientConfigRoutes
 from hubbub.api.cluster import ClusterRoutes
+from hubbub.api.drafts import DraftRoutes
+from hubbub.api.emoji import EmojiRoutes
 from hubbub.api.errors import make_handlers
 from hubbub.api.files import FileRoutes
 from hubbub.api.middleware import APIMiddleware
@@ -36,6 +39,7 @@ from hubbub.api.statuses import StatusRoutes
 from hubbub.api.system import SystemRoutes
 from hubbub.api.team_members import TeamMemberRoutes
 from hubbub.api.teams import TeamRoutes
+from hubbub.api.threads import ThreadRoutes
 from hubbub.api.users import UserRoutes
 from hubbub.api.websocket import WebSocketEndpoint
 from hubbub.cluster.backends import build_backends
@@ -57,10 +61,13 @@ from hubbub.realtime.protocol import CloseReason
 from hubbub.realtime.publisher import RealtimePublisher
 from hubbub.realtime.session import ConnLimits
 from hubbub.services.auth import AuthService
+from hubbub.services.avatars import AvatarsService
 from hubbub.services.channel_access import ChannelAccess
 from hubbub.services.channel_lists import ChannelDirectory
 from hubbub.services.channel_members import ChannelMembers
 from hubbub.services.channels import ChannelsService
+from hubbub.services.drafts import DraftsService
+from hubbub.services.emoji import EmojiService
 from hubbub.services.files import FilesService
 from hubbub.services.permissions import Permissions
 from hubbub.services.post_lists import PostLists
@@ -76,6 +83,7 @@ from hubbub.services.statuses import StatusesService
 from hubbub.services.team_access import TeamAccess
 from hubbub.services.team_members import TeamMembers
 from hubbub.services.teams import TeamsService
+from hubbub.services.threads import ThreadsService
 from hubbub.services.users import UsersService
 from hubbub.store.db import Database
 from hubbub.store.migrate import Schema
@@ -144,16 +152,22 @@ class Hubbub:
         )
         self.channel_directory = ChannelDirectory(db, self.channel_access, self.team_access)
         self.file_infos = FilesService(db, s, self.files, self.channel_access, events)
-        self.post_renderer = PostRenderer(self.users)
-        self.posts = PostsService(
-            db, s, self.channel_access, self.file_infos, self.post_renderer, events
-        )
-        self.post_lists = PostLists(db, self.channel_access, self.post_renderer)
-        self.reactions = ReactionsService(db, self.channel_access, events)
-        self.statuses = StatusesService(db, s, events)
-        self.search = SearchService(db, s, self.users, self.channel_access, self.post_lists)
         self.roles = RolesService(db, events)
         self.permissions = Permissions(db, self.roles)
+        self.post_renderer = PostRenderer(self.users)
+        self.threads = ThreadsService(
+            db, s, self.channel_access, self.permissions, self.post_renderer, events
+        )
+        self.posts = PostsService(
+            db, s, self.channel_access, self.file_infos, self.post_renderer, self.threads, events
+        )
+        self.post_lists = PostLists(db, self.channel_access, self.post_renderer)
+        self.emoji = EmojiService(db, s, self.files, self.permissions, events)
+        self.reactions = ReactionsService(db, self.channel_access, self.emoji, events)
+        self.statuses = StatusesService(db, s, events)
+        self.search = SearchService(db, s, self.users, self.channel_access, self.post_lists)
+        self.drafts = DraftsService(db, s, self.channel_access, self.permissions, events)
+        self.avatars = AvatarsService(db, self.files, self.users, self.permissions, events)
         self.preferences = PreferencesService(db, events)
         self.sidebar = SidebarService(db, events, self.preferences)
         self.server_info = ServerInfo(db, self.metrics.registry)
@@ -248,6 +262,10 @@ class Hubbub:
             *RoleRoutes(self.roles, self.permissions).routes(),
             *PreferenceRoutes(self.preferences, self.permissions).routes(),
             *SidebarRoutes(self.sidebar, self.permissions).routes(),
+            *AvatarRoutes(s, self.avatars).routes(),
+            *EmojiRoutes(self.emoji).routes(),
+            *DraftRoutes(self.drafts).routes(),
+            *ThreadRoutes(self.threads).routes(),
             *SystemRoutes(
                 s,
                 self.db,

@@ -178,6 +178,13 @@ WRONG_SHAPE = [
     ("PUT", "/users/me/status", {"status": 1}),
     ("POST", "/channels/members/me/view", {"channel_id": 1}),
     ("POST", "/teams/{team}/posts/search", {"terms": 1}),
+    ("POST", "/drafts", []),
+    ("POST", "/drafts", {"channel_id": 5, "message": "x"}),
+    ("POST", "/drafts", {"channel_id": UNKNOWN, "message": "x", "file_ids": "x"}),
+    ("POST", "/emoji/search", ["term"]),
+    ("POST", "/emoji/search", {"term": 5}),
+    ("POST", "/emoji/names", {"names": []}),
+    ("POST", "/emoji/names", [1]),
 ]
 
 
@@ -262,6 +269,15 @@ ID_PATHS = [
     ("GET", "/files/{x}/info"),
     ("DELETE", "/users/me/posts/{x}/reactions/smile"),
     ("POST", "/teams/{x}/posts/search"),
+    ("GET", "/emoji/{x}"),
+    ("GET", "/emoji/{x}/image"),
+    ("DELETE", "/emoji/{x}"),
+    ("GET", "/users/{x}/image"),
+    ("GET", "/users/{x}/image/default"),
+    ("GET", "/users/me/teams/{x}/threads"),
+    ("PUT", "/users/me/teams/{x}/threads/read"),
+    ("GET", "/users/me/teams/{x}/drafts"),
+    ("DELETE", "/users/me/channels/{x}/drafts"),
 ]
 
 
@@ -282,6 +298,10 @@ NOT_FOUND_PATHS = [
     ("DELETE", "/posts/{x}"),
     ("GET", "/files/{x}"),
     ("GET", "/files/{x}/info"),
+    ("GET", "/emoji/{x}"),
+    ("GET", "/emoji/{x}/image"),
+    ("DELETE", "/emoji/{x}"),
+    ("GET", "/users/{x}/image"),
 ]
 
 
@@ -313,6 +333,11 @@ AUTH_PATHS = [
     ("GET", f"/users/{UNKNOWN}/status"),
     ("POST", "/channels/members/me/view"),
     ("POST", f"/teams/{UNKNOWN}/posts/search"),
+    ("GET", "/emoji"),
+    ("POST", "/emoji"),
+    ("POST", "/drafts"),
+    ("GET", f"/users/me/teams/{UNKNOWN}/threads"),
+    ("GET", f"/users/{UNKNOWN}/image"),
 ]
 
 

@@ -15,9 +15,10 @@ async def test_client_config(api: API) -> None:
     assert all(isinstance(v, str) for v in config.values())
     assert config["Version"] == MATTERMOST_VERSION
     assert config["EnableEmojiPicker"] == "true"
-    assert config["CollapsedThreads"] == "disabled"
-    assert config["EnableCustomEmoji"] == "false"
-    assert config["AllowSyncedDrafts"] == "false"
+    # Served since issue 10's second half, with Mattermost's defaults.
+    assert config["CollapsedThreads"] == "always_on"
+    assert config["EnableCustomEmoji"] == "true"
+    assert config["AllowSyncedDrafts"] == "true"
     assert config["PluginsEnabled"] == "true"
     assert config["EnableUserAccessTokens"] == "true"  # from the test configuration
     assert config["SQLDriverName"] in ("sqlite", "postgres")

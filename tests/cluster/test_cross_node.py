@@ -8,6 +8,7 @@ B and C (no nginx in between), so nothing can arrive except over the cluster's R
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import threading
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from tests.support.cluster import Cluster
 from tests.support.rest import PASSWORD, Account, Org, Rest, status_of
@@ -62,6 +64,18 @@ COVERED = {
 }
 
 LATENCY_POSTS = 200
+
+# test_thread_draft_and_emoji_events_cross_nodes (at the end of this file)
+COVERED |= {
+    "thread_updated",
+    "thread_read_changed",
+    "thread_follow_changed",
+    "draft_created",
+    "draft_updated",
+    "draft_deleted",
+    "emoji_added",
+    "user_updated",
+}
 
 
 def _new_user(rest: Rest, org: Org, prefix: str) -> Account:
@@ -637,3 +651,100 @@ def test_revoking_sessions_and_tokens_on_a_closes_sockets_everywhere(
     a.call("POST", "/users/tokens/revoke", org.admin.token, {"token_id": pat["id"]})
     _refused_everywhere(rests, pat["token"])
     _closed_as_revoked(cluster, sockets)
+
+
+def test_thread_draft_and_emoji_events_cross_nodes(
+    cluster: Cluster, rests: list[Rest], org: Org
+) -> None:
+    """Threads and drafts a user keeps on several devices reach the device on another node (and
+    not the one that saved a draft); a new emoji and a new picture reach everyone everywhere."""
+    a = rests[0]
+    root = a.post(org.alice, org.public["id"], "a question across nodes")
+    alice_b = Stream.open(cluster[1], org.alice, label="alice's phone on B")
+    alice_c = Stream.open(cluster[2], org.alice, label="alice's laptop on C")
+    bob_c = Stream.open(cluster[2], org.bob)
+    streams = (alice_b, alice_c, bob_c)
+    try:
+        phone_id = alice_b.hello()["data"]["connection_id"]
+        alice_c.hello()
+        bob_c.hello()
+        reply = a.call(
+            "POST",
+            "/posts",
+            org.bob.token,
+            {"channel_id": org.public["id"], "message": "answer", "root_id": root["id"]},
+            201,
+        )
+        base = f"/users/{org.alice.id}/teams/{org.team['id']}/threads/{root['id']}"
+        a.call("PUT", base + f"/read/{reply['create_at']}", org.alice.token)
+        a.call("DELETE", base + "/following", org.alice.token)
+        headers = {"Authorization": f"Bearer {org.alice.token}", "Connection-Id": phone_id}
+        draft = {"channel_id": org.public["id"], "message": "from the phone"}
+        for message in ("from the phone", "more from the phone"):
+            resp = a.http.post("/drafts", json={**draft, "message": message}, headers=headers)
+            assert resp.status_code == 201, resp.text
+        resp = a.http.delete(f"/users/me/channels/{org.public['id']}/drafts", headers=headers)
+        assert resp.status_code == 200, resp.text
+        resp = a.http.post(
+            "/emoji",
+            data={"emoji": json.dumps({"name": "cross-node", "creator_id": org.alice.id})},
+            files={"image": ("e.gif", _tiny_gif(), "image/gif")},
+            headers={"Authorization": f"Bearer {org.alice.token}"},
+        )
+        assert resp.status_code == 200, resp.text
+        resp = a.http.delete(
+            "/users/me/image", headers={"Authorization": f"Bearer {org.alice.token}"}
+        )
+        assert resp.status_code == 200, resp.text
+        for device in (alice_b, alice_c):
+            device.expect(
+                lambda m: (
+                    m.get("event") == "thread_updated"
+                    and json.loads(m["data"]["thread"])["id"] == root["id"]
+                ),
+                5,
+                "thread_updated",
+            )
+            device.expect_event("thread_read_changed", thread_id=root["id"])
+            device.expect_event("thread_follow_changed", thread_id=root["id"], state=False)
+        for name in ("draft_created", "draft_updated", "draft_deleted"):
+            alice_c.expect_event(name)
+        for st in streams:
+            st.expect(
+                lambda m: (
+                    m.get("event") == "emoji_added"
+                    and json.loads(m["data"]["emoji"])["name"] == "cross-node"
+                ),
+                5,
+                "emoji_added",
+            )
+            st.expect(
+                lambda m: (
+                    m.get("event") == "user_updated" and m["data"]["user"]["id"] == org.alice.id
+                ),
+                5,
+                "user_updated",
+            )
+        # Everything up to the picture update has arrived: the phone saw none of its own drafts,
+        # and Bob none of Alice's threads or drafts.
+        assert not {e.get("event") for e in alice_b.events()} & {
+            "draft_created",
+            "draft_updated",
+            "draft_deleted",
+        }
+        assert not {e.get("event") for e in bob_c.events()} & {
+            "thread_read_changed",
+            "thread_follow_changed",
+            "draft_created",
+            "draft_updated",
+            "draft_deleted",
+        }
+    finally:
+        for st in streams:
+            st.close()
+
+
+def _tiny_gif() -> bytes:
+    out = io.BytesIO()
+    Image.new("P", (4, 4), 1).save(out, "GIF")
+    return out.getvalue()

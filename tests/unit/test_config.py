@@ -28,6 +28,10 @@ MATTERMOST_DEFAULTS: dict[str, dict[str, Any]] = {
         "SessionCacheInMinutes": 10,
         "MaximumLoginAttempts": 10,
         "EnablePostSearch": True,
+        "EnableCustomEmoji": True,
+        "AllowSyncedDrafts": True,
+        "CollapsedThreads": "always_on",
+        "ThreadAutoFollow": True,
     },
     "TeamSettings": {
         "SiteName": "Mattermost",

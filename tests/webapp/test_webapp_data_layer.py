@@ -4,12 +4,16 @@
 `@mattermost/client` 11.9.0 (exact versions in node/package-lock.json, installed by
 `make webapp-deps`) and prints the resulting Redux state; the assertions here are on that state:
 the roles the message box depends on, the sidebar built from categories, the preferences, the
-permissions the web app computes from them. A second test checks that the client configuration
-carries every key of the web app's `ClientConfig` type.
+permissions the web app computes from them; then threads (a reply arriving over the websocket
+into the store, counts, the list, marking read), synced drafts reaching a second device, custom
+emoji in `entities.emojis` and the avatar URL. A second test checks that the client
+configuration carries every key of the web app's `ClientConfig` type.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import re
@@ -21,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from tests.support.node import Node, start_node
 from tests.support.rest import PASSWORD, Rest, make_people
@@ -53,18 +58,22 @@ def run(live_node: Node) -> dict[str, Any]:
     try:
         people = make_people(rest)
         team = rest.team(people.admin)
-        rest.join_team(people.admin, team["id"], people.alice)
+        for member in (people.alice, people.bob):
+            rest.join_team(people.admin, team["id"], member)
         public = rest.channel(people.admin, team["id"], "O")
         private = rest.channel(people.admin, team["id"], "P")
         for channel in (public, private):
             rest.join_channel(people.admin, channel["id"], people.alice)
+        rest.join_channel(people.admin, public["id"], people.bob)
         dm = rest.call(
             "POST", "/channels/direct", people.alice.token, [people.alice.id, people.bob.id], 201
         )
     finally:
         rest.close()
+    emoji_png = io.BytesIO()
+    Image.new("RGB", (32, 32), (40, 160, 90)).save(emoji_png, "PNG")
     proc = subprocess.run(
-        [str(shutil.which("node")), str(NODE_DIR / "startup.js")],
+        [str(shutil.which("node")), "--experimental-websocket", str(NODE_DIR / "startup.js")],
         cwd=NODE_DIR,
         env={
             "PATH": os.environ.get("PATH", ""),
@@ -75,6 +84,8 @@ def run(live_node: Node) -> dict[str, Any]:
             "CHANNEL_ID": public["id"],
             "PRIVATE_ID": private["id"],
             "DM_ID": dm["id"],
+            "BOB_LOGIN_ID": people.bob.username,
+            "EMOJI_PNG": base64.b64encode(emoji_png.getvalue()).decode(),
         },
         capture_output=True,
         text=True,
@@ -91,6 +102,7 @@ def run(live_node: Node) -> dict[str, Any]:
         "public": public["id"],
         "private": private["id"],
         "dm": dm["id"],
+        "bob": people.bob.id,
     }
     return report
 
@@ -114,7 +126,7 @@ def test_every_start_up_request_succeeds(run: dict[str, Any]) -> None:
     ):
         assert expected in paths, f"{expected} not requested; requests: {sorted(paths)}"
     # No error was logged into the store by any action.
-    for stage in ("afterStartUp", "afterActions", "secondDevice"):
+    for stage in ("afterStartUp", "afterActions", "secondDevice", "apps"):
         assert run[stage]["errors"] == [], stage
 
 
@@ -136,7 +148,10 @@ def test_roles_reach_the_store_and_grant_what_the_ui_needs(run: dict[str, Any]) 
         "manageSystem": False,
         "createDirectChannel": True,
     }
-    assert state["collapsedThreads"] is False
+    assert state["collapsedThreads"] is True  # CollapsedThreads: always_on
+    assert state["config"]["CollapsedThreads"] == "always_on"
+    assert state["config"]["AllowSyncedDrafts"] == "true"
+    assert state["config"]["EnableCustomEmoji"] == "true"
     assert state["config"]["EnableEmojiPicker"] == "true"
     assert state["license"] == {"IsLicensed": "false"}
     assert state["serverLimits"]["maxUsersLimit"] == 0
@@ -183,6 +198,45 @@ def test_preferences_persist_across_devices(run: dict[str, Any]) -> None:
     # The favorite made on the first device is in the second one's sidebar.
     favorites = [c for c in run["secondDevice"]["categories"] if c["type"] == "favorites"]
     assert favorites[0]["channel_ids"] == [run["ids"]["public"]]
+
+
+def test_a_reply_makes_the_thread_unread_and_reading_clears_it(run: dict[str, Any]) -> None:
+    apps = run["apps"]
+    root = apps["rootId"]
+    # The reply reached the store through the websocket's thread_updated, as in the web app.
+    assert apps["fromSocket"]["reply_count"] == 1
+    assert apps["fromSocket"]["unread_replies"] == 1
+    assert apps["fromSocket"]["is_following"] is True
+    assert [p["id"] for p in apps["fromSocket"]["participants"]] == [run["ids"]["bob"]]
+    assert apps["countsUnread"]["total_unread_threads"] == 1
+    assert apps["listed"] == [root]
+    assert apps["threadsInTeam"] == [root]
+    assert "error" not in apps["read"]
+    assert apps["afterRead"]["thread"]["unread_replies"] == 0
+    assert apps["afterRead"]["counts"]["total_unread_threads"] == 0
+    assert "thread_read_changed" in apps["socketEvents"]
+
+
+def test_a_draft_reaches_the_second_device(run: dict[str, Any]) -> None:
+    apps = run["apps"]
+    assert apps["draft"]["message"] == "unsent words"
+    assert apps["draftEvent"]["message"] == "unsent words"
+    assert apps["draftEvent"]["channel_id"] == run["ids"]["public"]
+    assert [d["message"] for d in apps["drafts"]] == ["unsent words"]
+
+
+def test_custom_emoji_reach_the_store(run: dict[str, Any]) -> None:
+    apps = run["apps"]
+    assert apps["emojiCreated"]["data"]["name"] == "hubbub-wave"
+    assert [e["name"] for e in apps["customEmoji"]] == ["hubbub-wave"]
+    assert "emoji_added" in apps["socketEvents"]
+
+
+def test_the_avatar_url_answers_an_image(run: dict[str, Any]) -> None:
+    avatar = run["apps"]["avatar"]
+    assert avatar["url"].endswith(f"/api/v4/users/{run['ids']['alice']}/image?_=1")
+    assert (avatar["status"], avatar["type"]) == (200, "image/png")
+    assert avatar["size"] > 100
 
 
 def _client_config_keys() -> list[str]:

@@ -32,7 +32,6 @@ _FIXED: dict[str, str] = {
     "AllowDownloadLogs": "false",  # not served: no log download
     "AllowPersistentNotifications": "false",  # not served: message priority
     "AllowPersistentNotificationsForGuests": "false",
-    "AllowSyncedDrafts": "false",  # not served yet: drafts (Mattermost: true)
     "AllowedThemes": "",
     "AndroidAppDownloadLink": "https://mattermost.com/pl/android-app/",
     "AndroidLatestVersion": "",
@@ -52,7 +51,6 @@ _FIXED: dict[str, str] = {
     "BurnOnReadMaximumTimeToLiveSeconds": "0",
     "CWSMock": "false",
     "CWSURL": "https://customers.mattermost.com",
-    "CollapsedThreads": "disabled",  # not served yet: threads (Mattermost: always_on)
     "ContentFlaggingEnabled": "false",
     "CustomBrandText": "",
     "CustomDescriptionText": "",
@@ -91,7 +89,6 @@ _FIXED: dict[str, str] = {
     "EnableConfirmNotificationsToChannel": "true",
     "EnableCrossTeamSearch": "false",
     "EnableCustomBrand": "false",
-    "EnableCustomEmoji": "false",  # not served yet: custom emoji
     "EnableCustomGroups": "false",
     "EnableCustomTermsOfService": "false",
     "EnableCustomUserStatuses": "false",  # not served: custom statuses
@@ -276,6 +273,9 @@ def client_config(settings: Settings, config_hash: str, no_accounts: bool) -> di
         "SQLDriverName": s.SqlSettings.DriverName,
         # Performance reports are counted in the metrics, so only asked for when those are on.
         "EnableClientMetrics": _bool(s.MetricsSettings.Enable),
+        "EnableCustomEmoji": _bool(s.ServiceSettings.EnableCustomEmoji),
+        "AllowSyncedDrafts": _bool(s.ServiceSettings.AllowSyncedDrafts),
+        "CollapsedThreads": s.ServiceSettings.CollapsedThreads,
         "NoAccounts": _bool(no_accounts),
         # hubbub's own additions.
         "IsClusterEnabled": _bool(s.ClusterSettings.Enable),

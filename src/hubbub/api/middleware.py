@@ -19,8 +19,10 @@ from hubbub.services.auth import AuthService
 
 log = logging.getLogger("hubbub.api")
 
-# Paths whose bodies are bounded by FileSettings.MaxFileSize instead of MaximumPayloadSizeBytes.
+# Paths whose bodies are bounded by FileSettings.MaxFileSize instead of MaximumPayloadSizeBytes:
+# file uploads, a new custom emoji, a profile picture (their routes apply their own limits).
 UPLOAD_PATHS = ("/api/v4/files",)
+_UPLOAD_PATH = re.compile(r"^/api/v4/(emoji|users/[^/]+/image)$")
 
 _REPEATED_SLASHES = re.compile(r"/{2,}")
 
@@ -75,7 +77,7 @@ class APIMiddleware:
             return
 
         path: str = scope["path"]
-        upload = path.startswith(UPLOAD_PATHS)
+        upload = path.startswith(UPLOAD_PATHS) or bool(_UPLOAD_PATH.match(path))
         limit = self.max_upload if upload else self.max_body
         if "\x00" in path or b"%00" in scope.get("query_string", b""):
             await self._send_error(

@@ -32,6 +32,10 @@ class ServiceConfig(_Section):
     WebsocketPongTimeoutSeconds: int = Field(default=60, ge=2)
     GracefulShutdownTimeoutSeconds: int = Field(default=30, ge=0)
     MaxPostSize: int = Field(default=16383, ge=1)
+    EnableCustomEmoji: bool = True
+    AllowSyncedDrafts: bool = True
+    CollapsedThreads: Literal["disabled", "default_on", "default_off", "always_on"] = "always_on"
+    ThreadAutoFollow: bool = True
 
     @field_validator("ListenAddress")
     @classmethod

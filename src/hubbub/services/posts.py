@@ -3,7 +3,9 @@
 A post is written in one transaction with everything it changes: the channel row (`last_post_at`,
 `last_root_post_at`, the message totals, the event sequence), the root of a reply
 (`reply_count`, `last_reply_at`), the author's membership (marked read, as Mattermost does for the
-poster), the mention counts of mentioned members, the attached files, and the `posted` event.
+poster), the mention counts of mentioned members, the attached files, the `posted` event and,
+for a reply, the thread bookkeeping of `ThreadsService` (follows, unread mentions,
+`thread_updated`).
 
 Reading lists of posts (history, threads, pinned, by id) lives in `PostLists` and reactions in
 `ReactionsService`, peers of this service; rendering rows into Post JSON is `PostRenderer`'s, given
@@ -50,6 +52,7 @@ from hubbub.services.post_statements import (
 )
 from hubbub.services.session import Session
 from hubbub.services.statuses import status_json
+from hubbub.services.threads import ThreadsService
 from hubbub.store.db import Database
 from hubbub.store.tables import channel_members, posts, users
 
@@ -93,6 +96,7 @@ class PostsService:
         channels: ChannelAccess,
         files: FilesService,
         renderer: PostRenderer,
+        threads: ThreadsService,
         events: EventPublisher,
     ) -> None:
         self.db = db
@@ -101,6 +105,7 @@ class PostsService:
         self.channels = channels
         self.files = files
         self.renderer = renderer
+        self.threads = threads
 
     @property
     def max_post_size(self) -> int:
@@ -202,6 +207,9 @@ class PostsService:
                 ),
                 conn,
             )
+            # Thread bookkeeping (follows, unread mentions, `thread_updated`), after `posted`.
+            if new.root_id:
+                await self.threads.on_reply(conn, row, ctx.type, ctx.team_id, mentions)
         return CreatedPost(post, status)
 
     async def _insert(
@@ -482,6 +490,8 @@ class PostsService:
                 ),
                 conn,
             )
+            # Thread bookkeeping: the followers of the reply's thread learn its new counts.
+            await self.threads.on_delete(conn, gone, channel["team_id"])
 
     @staticmethod
     async def _recount_thread(conn: AsyncConnection, root_id: str, now: int) -> None:

@@ -2,7 +2,8 @@
 
 Reactions are soft-deleted (`delete_at`) as in Mattermost, so re-adding one revives the row. The
 `reaction_added`/`reaction_removed` events go to the post's channel, published inside the write
-transaction that made the change.
+transaction that made the change. A new reaction names a system emoji or an existing custom one
+(`EmojiService`), as in Mattermost.
 """
 
 from __future__ import annotations
@@ -18,18 +19,36 @@ from hubbub.errors import AppError, bad_param, forbidden, not_found
 from hubbub.ids import is_valid_id, now_ms
 from hubbub.services.channel_access import ChannelAccess
 from hubbub.services.channel_seq import EXTRA_KEY, next_event_seq
+from hubbub.services.emoji import EmojiService
 from hubbub.services.post_model import bumped_update_at, check_emoji_name, dumps, reaction_json
 from hubbub.services.post_render import PostRenderer, PostRow
 from hubbub.services.session import Session
+from hubbub.services.system_emoji import SYSTEM_EMOJI_NAMES
 from hubbub.store.db import Database
 from hubbub.store.tables import posts, reactions
 
 
 class ReactionsService:
-    def __init__(self, db: Database, channels: ChannelAccess, events: EventPublisher) -> None:
+    def __init__(
+        self, db: Database, channels: ChannelAccess, emoji: EmojiService, events: EventPublisher
+    ) -> None:
         self.db = db
         self.channels = channels
+        self.emoji = emoji
         self.events = events
+
+    async def _check_exists(self, name: str) -> None:
+        """A reaction is a system emoji or an existing custom one (Mattermost 9+): otherwise
+        404 `app.emoji.get_by_name.no_result`, or 403 when custom emoji are off."""
+        if name in SYSTEM_EMOJI_NAMES:
+            return
+        if not self.emoji.enabled:
+            raise AppError(
+                "api.emoji.disabled.app_error",
+                "Custom emoji have been disabled by the system admin.",
+                403,
+            )
+        await self.emoji.by_name(name)
 
     async def _readable_post(self, session: Session, post_id: str) -> tuple[PostRow, Any]:
         async with self.db.read() as conn:
@@ -59,6 +78,7 @@ class ReactionsService:
                 403,
             )
         post, channel = await self._readable_post(session, post_id)
+        await self._check_exists(emoji_name)
         if channel.get("delete_at"):
             raise AppError(
                 "api.reaction.save.archived_channel.app_error",

@@ -379,3 +379,49 @@ sidebar_channels = Table(
     _ms("sort_order"),
     Index("ix_sidebar_channels_category", "category_id"),
 )
+
+# Threads, drafts and custom emoji (migration 0006).
+
+# Who follows which thread and what they have read of it. The thread itself (reply count, last
+# reply, participants) is read from the posts table; only the per-user state lives here.
+thread_memberships = Table(
+    "thread_memberships",
+    metadata,
+    _id("post_id", primary_key=True),
+    _id("user_id", primary_key=True),
+    _bool("following"),
+    _ms("last_viewed"),
+    _ms("last_updated"),
+    _ms("unread_mentions"),
+    Index("ix_thread_memberships_user", "user_id", "following"),
+)
+
+# One draft per user, channel and thread root (`root_id` empty for the channel's message box).
+drafts = Table(
+    "drafts",
+    metadata,
+    _id("user_id", primary_key=True),
+    _id("channel_id", primary_key=True),
+    Column("root_id", String(ID), primary_key=True, server_default=text("''")),
+    _ms("create_at"),
+    _ms("update_at"),
+    _ms("delete_at"),
+    Column("message", Text, nullable=False, server_default=text("''")),
+    Column("props", JSON, nullable=False),
+    Column("file_ids", JSON, nullable=False),
+    Column("priority", JSON, nullable=True),
+)
+
+# Custom emoji; the image lives in the file store at `emoji/{id}/image`. A name is unique among
+# emoji not deleted (delete_at = 0), as in Mattermost.
+emoji = Table(
+    "emoji",
+    metadata,
+    _id(primary_key=True),
+    _ms("create_at"),
+    _ms("update_at"),
+    _ms("delete_at"),
+    _id("creator_id", nullable=False),
+    Column("name", String(64), nullable=False),
+    Index("uq_emoji_name_delete_at", "name", "delete_at", unique=True),
+)

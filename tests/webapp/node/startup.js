@@ -5,7 +5,14 @@
 // tests/webapp/test_webapp_data_layer.py, which makes the assertions.
 //
 // Environment: HUBBUB_URL, LOGIN_ID, PASSWORD, TEAM_ID, CHANNEL_ID (a public channel the user is
-// in), PRIVATE_ID (a private one), DM_ID (a DM of the user's).
+// in), PRIVATE_ID (a private one), DM_ID (a DM of the user's), BOB_LOGIN_ID (another member of
+// the public channel, who replies to the user's thread).
+//
+// Then the features the client config switches on: collapsed reply threads (counts, the thread
+// list, a reply arriving over the websocket into the store, marking it read), synced drafts (saved
+// on one device, the second device's websocket receives it), custom emoji (created and fetched
+// into `entities.emojis`) and avatars (the image URL the app puts in <img>). Node 20 needs
+// `--experimental-websocket` for the WebSocket the client library uses.
 //
 // The order follows the web app (docs/api/webapp-coverage.md): login, loadMe (config, license,
 // me, preferences, teams, team members, team unreads, server limits), the roles of the user and
@@ -15,6 +22,7 @@
 // instead of the cookie, which is the only difference in the requests.
 
 const {Client4} = require('mattermost-redux/client');
+const {Client4: Client4Class, WebSocketClient} = require('@mattermost/client');
 const configureStore = require('mattermost-redux/store').default;
 const {setServerVersion} = require('mattermost-redux/actions/general');
 const {loadMe} = require('mattermost-redux/actions/users');
@@ -30,6 +38,27 @@ const {fetchMyCategories, createCategory} = require('mattermost-redux/actions/ch
 const {haveIChannelPermission, haveITeamPermission} = require('mattermost-redux/selectors/entities/roles');
 const {haveISystemPermission} = require('mattermost-redux/selectors/entities/roles_helpers');
 const {isCollapsedThreadsEnabled} = require('mattermost-redux/selectors/entities/preferences');
+const {selectTeam} = require('mattermost-redux/actions/teams');
+const {
+    getThreadCounts,
+    getThreadsForCurrentTeam,
+    getThread,
+    handleThreadArrived,
+    updateThreadRead,
+} = require('mattermost-redux/actions/threads');
+const {createCustomEmoji, getCustomEmojis} = require('mattermost-redux/actions/emojis');
+
+// The client library closes with a CloseEvent, which Node 20 does not define.
+if (typeof globalThis.CloseEvent === 'undefined') {
+    globalThis.CloseEvent = class CloseEvent extends Event {
+        constructor(type, init = {}) {
+            super(type);
+            this.code = init.code;
+            this.reason = init.reason;
+            this.wasClean = init.wasClean;
+        }
+    };
+}
 
 const env = (name) => {
     const value = process.env[name];
@@ -162,7 +191,110 @@ async function main() {
     await second.dispatch(getMyPreferences());
     const secondDevice = summary(second.getState(), {});
 
-    process.stdout.write(JSON.stringify({afterStartUp, afterActions, secondDevice, requests}) + '\n');
+    const apps = await appsJourney(second);
+
+    process.stdout.write(JSON.stringify({afterStartUp, afterActions, secondDevice, apps, requests}) + '\n');
+}
+
+// Waits until `check()` is true, polling; fails after `ms`.
+async function until(check, what, ms = 10000) {
+    const deadline = Date.now() + ms;
+    while (!check()) {
+        if (Date.now() > deadline) {
+            throw new Error(`timed out waiting for ${what}`);
+        }
+        // eslint-disable-next-line no-await-in-loop
+        await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+}
+
+// A websocket for the store's user, as the web app opens it; events are kept and thread updates
+// go into the store the way the web app's handler does.
+async function openSocket(store, token) {
+    const ws = new WebSocketClient();
+    const events = [];
+    ws.addMessageListener((msg) => {
+        events.push(msg);
+        if (msg.event === 'thread_updated') {
+            handleThreadArrived(
+                store.dispatch, store.getState, JSON.parse(msg.data.thread), msg.broadcast.team_id,
+                msg.data.previous_unread_replies, msg.data.previous_unread_mentions,
+            );
+        }
+    });
+    ws.initialize(url.replace(/^http/, 'ws') + '/api/v4/websocket', token);
+    await until(() => events.some((e) => e.event === 'hello'), 'hello');
+    return {ws, events};
+}
+
+async function appsJourney(store) {
+    const {dispatch, getState} = store;
+    const userId = getState().entities.users.currentUserId;
+    const team = getState().entities.teams.teams[teamId];
+    dispatch(selectTeam(team));
+    const socket = await openSocket(store, Client4.getToken());
+    const laptop = new Client4Class();
+    laptop.setUrl(url);
+    await laptop.login(env('LOGIN_ID'), env('PASSWORD'));
+    const bob = new Client4Class();
+    bob.setUrl(url);
+    const bobUser = await bob.login(env('BOB_LOGIN_ID'), env('PASSWORD'));
+
+    // Threads: a reply by Bob makes Alice's thread unread, over the websocket and in the counts.
+    const root = await laptop.createPost({channel_id: channelId, message: 'a thread', user_id: userId});
+    const reply = await bob.createPost({channel_id: channelId, message: 'a reply', root_id: root.id, user_id: bobUser.id});
+    await until(() => getState().entities.threads.threads[root.id]?.reply_count === 1, 'thread_updated');
+    const fromSocket = {...getState().entities.threads.threads[root.id]};
+    await dispatch(getThreadCounts(userId, teamId));
+    const countsUnread = {...getState().entities.threads.counts[teamId]};
+    const listed = await dispatch(getThreadsForCurrentTeam());
+    const threadsInTeam = [...(getState().entities.threads.threadsInTeam[teamId] || [])];
+    const read = await dispatch(updateThreadRead(userId, teamId, root.id, reply.create_at));
+    await until(() => socket.events.some((e) => e.event === 'thread_read_changed'), 'thread_read_changed');
+    await dispatch(getThread(userId, teamId, root.id));
+    await dispatch(getThreadCounts(userId, teamId));
+    const afterRead = {
+        thread: {...getState().entities.threads.threads[root.id]},
+        counts: {...getState().entities.threads.counts[teamId]},
+    };
+
+    // Drafts: saved on the laptop, received by this device's socket, listed here.
+    const draft = await laptop.upsertDraft({channel_id: channelId, root_id: '', message: 'unsent words', user_id: userId}, '');
+    await until(() => socket.events.some((e) => e.event === 'draft_created'), 'draft_created');
+    const draftEvent = JSON.parse(socket.events.find((e) => e.event === 'draft_created').data.draft);
+    const drafts = await Client4.getUserDrafts(teamId);
+
+    // Custom emoji: created, announced, fetched into the store.
+    const image = new Blob([Buffer.from(env('EMOJI_PNG'), 'base64')], {type: 'image/png'});
+    const created = await dispatch(createCustomEmoji({name: 'hubbub-wave', creator_id: userId}, image));
+    await until(() => socket.events.some((e) => e.event === 'emoji_added'), 'emoji_added');
+    await dispatch(getCustomEmojis(0, 200, 'name'));
+    const customEmoji = Object.values(getState().entities.emojis.customEmoji);
+
+    // Avatars: the URL the app puts in <img>, with the cache-busting parameter.
+    const me = getState().entities.users.profiles[userId];
+    const avatarUrl = Client4.getProfilePictureUrl(userId, me.last_picture_update || 1);
+    const avatar = await fetch(avatarUrl, {headers: {Authorization: `Bearer ${Client4.getToken()}`}});
+
+    socket.ws.close();
+    return {
+        rootId: root.id,
+        replyId: reply.id,
+        fromSocket,
+        countsUnread,
+        listed: listed.data ? listed.data.threads.map((t) => t.id) : listed,
+        threadsInTeam,
+        read,
+        afterRead,
+        draft,
+        draftEvent,
+        drafts,
+        emojiCreated: created,
+        customEmoji,
+        avatar: {url: avatarUrl, status: avatar.status, type: avatar.headers.get('content-type'), size: (await avatar.arrayBuffer()).byteLength},
+        socketEvents: socket.events.map((e) => e.event),
+        errors: getState().errors,
+    };
 }
 
 main().catch((error) => {

@@ -1,0 +1,135 @@
+"""Profile pictures: the generated default, uploads, and going back to the default.
+
+An uploaded picture is stored (as the 128x128 PNG `avatar_image.profile_picture` makes of it) in
+the file store at `users/{id}/profile.png`, Mattermost's path; `users.last_picture_update` is set
+to the time of the upload, and clients add it to the image URL (`?_=`) to bust their cache. A user
+without a stored picture gets the generated default. Removing the picture deletes the file and
+resets `last_picture_update` to 0. Both changes send `user_updated` to everyone, as Mattermost
+does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, update
+
+from hubbub.cluster.events import Broadcast, Event, EventPublisher
+from hubbub.errors import AppError, forbidden
+from hubbub.files import FileBackend
+from hubbub.ids import now_ms
+from hubbub.services import avatar_image
+from hubbub.services.permissions import Permissions
+from hubbub.services.session import Session
+from hubbub.services.users import UsersService, user_json
+from hubbub.store.db import Database
+from hubbub.store.tables import users
+
+
+def picture_path(user_id: str) -> str:
+    return f"users/{user_id}/profile.png"
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """PNG bytes and the ETag they are served with (None: do not let clients cache by tag)."""
+
+    data: bytes
+    etag: str | None
+    generated: bool
+
+
+def _default(row: Row[Any]) -> bytes:
+    letters = avatar_image.initials(row.username, row.first_name, row.last_name)
+    return avatar_image.default_avatar(row.id, letters)
+
+
+class AvatarsService:
+    def __init__(
+        self,
+        db: Database,
+        files: FileBackend,
+        users_service: UsersService,
+        permissions: Permissions,
+        events: EventPublisher,
+    ) -> None:
+        self.db = db
+        self.files = files
+        self.users = users_service
+        self.permissions = permissions
+        self.events = events
+
+    async def require_edit(self, session: Session, user_id: str) -> None:
+        if user_id != session.user_id and not await self.permissions.has(
+            session, "edit_other_users"
+        ):
+            raise forbidden("edit_other_users")
+
+    async def picture(self, user_id: str) -> Picture:
+        """The stored picture, else the generated default. ETag: `last_picture_update` (as
+        Mattermost), with the initials drawn for a generated one, so renaming changes it."""
+        row = await self.users.get_row(user_id)
+        if row.last_picture_update > 0:
+            try:
+                data = await self.files.read(picture_path(user_id))
+                return Picture(data, str(row.last_picture_update), False)
+            except FileNotFoundError:
+                pass
+        data = await asyncio.to_thread(_default, row)
+        letters = avatar_image.initials(row.username, row.first_name, row.last_name)
+        return Picture(data, f"{row.last_picture_update}.{letters.encode().hex()}", True)
+
+    async def default_picture(self, user_id: str) -> bytes:
+        row = await self.users.get_row(user_id)
+        return await asyncio.to_thread(_default, row)
+
+    async def upload(self, session: Session, user_id: str, data: bytes) -> None:
+        await self.require_edit(session, user_id)
+        try:
+            await self.users.get_row(user_id)
+        except AppError:
+            raise AppError(
+                "api.context.invalid_url_param.app_error",
+                "Invalid or missing user_id parameter in request URL.",
+                400,
+            ) from None
+        png = await asyncio.to_thread(avatar_image.profile_picture, data)
+        try:
+            await self.files.write(picture_path(user_id), png)
+        except OSError as exc:
+            raise AppError(
+                "api.user.upload_profile_user.upload_profile.app_error",
+                "Couldn't upload profile image.",
+                500,
+                detailed_error=repr(exc),
+            ) from None
+        now = now_ms()
+        await self._set_picture_time(user_id, now)
+
+    async def reset(self, session: Session, user_id: str) -> None:
+        await self.require_edit(session, user_id)
+        await self.users.get_row(user_id)
+        try:
+            await self.files.remove(picture_path(user_id))
+        except OSError as exc:
+            raise AppError(
+                "api.user.upload_profile_user.upload_profile.app_error",
+                "Couldn't upload profile image.",
+                500,
+                detailed_error=repr(exc),
+            ) from None
+        await self._set_picture_time(user_id, 0)
+
+    async def _set_picture_time(self, user_id: str, picture_at: int) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(users)
+                .where(users.c.id == user_id)
+                .values(last_picture_update=picture_at, update_at=now_ms())
+            )
+            row = await self.users.get_row(user_id, conn)
+            await self.events.publish(
+                Event("user_updated", {"user": user_json(row)}, Broadcast()), conn
+            )
