@@ -16,15 +16,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.realtime.conftest import (
-    Node,
-    Org,
-    RawWS,
-    Rest,
-    hello_of,
-    keepalive_settings,
-    read_until_post,
-)
+from tests.support.node import Node, keepalive_settings
+from tests.support.rest import Org, Rest
+from tests.support.ws import RawWS, hello_of, read_until_post
 
 
 @pytest.fixture(scope="module")
