@@ -296,7 +296,13 @@ class StreamState:
         self._checkpoint_failing = True
         # Not truncated: a resume walking from an older checkpoint needs every checkpoint taken
         # after a skip; the list grows only by skips while the registry is failing.
-        self._must_record = [(cp.seq, cp.pos) for cp in checkpoints] + list(self._must_record or ())
+        failed = [(cp.seq, cp.pos) for cp in checkpoints]
+        newer = list(self._must_record or ())
+        # A skip while the failed batch was in flight may have checkpointed the same seq at a
+        # later position: as for consecutive skips, the newest position says it all.
+        while failed and newer and failed[-1][0] == newer[0][0]:
+            failed.pop()
+        self._must_record = failed + newer
         return first
 
     def checkpoints_recorded(self) -> None:
