@@ -45,6 +45,8 @@ from hubbub.config.settings import Settings, split_address
 from hubbub.files import make_backend
 from hubbub.ids import new_id
 from hubbub.jobs.cleanup import Cleanup
+from hubbub.jobs.export import BulkExport
+from hubbub.jobs.importer import BulkImport
 from hubbub.jobs.retention import DataRetention
 from hubbub.jobs.scheduler import (
     SCHEDULER_LEASE,
@@ -182,6 +184,8 @@ class Hubbub:
         handlers: list[JobHandler] = [
             DataRetention(db, self.files, s.DataRetentionSettings),
             Cleanup(db, self.job_store, self.files, s),
+            BulkExport(db, self.files, s),
+            BulkImport(db, self.files, s),
         ]
         self.job_server = JobServer(
             self.job_store,

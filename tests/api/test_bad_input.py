@@ -262,6 +262,9 @@ ID_PATHS = [
     ("GET", "/files/{x}/info"),
     ("DELETE", "/users/me/posts/{x}/reactions/smile"),
     ("POST", "/teams/{x}/posts/search"),
+    ("GET", "/jobs/{x}"),
+    ("POST", "/jobs/{x}/cancel"),
+    ("GET", "/jobs/{x}/download"),
 ]
 
 
@@ -282,6 +285,9 @@ NOT_FOUND_PATHS = [
     ("DELETE", "/posts/{x}"),
     ("GET", "/files/{x}"),
     ("GET", "/files/{x}/info"),
+    ("GET", "/jobs/{x}"),
+    ("POST", "/jobs/{x}/cancel"),
+    ("GET", "/jobs/{x}/download"),
 ]
 
 
@@ -313,6 +319,9 @@ AUTH_PATHS = [
     ("GET", f"/users/{UNKNOWN}/status"),
     ("POST", "/channels/members/me/view"),
     ("POST", f"/teams/{UNKNOWN}/posts/search"),
+    ("GET", "/jobs"),
+    ("POST", "/jobs"),
+    ("GET", f"/jobs/{UNKNOWN}"),
 ]
 
 

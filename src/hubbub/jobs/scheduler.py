@@ -48,16 +48,20 @@ async def _nothing() -> None:
     return None
 
 
+FIRST_GRACE_MS = 60_000
+
+
 @dataclass(frozen=True)
 class Schedule:
     """Slots of `period_ms` starting `offset_ms` after the epoch. The very first slot of a
-    schedule (no job for it yet) is only created within `first_grace_ms` of its start, so a
-    daily job enabled in the afternoon waits for its time instead of running at once."""
+    schedule (no job of it yet) is only created within `first_grace_ms` of its start, so a new
+    cluster, or a daily job enabled in the afternoon, waits for the next start instead of running
+    at once; from then on no slot is skipped."""
 
     job_type: str
     period_ms: int
     offset_ms: int = 0
-    first_grace_ms: int | None = None  # None: the whole period
+    first_grace_ms: int = FIRST_GRACE_MS
 
     @property
     def key(self) -> str:
@@ -73,7 +77,7 @@ class Schedule:
         """The slots to create now, given the newest slot already created (`last`)."""
         current = self.slot_at(now)
         if last is None:
-            grace = self.period_ms if self.first_grace_ms is None else self.first_grace_ms
+            grace = min(self.period_ms, self.first_grace_ms)
             return [current] if now - self.start_of(current) <= grace else []
         first = max(last + 1, current - catch_up + 1)
         return list(range(first, current + 1))
@@ -90,7 +94,6 @@ def schedules_from(settings: Settings) -> list[Schedule]:
                 DATA_RETENTION,
                 DAY_MS,
                 offset_ms=(hours * 60 + minutes) * 60_000,
-                first_grace_ms=10 * 60_000,
             )
         )
     return out
