@@ -87,8 +87,9 @@ def test_a_periodic_job_is_created_once_per_slot_across_a_scheduler_kill(
 
     def slots() -> Counter[int]:
         rows = sql(
-            postgres, cluster, "SELECT schedule_slot FROM jobs WHERE type = 'cleanup' "
-            "AND schedule_slot IS NOT NULL",
+            postgres,
+            cluster,
+            "SELECT schedule_slot FROM jobs WHERE type = 'cleanup' AND schedule_slot IS NOT NULL",
         )
         return Counter(int(r[0]) for r in rows)
 
@@ -114,7 +115,8 @@ def test_a_periodic_job_is_created_once_per_slot_across_a_scheduler_kill(
     # Every one of them ran (once: a job the dead node held was reaped and run by another).
     def all_done() -> bool:
         rows = sql(
-            postgres, cluster,
+            postgres,
+            cluster,
             f"SELECT status FROM jobs WHERE type = 'cleanup' AND schedule_slot <= {last}",
         )
         return all(r[0] == "success" for r in rows)
@@ -212,25 +214,41 @@ def test_an_import_whose_node_dies_is_resumed_by_another_exactly_once(
     lines: list[dict[str, Any]] = [
         {"type": "version", "version": 1},
         {"type": "team", "team": {"name": "moved", "display_name": "Moved", "type": "O"}},
-        {"type": "channel", "channel": {"team": "moved", "name": "big", "type": "O",
-                                        "display_name": "Big"}},
-        {"type": "user", "user": {"username": "mover", "email": "mover@example.com",
-                                  "teams": [{"name": "moved",
-                                             "channels": [{"name": "big"}]}]}},
+        {
+            "type": "channel",
+            "channel": {"team": "moved", "name": "big", "type": "O", "display_name": "Big"},
+        },
+        {
+            "type": "user",
+            "user": {
+                "username": "mover",
+                "email": "mover@example.com",
+                "teams": [{"name": "moved", "channels": [{"name": "big"}]}],
+            },
+        },
     ]
     for i in range(posts):
         lines.append(
-            {"type": "post", "post": {"team": "moved", "channel": "big", "user": "mover",
-                                      "message": f"moved post {i}", "create_at": base + i,
-                                      "reactions": [{"user": "mover", "emoji_name": "ok",
-                                                     "create_at": base + i + 1}]}}
+            {
+                "type": "post",
+                "post": {
+                    "team": "moved",
+                    "channel": "big",
+                    "user": "mover",
+                    "message": f"moved post {i}",
+                    "create_at": base + i,
+                    "reactions": [{"user": "mover", "emoji_name": "ok", "create_at": base + i + 1}],
+                },
+            }
         )
     (cluster.files_dir / "import").mkdir(exist_ok=True)
     (cluster.files_dir / "import" / "big.jsonl").write_bytes(
         b"\n".join(orjson.dumps(x) for x in lines)
     )
     created = lb.call(
-        "POST", "/jobs", token,
+        "POST",
+        "/jobs",
+        token,
         json={"type": "import_process", "data": {"import_file": "import/big.jsonl"}},
         expect=201,
     )
@@ -257,9 +275,7 @@ def test_an_import_whose_node_dies_is_resumed_by_another_exactly_once(
         "ON c.id = p.channel_id WHERE c.name = 'big'",
     )
     assert int(count) == posts and int(distinct) == posts
-    ((total,),) = sql(
-        postgres, cluster, "SELECT total_msg_count FROM channels WHERE name = 'big'"
-    )
+    ((total,),) = sql(postgres, cluster, "SELECT total_msg_count FROM channels WHERE name = 'big'")
     assert int(total) == posts
     ((attempts, worker),) = sql(
         postgres, cluster, f"SELECT attempts, worker FROM jobs WHERE id = '{created['id']}'"

@@ -52,9 +52,7 @@ def test_run_wait_list_download_and_cancel(server: ServerProcess, tmp_path: Path
         "jobs", "run", "import_process", "--file", "out.zip", "--wait", cwd=tmp_path, env=env
     )
     assert imported.returncode == 0, imported.stderr
-    assert json.loads(imported.stdout.splitlines()[-1])["data"]["import_file"].startswith(
-        "import/"
-    )
+    assert json.loads(imported.stdout.splitlines()[-1])["data"]["import_file"].startswith("import/")
 
     refused = run("jobs", "cancel", job["id"], cwd=tmp_path, env=env)
     assert refused.returncode == 1 and "already finished" in refused.stderr

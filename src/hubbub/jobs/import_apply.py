@@ -1,33 +1,28 @@
 """Pass 2 of an import: writing validated lines, a batch of lines per transaction.
 
-Each object is looked up by its unique key (`bulk.py`) and updated, or created; a new post,
-reply or attached file gets an id derived from its key (`derived_id`), so a batch that is
-repeated (its transaction rolled back when the node died, or the whole import run again) writes
-the same rows and the same stored files, never a second copy. After a batch's lines the
-counters they affect are recomputed from the rows (channel totals and last post times, thread
-reply counts, `has_reactions`), and the job's checkpoint is written in the same transaction.
+Teams, channels, users and their memberships, and direct channels are written line by line,
+each looked up by its unique key (`bulk.py`) and updated, or created. Post lines wait in the
+batch and are written together by `import_posts.PostWriter` before any other kind of line and
+at the end of the batch; then the job's checkpoint is written in the same transaction. New
+posts and files get ids derived from their keys, so a batch that is repeated (its transaction
+rolled back when the node died, or the whole import run again) writes the same rows and the
+same stored files, never a second copy.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import mimetypes
-import os.path
-from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.config import Settings
 from hubbub.files import FileBackend
 from hubbub.ids import new_id
-from hubbub.jobs.bulk import derived_id, members_of, parse, participants
-from hubbub.jobs.retention import recount_threads
+from hubbub.jobs.bulk import members_of, parse, participants
+from hubbub.jobs.import_posts import Incoming, PostWriter
 from hubbub.jobs.worker import JobContext
-from hubbub.services import images
 from hubbub.services.channel_model import (
     DEFAULT_CHANNEL_NOTIFY_PROPS,
     DEFAULT_CHANNELS,
@@ -37,16 +32,12 @@ from hubbub.services.channel_model import (
     group_name,
     new_channel_row,
 )
-from hubbub.services.files import OCTET_STREAM, clean_name, extension_of, safe_mime
 from hubbub.services.passwords import hash_password
 from hubbub.services.users import DEFAULT_NOTIFY_PROPS, DEFAULT_TIMEZONE
 from hubbub.store.db import Database
 from hubbub.store.tables import (
     channel_members,
     channels,
-    file_infos,
-    posts,
-    reactions,
     team_members,
     teams,
     users,
@@ -88,11 +79,10 @@ class Importer:
         self.team_ids: dict[str, str] = {}
         self.channel_ids: dict[tuple[str, str], str] = {}
         self.user_ids: dict[str, str] = {}
+        self.direct_ids: dict[tuple[str, ...], str] = {}
         self.counts = dict.fromkeys(COUNTS, 0)
-        # What the current batch touched: recounted before it commits.
-        self._channels: set[str] = set()
-        self._roots: set[str] = set()
-        self._reacted: set[str] = set()
+        self.posts = PostWriter(files, archive, self._user_id, self.counts)
+        self._pending: list[Incoming] = []
 
     async def run(self, ctx: JobContext, per_batch: int) -> None:
         done = int(ctx.data.get("imported_through_line", "0"))
@@ -107,7 +97,7 @@ class Importer:
                 for raw in lines[start:end]:
                     if raw.strip():
                         await self.apply(conn, parse(raw))
-                await self._recount(conn)
+                await self._flush(conn)
                 await ctx.checkpoint(
                     conn,
                     progress=10 + 90 * end // max(1, len(lines)),
@@ -116,19 +106,32 @@ class Importer:
                 )
             start = end
 
+    async def _flush(self, conn: AsyncConnection) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            await self.posts.write(conn, pending)
+
     async def apply(self, conn: AsyncConnection, line: Obj) -> None:
+        """Writes one line; post lines wait in a batch, written before any other line."""
         kind = line["type"]
         body = line.get(kind) or {}
+        if kind == "post":
+            team_id = await self._team_id(conn, body["team"])
+            channel_id = await self._channel_id(conn, team_id, body["channel"])
+            self._pending.append(Incoming(channel_id, body))
+            return
+        if kind == "direct_post":
+            members = members_of(body, "channel_members")
+            channel_id = await self._direct(conn, [{"username": m} for m in members])
+            self._pending.append(Incoming(channel_id, body))
+            return
+        await self._flush(conn)
         if kind == "team":
             await self._team(conn, body)
         elif kind == "channel":
             await self._channel(conn, body)
         elif kind == "user":
             await self._user(conn, body)
-        elif kind == "post":
-            team_id = await self._team_id(conn, body["team"])
-            channel_id = await self._channel_id(conn, team_id, body["channel"])
-            await self._post(conn, channel_id, "", body)
         elif kind == "direct_channel":
             channel_id = await self._direct(conn, participants(body))
             if body.get("header") is not None:
@@ -137,10 +140,6 @@ class Importer:
                     .where(channels.c.id == channel_id)
                     .values(header=body["header"])
                 )
-        elif kind == "direct_post":
-            members = members_of(body, "channel_members")
-            channel_id = await self._direct(conn, [{"username": m} for m in members])
-            await self._post(conn, channel_id, "", body)
 
     # Lookups (cached for the run: every batch that filled the caches committed, or the job
     # stopped)
@@ -344,6 +343,8 @@ class Importer:
                     )
                 )
             ).scalar()
+            if town_square is not None:
+                self.channel_ids[(team_id, TOWN_SQUARE)] = str(town_square)
         if town_square is not None and TOWN_SQUARE not in memberships:
             memberships[TOWN_SQUARE] = {"name": TOWN_SQUARE}
         for name, membership in memberships.items():
@@ -367,7 +368,8 @@ class Importer:
         if given.get("roles") is not None:
             values["scheme_admin"] = "channel_admin" in given["roles"].split()
         if found is not None:
-            await conn.execute(update(channel_members).where(key).values(**values))
+            if len(values) > 1 or notify != found.notify_props:
+                await conn.execute(update(channel_members).where(key).values(**values))
             return
         await conn.execute(
             insert(channel_members).values(
@@ -395,6 +397,9 @@ class Importer:
         """Finds or creates the direct or group channel of `members` (participants: a username
         and, from a newer export, that member's state) and makes them its members."""
         usernames = [m["username"] for m in members]
+        cached = self.direct_ids.get(tuple(sorted(usernames)))
+        if cached is not None and all(len(m) == 1 for m in members):
+            return cached  # a direct post's channel, already made
         ids = sorted({await self._user_id(conn, u) for u in usernames})
         if len(ids) <= 2:
             type_, name, display_name = "D", dm_name(ids[0], ids[-1]), ""
@@ -421,213 +426,5 @@ class Importer:
             user_id = await self._user_id(conn, member["username"])
             state = {k: v for k, v in member.items() if k != "username"}
             await self._channel_member(conn, channel_id, user_id, state)
+        self.direct_ids[tuple(sorted(usernames))] = channel_id
         return channel_id
-
-    # Posts
-
-    async def _post(self, conn: AsyncConnection, channel_id: str, root_id: str, body: Obj) -> None:
-        user_id = await self._user_id(conn, body["user"])
-        create_at, message = int(body["create_at"]), body["message"]
-        found = (
-            await conn.execute(
-                select(posts.c.id).where(
-                    posts.c.channel_id == channel_id,
-                    posts.c.create_at == create_at,
-                    posts.c.root_id == root_id,
-                    posts.c.user_id == user_id,
-                    posts.c.message == message,
-                )
-            )
-        ).scalar()
-        post_id = (
-            str(found)
-            if found is not None
-            else derived_id("post", channel_id, root_id, user_id, str(create_at), message)
-        )
-        file_ids = [
-            await self._attachment(conn, post_id, channel_id, user_id, create_at, a["path"])
-            for a in body.get("attachments") or []
-        ]
-        if found is None:
-            edit_at = int(body.get("edit_at") or 0)
-            await conn.execute(
-                insert(posts).values(
-                    id=post_id,
-                    create_at=create_at,
-                    update_at=max(create_at, edit_at),
-                    edit_at=edit_at,
-                    delete_at=0,
-                    is_pinned=bool(body.get("is_pinned")),
-                    user_id=user_id,
-                    channel_id=channel_id,
-                    root_id=root_id,
-                    original_id="",
-                    message=message,
-                    type=body.get("type") or "",
-                    props=body.get("props") or {},
-                    hashtags="",
-                    file_ids=file_ids,
-                    pending_post_id="",
-                    has_reactions=False,
-                    reply_count=0,
-                    last_reply_at=0,
-                )
-            )
-            self.counts["posts"] += 1
-            self._channels.add(channel_id)
-            if root_id:
-                self._roots.add(root_id)
-        else:
-            changes: Obj = {}
-            if body.get("is_pinned") is not None:
-                changes["is_pinned"] = bool(body["is_pinned"])
-            if file_ids:
-                changes["file_ids"] = file_ids
-            if changes:
-                await conn.execute(update(posts).where(posts.c.id == post_id).values(**changes))
-        await self._reactions(conn, post_id, channel_id, body.get("reactions") or [])
-        for reply in body.get("replies") or []:
-            await self._post(conn, channel_id, post_id, reply)
-
-    async def _reactions(
-        self, conn: AsyncConnection, post_id: str, channel_id: str, given: Iterable[Obj]
-    ) -> None:
-        wanted = {}
-        for reaction in given:
-            user_id = await self._user_id(conn, reaction["user"])
-            wanted[(user_id, reaction["emoji_name"])] = int(reaction["create_at"])
-        if not wanted:
-            return
-        have = {
-            (r.user_id, r.emoji_name)
-            for r in await conn.execute(
-                select(reactions.c.user_id, reactions.c.emoji_name).where(
-                    reactions.c.post_id == post_id
-                )
-            )
-        }
-        new = [
-            {
-                "user_id": user_id,
-                "post_id": post_id,
-                "emoji_name": emoji,
-                "create_at": when,
-                "update_at": when,
-                "delete_at": 0,
-                "channel_id": channel_id,
-            }
-            for (user_id, emoji), when in wanted.items()
-            if (user_id, emoji) not in have
-        ]
-        if new:
-            await conn.execute(insert(reactions), new)
-            self.counts["reactions"] += len(new)
-            self._reacted.add(post_id)
-
-    async def _attachment(
-        self,
-        conn: AsyncConnection,
-        post_id: str,
-        channel_id: str,
-        user_id: str,
-        create_at: int,
-        path: str,
-    ) -> str:
-        file_id = derived_id("file", post_id, path)
-        exists_ = (
-            await conn.execute(select(file_infos.c.id).where(file_infos.c.id == file_id))
-        ).first()
-        if exists_ is not None:
-            return file_id
-        data = await asyncio.to_thread(self.archive.read, path)
-        name = clean_name(os.path.basename(path))
-        day = datetime.fromtimestamp(create_at / 1000, UTC).strftime("%Y%m%d")
-        prefix = f"{day}/teams/noteam/channels/{channel_id}/users/{user_id}/{file_id}/"
-        try:
-            rendition = await asyncio.to_thread(images.analyze, data)
-        except images.ImageTooLarge:
-            rendition = None
-        row: Obj = {
-            "id": file_id,
-            "creator_id": user_id,
-            "post_id": post_id,
-            "channel_id": channel_id,
-            "create_at": create_at,
-            "update_at": create_at,
-            "delete_at": 0,
-            "path": prefix + name,
-            "thumbnail_path": "",
-            "preview_path": "",
-            "name": name,
-            "extension": extension_of(name),
-            "size": len(data),
-            "mime_type": OCTET_STREAM,
-            "width": 0,
-            "height": 0,
-            "has_preview_image": False,
-            "mini_preview": None,
-        }
-        mime = mimetypes.guess_type(name, strict=False)[0] or ""
-        if rendition is not None and rendition.mime_type and not mime.startswith("image/"):
-            mime = rendition.mime_type
-        row["mime_type"] = safe_mime(mime) if mime else OCTET_STREAM
-        await self.files.write(row["path"], data)
-        if rendition is not None:
-            row["width"], row["height"] = rendition.width, rendition.height
-            if rendition.has_preview:
-                stem = os.path.splitext(name)[0] or "file"
-                row["thumbnail_path"] = f"{prefix}{stem}_thumb.jpg"
-                row["preview_path"] = f"{prefix}{stem}_preview.jpg"
-                await self.files.write(row["thumbnail_path"], rendition.thumbnail)
-                await self.files.write(row["preview_path"], rendition.preview)
-                row["has_preview_image"] = not rendition.animated
-                row["mini_preview"] = base64.b64encode(rendition.mini_preview).decode("ascii")
-        await conn.execute(insert(file_infos).values(**row))
-        self.counts["attachments"] += 1
-        return file_id
-
-    # Derived counters
-
-    async def _recount(self, conn: AsyncConnection) -> None:
-        await recount_threads(conn, self._roots)
-        if self._reacted:
-            await conn.execute(
-                update(posts)
-                .where(posts.c.id.in_(sorted(self._reacted)))
-                .values(
-                    has_reactions=exists().where(
-                        reactions.c.post_id == posts.c.id, reactions.c.delete_at == 0
-                    )
-                )
-            )
-        for channel_id in sorted(self._channels):
-            live = (posts.c.channel_id == channel_id) & (posts.c.delete_at == 0)
-            total, last = (
-                await conn.execute(
-                    select(func.count(), func.coalesce(func.max(posts.c.create_at), 0)).where(live)
-                )
-            ).one()
-            roots, last_root = (
-                await conn.execute(
-                    select(func.count(), func.coalesce(func.max(posts.c.create_at), 0)).where(
-                        live & (posts.c.root_id == "")
-                    )
-                )
-            ).one()
-            await conn.execute(
-                update(channels)
-                .where(channels.c.id == channel_id)
-                .values(
-                    total_msg_count=int(total),
-                    total_msg_count_root=int(roots),
-                    last_post_at=func.max(channels.c.last_post_at, int(last))
-                    if conn.dialect.name == "sqlite"
-                    else func.greatest(channels.c.last_post_at, int(last)),
-                    last_root_post_at=func.max(channels.c.last_root_post_at, int(last_root))
-                    if conn.dialect.name == "sqlite"
-                    else func.greatest(channels.c.last_root_post_at, int(last_root)),
-                )
-            )
-        self._channels.clear()
-        self._roots.clear()
-        self._reacted.clear()

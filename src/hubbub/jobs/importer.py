@@ -53,7 +53,7 @@ from hubbub.store.tables import channels, teams, users
 
 log = logging.getLogger("hubbub.jobs")
 
-LINES_PER_BATCH = 100
+LINES_PER_BATCH = 500
 MAX_REPORTED = 100
 
 
