@@ -158,7 +158,6 @@ def node_env(kind: str, workdir: Path, name: str, postgres: Any) -> dict[str, st
     env = {
         "MM_FILESETTINGS_DIRECTORY": str(workdir / f"{name}-files"),
         "MM_JOBSETTINGS_POLLSECONDS": "0.2",
-        "MM_JOBSETTINGS_RUNSCHEDULER": "false",
         "MM_LOGSETTINGS_CONSOLELEVEL": "WARN",
     }
     if kind == "sqlite":

@@ -40,6 +40,7 @@ from hubbub.store.tables import channels, file_infos, posts, reactions
 log = logging.getLogger("hubbub.jobs")
 
 HOUR_MS = 3_600_000
+MORE, LAST, FINISHED = "more", "last", "finished"
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -116,14 +117,21 @@ class DataRetention(JobHandler):
             )
         done_through = ctx.data.get("channel_cursor", "")
         todo = [i for i in ids if i > done_through]
-        for n, channel_id in enumerate(todo):
-            while await self._message_batch(ctx, channel_id, cutoff):
-                await self.sleep(self.settings.TimeBetweenBatchesMilliseconds / 1000)
-            progress = share * (len(ids) - len(todo) + n + 1) // max(1, len(ids))
-            await ctx.progress(progress, channel_cursor=channel_id)
+        for n, channel_id in enumerate(todo, 1):
+            deleted = False
+            while (found := await self._message_batch(ctx, channel_id, cutoff)) != FINISHED:
+                deleted = True
+                if found == MORE:
+                    await self.sleep(self.settings.TimeBetweenBatchesMilliseconds / 1000)
+            # The cursor only saves a resumed run some reading: written after a channel that
+            # had old posts, and every 100 channels.
+            if deleted or n % 100 == 0 or n == len(todo):
+                progress = share * (len(ids) - len(todo) + n) // max(1, len(ids))
+                await ctx.progress(progress, channel_cursor=channel_id)
 
-    async def _message_batch(self, ctx: JobContext, channel_id: str, cutoff: int) -> bool:
-        """Deletes the next batch of old posts of one channel; false when none was left."""
+    async def _message_batch(self, ctx: JobContext, channel_id: str, cutoff: int) -> str:
+        """Deletes the next batch of old posts of one channel: `MORE` when the batch was full,
+        `LAST` when it was not, `FINISHED` when there was nothing left."""
         ctx.check()
         async with self.db.read() as conn:
             batch = (
@@ -135,7 +143,7 @@ class DataRetention(JobHandler):
                 )
             ).all()
             if not batch:
-                return False
+                return FINISHED
             ids = [r.id for r in batch]
             infos = (
                 await conn.execute(
@@ -162,7 +170,7 @@ class DataRetention(JobHandler):
                 deleted_reactions=int(ctx.data["deleted_reactions"]) + removed_reactions.rowcount,
                 deleted_files=int(ctx.data["deleted_files"]) + removed_files.rowcount,
             )
-        return len(batch) == self.batch
+        return MORE if len(batch) == self.batch else LAST
 
     async def _files(self, ctx: JobContext, cutoff: int) -> None:
         while True:
