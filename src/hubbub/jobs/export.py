@@ -22,12 +22,12 @@ import logging
 import tempfile
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
 import orjson
-from sqlalchemy import Row, and_, func, select, tuple_
+from sqlalchemy import ColumnElement, Row, and_, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub import __version__
@@ -54,6 +54,8 @@ log = logging.getLogger("hubbub.jobs")
 BATCH = 1000
 JSONL_NAME = "export.jsonl"
 Obj = dict[str, Any]
+ByPost = dict[str, list[Row[Any]]]
+Batch = tuple[Sequence[Row[Any]], ByPost, ByPost, ByPost]
 
 
 def store_dir(directory: str) -> str:
@@ -239,7 +241,7 @@ class BulkExport(JobHandler):
                 ).scalar_one()
             )
 
-    async def _post_batches(self, channel_ids: list[str], ctx: JobContext) -> Any:
+    async def _post_batches(self, channel_ids: list[str], ctx: JobContext) -> AsyncIterator[Batch]:
         """Root posts of `channel_ids` in creation order, `BATCH` at a time, with the replies,
         reactions and files of each batch."""
         after: tuple[int, str] | None = None
@@ -323,7 +325,7 @@ class _Writer:
         self.out.write(b"\n")
 
 
-def _roots_in(channel_ids: list[str]) -> Any:
+def _roots_in(channel_ids: list[str]) -> ColumnElement[bool]:
     return and_(
         posts.c.channel_id.in_(channel_ids),
         posts.c.root_id == "",
@@ -332,9 +334,7 @@ def _roots_in(channel_ids: list[str]) -> Any:
     )
 
 
-async def _extras(
-    conn: AsyncConnection, root_ids: list[str]
-) -> tuple[dict[str, list[Row[Any]]], dict[str, list[Row[Any]]], dict[str, list[Row[Any]]]]:
+async def _extras(conn: AsyncConnection, root_ids: list[str]) -> tuple[ByPost, ByPost, ByPost]:
     """Replies per root, reactions per post and file infos per post, for `root_ids`."""
     replies: dict[str, list[Row[Any]]] = defaultdict(list)
     for r in await conn.execute(
