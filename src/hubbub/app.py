@@ -28,6 +28,7 @@ from hubbub.api.drafts import DraftRoutes
 from hubbub.api.emoji import EmojiRoutes
 from hubbub.api.errors import make_handlers
 from hubbub.api.files import FileRoutes
+from hubbub.api.jobs import JobRoutes
 from hubbub.api.middleware import APIMiddleware
 from hubbub.api.posts import PostRoutes
 from hubbub.api.preferences import PreferenceRoutes
@@ -52,6 +53,21 @@ from hubbub.config import LoadedConfig
 from hubbub.config.settings import Settings, split_address
 from hubbub.files import make_backend
 from hubbub.ids import new_id
+from hubbub.jobs.cleanup import Cleanup
+from hubbub.jobs.export import BulkExport
+from hubbub.jobs.importer import BulkImport
+from hubbub.jobs.retention import DataRetention
+from hubbub.jobs.scheduler import (
+    SCHEDULER_LEASE,
+    Reaper,
+    Scheduler,
+    SchedulerWatch,
+    annotate_status,
+    schedules_from,
+)
+from hubbub.jobs.service import JobsService
+from hubbub.jobs.store import JobStore
+from hubbub.jobs.worker import JobHandler, JobServer
 from hubbub.lifecycle import Lifecycle, Part
 from hubbub.observability.health import HealthMonitor
 from hubbub.observability.metrics import Metrics, MetricsEndpoint
@@ -191,6 +207,28 @@ class Hubbub:
             is_draining=lambda: self.draining,
         )
 
+        # Jobs (docs/jobs.md): handlers per type, this node's workers, the API's service.
+        jobs = s.JobSettings
+        self.job_store = JobStore(db)
+        handlers: list[JobHandler] = [
+            DataRetention(db, self.files, s.DataRetentionSettings),
+            Cleanup(db, self.job_store, self.files, s),
+            BulkExport(db, self.files, s),
+            BulkImport(db, self.files, s),
+        ]
+        self.job_server = JobServer(
+            self.job_store,
+            {h.job_type: h for h in handlers},
+            bus,
+            node_id=self.node_id,
+            enabled=jobs.RunJobs and join_cluster,
+            poll_seconds=jobs.PollSeconds,
+            heartbeat_seconds=jobs.HeartbeatSeconds,
+        )
+        self.jobs = JobsService(
+            self.job_store, self.job_server.handlers, self.files, self.job_server.announce
+        )
+
         # Cluster: membership, the shared-storage check and the leader lease (docs/cluster.md).
         # The lease runs on a single node too: leader work is fenced the same way everywhere.
         timing = ClusterTiming.from_settings(s)
@@ -218,6 +256,25 @@ class Hubbub:
             duties=[
                 ClusterCleanup(self.discovery, self.topology).run,
                 self.presence.expire_orphans,
+                Reaper(
+                    db,
+                    self.job_store,
+                    stale_seconds=jobs.StaleSeconds,
+                    max_attempts=jobs.MaxAttempts,
+                    wake=self.job_server.announce,
+                ).run,
+                SchedulerWatch(db, patience_seconds=2 * timing.lease).run,
+            ],
+            lease_seconds=timing.lease,
+            renew_seconds=timing.heartbeat,
+        )
+        # Only nodes with RunScheduler contend for the scheduler's own lease (jobs/scheduler.py).
+        self.job_scheduler = Leader(
+            self.db,
+            self.node_id,
+            name=SCHEDULER_LEASE,
+            duties=[
+                Scheduler(db, self.job_store, schedules_from(s), wake=self.job_server.announce).run
             ],
             lease_seconds=timing.lease,
             renew_seconds=timing.heartbeat,
@@ -233,6 +290,7 @@ class Hubbub:
 
     def parts(self) -> list[Part]:
         """Every component in start order: each one only needs those before it."""
+        s = self.settings
         parts = [
             Part("schema", self.schema),
             Part("database", self.db),
@@ -246,12 +304,16 @@ class Hubbub:
                 Part("discovery", self.discovery),
                 Part("leader", self.leader),
             ]
+            if s.JobSettings.RunScheduler:
+                parts.append(Part("job scheduler", self.job_scheduler))
+            parts.append(Part("job server", self.job_server))
         # The hub last: on stop its sockets close (1012) while everything they need still runs.
         parts += [Part("hub", self.hub), Part("metrics endpoint", self.metrics_endpoint)]
         return parts
 
     async def cluster_status(self) -> list[dict[str, object]]:
-        return await self.discovery.view(await current_holder(self.db))
+        view = await self.discovery.view(await current_holder(self.db))
+        return annotate_status(view, await current_holder(self.db, SCHEDULER_LEASE))
 
     def _api_routes(self) -> list[BaseRoute]:
         s = self.settings
@@ -285,6 +347,7 @@ class Hubbub:
             *FileRoutes(s, self.file_infos).routes(),
             *StatusRoutes(s, self.statuses, self.users).routes(),
             *ClusterRoutes(self.cluster_status).routes(),
+            *JobRoutes(self.jobs).routes(),
             WebSocketRoute("/websocket", self.websocket),
             WebSocketRoute("/websocket/", self.websocket),
         ]

@@ -278,6 +278,9 @@ ID_PATHS = [
     ("PUT", "/users/me/teams/{x}/threads/read"),
     ("GET", "/users/me/teams/{x}/drafts"),
     ("DELETE", "/users/me/channels/{x}/drafts"),
+    ("GET", "/jobs/{x}"),
+    ("POST", "/jobs/{x}/cancel"),
+    ("GET", "/jobs/{x}/download"),
 ]
 
 
@@ -302,6 +305,9 @@ NOT_FOUND_PATHS = [
     ("GET", "/emoji/{x}/image"),
     ("DELETE", "/emoji/{x}"),
     ("GET", "/users/{x}/image"),
+    ("GET", "/jobs/{x}"),
+    ("POST", "/jobs/{x}/cancel"),
+    ("GET", "/jobs/{x}/download"),
 ]
 
 
@@ -338,6 +344,9 @@ AUTH_PATHS = [
     ("POST", "/drafts"),
     ("GET", f"/users/me/teams/{UNKNOWN}/threads"),
     ("GET", f"/users/{UNKNOWN}/image"),
+    ("GET", "/jobs"),
+    ("POST", "/jobs"),
+    ("GET", f"/jobs/{UNKNOWN}"),
 ]
 
 

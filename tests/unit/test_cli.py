@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
 
 from hubbub.app import Hubbub
 from hubbub.config import load_config
+from tests.support.cli import run, sqlite_env
 
 # A slice of a real Mattermost config.json: known sections carry settings hubbub does not
 # implement, and whole sections it does not know.
@@ -42,29 +39,6 @@ MATTERMOST_CONFIG = {
     "EmailSettings": {"EnableSignUpWithEmail": True, "SMTPServer": "localhost"},
     "PluginSettings": {"Enable": True, "Plugins": {}},
 }
-
-
-def run(
-    *args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    clean = {
-        k: v for k, v in os.environ.items() if not k.startswith("MM_") and k != "HUBBUB_CONFIG"
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "hubbub.cli.main", *args],
-        cwd=cwd,
-        env={**clean, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def sqlite_env(tmp_path: Path) -> dict[str, str]:
-    return {
-        "MM_SQLSETTINGS_DATASOURCE": str(tmp_path / "hubbub.db"),
-        "MM_FILESETTINGS_DIRECTORY": str(tmp_path / "files"),
-    }
 
 
 def test_version(tmp_path: Path) -> None:

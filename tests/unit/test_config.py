@@ -67,6 +67,20 @@ MATTERMOST_DEFAULTS: dict[str, dict[str, Any]] = {
     "LogSettings": {"EnableConsole": True, "ConsoleJson": True},
     "MetricsSettings": {"Enable": False, "ListenAddress": ":8067"},
     "RateLimitSettings": {"Enable": False, "PerSec": 10, "MaxBurst": 100},
+    "JobSettings": {"RunJobs": True, "RunScheduler": True, "CleanupJobsThresholdDays": -1},
+    "DataRetentionSettings": {
+        "EnableMessageDeletion": False,
+        "EnableFileDeletion": False,
+        "MessageRetentionDays": 365,
+        "MessageRetentionHours": 0,
+        "FileRetentionDays": 365,
+        "FileRetentionHours": 0,
+        "DeletionJobStartTime": "02:00",
+        "BatchSize": 3000,
+        "TimeBetweenBatchesMilliseconds": 100,
+    },
+    "ExportSettings": {"Directory": "./export", "RetentionDays": 30},
+    "ImportSettings": {"Directory": "./import", "RetentionDays": 30},
 }
 
 # Where hubbub differs on purpose: it runs with no setup on SQLite (README, `make run`).
@@ -89,6 +103,11 @@ HUBBUB_ONLY = {
     "ClusterSettings.LiveSeconds",
     "ClusterSettings.LeaseSeconds",
     "ClusterSettings.ExpireSeconds",
+    "JobSettings.PollSeconds",
+    "JobSettings.HeartbeatSeconds",
+    "JobSettings.StaleSeconds",
+    "JobSettings.MaxAttempts",
+    "JobSettings.CleanupIntervalSeconds",
 }
 
 

@@ -116,6 +116,8 @@ def test_the_node_starts_its_parts_in_dependency_order(tmp_path: Path) -> None:
         "shared storage check",
         "discovery",
         "leader",
+        "job scheduler",
+        "job server",
         "hub",
         "metrics endpoint",
     ]

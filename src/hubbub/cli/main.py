@@ -1,4 +1,4 @@
-"""The `hubbub` command: serve (default), db, user, token, cluster, proxy-config, config."""
+"""The `hubbub` command: serve (default), db, user, token, cluster, proxy-config, config, jobs."""
 
 from __future__ import annotations
 
@@ -227,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     from hubbub.cli.proxy_config import add_parser as add_proxy_config
 
     add_proxy_config(sub, _load)
+
+    from hubbub.jobs.commands import add_parser as add_jobs
+
+    add_jobs(sub, _load)
 
     config = sub.add_parser("config", help="configuration")
     config.add_argument("config_command", choices=["validate", "show"])

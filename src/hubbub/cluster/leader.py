@@ -205,9 +205,15 @@ class Leader(Component):
             return
         self._was_leader = leading
         if leading:
-            log.info("became cluster leader", extra={"node_id": self.holder, "token": self._token})
+            log.info(
+                "took lease" if self.name != LEADER else "became cluster leader",
+                extra={"lease": self.name, "node_id": self.holder, "token": self._token},
+            )
         else:
-            log.info("no longer cluster leader", extra={"node_id": self.holder})
+            log.info(
+                "lost lease" if self.name != LEADER else "no longer cluster leader",
+                extra={"lease": self.name, "node_id": self.holder},
+            )
         for listener in self.listeners:
             try:
                 await listener(leading, self._token if leading else None)

@@ -152,6 +152,77 @@ class RateLimitConfig(_Section):
     MaxBurst: int = Field(default=100, ge=1)
 
 
+class JobConfig(_Section):
+    RunJobs: bool = True
+    RunScheduler: bool = True
+    CleanupJobsThresholdDays: int = Field(default=-1, ge=-1)  # -1: finished jobs are kept
+    # hubbub's own (docs/jobs.md): how often an idle worker looks for pending jobs, how often a
+    # running job's worker marks it alive, when the leader's reaper counts a silent job as
+    # abandoned and how many times a job is tried, and the period of the cleanup job.
+    PollSeconds: float = Field(default=15.0, gt=0)
+    HeartbeatSeconds: float = Field(default=5.0, gt=0)
+    StaleSeconds: float = Field(default=60.0, gt=0)
+    MaxAttempts: int = Field(default=3, ge=1)
+    CleanupIntervalSeconds: float = Field(default=3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _timing(self) -> JobConfig:
+        if self.StaleSeconds <= 2 * self.HeartbeatSeconds:
+            raise ValueError(
+                f"StaleSeconds ({self.StaleSeconds:g}) must exceed two heartbeats "
+                f"(HeartbeatSeconds {self.HeartbeatSeconds:g})"
+            )
+        return self
+
+
+class DataRetentionConfig(_Section):
+    EnableMessageDeletion: bool = False
+    EnableFileDeletion: bool = False
+    MessageRetentionDays: int = Field(default=365, ge=0)
+    MessageRetentionHours: int = Field(default=0, ge=0)  # when above 0, used instead of days
+    FileRetentionDays: int = Field(default=365, ge=0)
+    FileRetentionHours: int = Field(default=0, ge=0)
+    DeletionJobStartTime: str = "02:00"  # UTC, HH:MM
+    BatchSize: int = Field(default=3000, ge=1)
+    TimeBetweenBatchesMilliseconds: int = Field(default=100, ge=0)
+
+    @field_validator("DeletionJobStartTime")
+    @classmethod
+    def _start_time(cls, value: str) -> str:
+        hours, sep, minutes = value.partition(":")
+        if not (sep and hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
+            raise ValueError(f"must look like 'HH:MM', got {value!r}")
+        if not (0 <= int(hours) <= 23 and 0 <= int(minutes) <= 59):
+            raise ValueError(f"must be a time of day between 00:00 and 23:59, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _windows(self) -> DataRetentionConfig:
+        if self.MessageRetentionDays <= 0 and self.MessageRetentionHours <= 0:
+            raise ValueError("MessageRetentionDays or MessageRetentionHours must be at least 1")
+        if self.FileRetentionDays <= 0 and self.FileRetentionHours <= 0:
+            raise ValueError("FileRetentionDays or FileRetentionHours must be at least 1")
+        return self
+
+    @property
+    def message_retention_hours(self) -> int:
+        return self.MessageRetentionHours or 24 * self.MessageRetentionDays
+
+    @property
+    def file_retention_hours(self) -> int:
+        return self.FileRetentionHours or 24 * self.FileRetentionDays
+
+
+class ExportConfig(_Section):
+    Directory: str = "./export"  # inside the file store
+    RetentionDays: int = Field(default=30, ge=1)
+
+
+class ImportConfig(_Section):
+    Directory: str = "./import"  # inside the file store
+    RetentionDays: int = Field(default=30, ge=1)
+
+
 class Settings(BaseModel):
     """The whole configuration. Sections are named exactly as in Mattermost's config.json."""
 
@@ -167,6 +238,10 @@ class Settings(BaseModel):
     LogSettings: LogConfig = Field(default_factory=LogConfig)
     MetricsSettings: MetricsConfig = Field(default_factory=MetricsConfig)
     RateLimitSettings: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    JobSettings: JobConfig = Field(default_factory=JobConfig)
+    DataRetentionSettings: DataRetentionConfig = Field(default_factory=DataRetentionConfig)
+    ExportSettings: ExportConfig = Field(default_factory=ExportConfig)
+    ImportSettings: ImportConfig = Field(default_factory=ImportConfig)
 
 
 SECTIONS: dict[str, type[_Section]] = {

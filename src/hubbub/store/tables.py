@@ -425,3 +425,28 @@ emoji = Table(
     Column("name", String(64), nullable=False),
     Index("uq_emoji_name_delete_at", "name", "delete_at", unique=True),
 )
+
+# Jobs (migration 0007): Mattermost's job rows (`data` holds strings only, as its `map[string]
+# string`), plus the claim (`worker`, `attempts`: each claim adds one, and the worker's writes are
+# fenced by it) and, for a job the scheduler created, its schedule and slot: the unique key makes
+# a second job for one slot impossible, whichever leader tries.
+jobs = Table(
+    "jobs",
+    metadata,
+    _id(primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("priority", BigInteger, nullable=False, server_default=text("0")),
+    _ms("create_at"),
+    _ms("start_at"),
+    _ms("last_activity_at"),
+    Column("status", String(32), nullable=False),
+    Column("progress", BigInteger, nullable=False, server_default=text("0")),
+    Column("data", JSON, nullable=False),
+    _str("worker", 64),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("schedule_key", String(64), nullable=True),
+    Column("schedule_slot", BigInteger, nullable=True),
+    Index("ix_jobs_status_type", "status", "type"),
+    Index("ix_jobs_type_create", "type", "create_at"),
+    UniqueConstraint("type", "schedule_key", "schedule_slot", name="uq_jobs_schedule_slot"),
+)
