@@ -17,11 +17,11 @@ import pytest
 
 from hubbub.app import Hubbub
 from hubbub.config import load_config
-from tests.conftest import fresh_postgres_database
 from tests.support.api import API, User
 from tests.support.files import upload_one
 from tests.support.jobs_snapshot import differences, snapshot
 from tests.support.jobs_world import png, post, react, run_job
+from tests.support.postgres import fresh_postgres_database
 
 
 @dataclass
