@@ -6,6 +6,7 @@ aside by the loader and reported as ignored, so an operator can bring a real Mat
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -32,11 +33,21 @@ class ServiceConfig(_Section):
     WebsocketPongTimeoutSeconds: int = Field(default=60, ge=2)
     GracefulShutdownTimeoutSeconds: int = Field(default=30, ge=0)
     MaxPostSize: int = Field(default=16383, ge=1)
+    # hubbub's own: the `client/` folder of a Mattermost release to serve instead of hubbub's
+    # web client (docs/web.md). Empty: hubbub's client at `/`.
+    WebappDirectory: str = ""
 
     @field_validator("ListenAddress")
     @classmethod
     def _address(cls, value: str) -> str:
         _split_address(value)
+        return value
+
+    @field_validator("WebappDirectory")
+    @classmethod
+    def _webapp(cls, value: str) -> str:
+        if value and not Path(value, "root.html").is_file():
+            raise ValueError(f"{value!r} has no root.html (expected a release's client/ folder)")
         return value
 
 
