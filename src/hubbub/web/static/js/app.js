@@ -88,6 +88,7 @@ class Chat {
     this.team = this.teams.find((t) => t.id === saved) || this.teams[0];
     this.layout();
     this.socket.connect();
+    this.people.pollStatuses(this.socket);
     // Normally the first hello starts the load; without a websocket (a proxy refusing upgrades)
     // the client still works over REST.
     setTimeout(() => this.loaded || this.enqueue(() => this.loadTeam()), 5000);
@@ -408,8 +409,13 @@ class Chat {
     }
   }
 
-  async logout() {
+  stop() {
     this.socket.close();
+    this.people.stopPolling();
+  }
+
+  async logout() {
+    this.stop();
     await this.api.post("/users/logout").catch(() => {});
     location.hash = "";
     location.reload();
@@ -434,7 +440,7 @@ async function main() {
   }
   // From here on, a session that ends (logged out elsewhere, revoked) brings the login back.
   api.onUnauthorized = () => {
-    if (chat) chat.socket.close();
+    if (chat) chat.stop();
     chat = null;
     signIn();
   };

@@ -23,13 +23,8 @@ export class Composer {
       onkeydown: (event) => this.keydown(event),
       oninput: () => this.announceTyping(),
     });
-    this.fileInput = h("input", {
-      type: "file",
-      class: "visually-hidden",
-      multiple: true,
-      "aria-label": "Attach files",
-      onchange: () => this.pick(),
-    });
+    // Hidden: the 📎 button opens it.
+    this.fileInput = h("input", { type: "file", hidden: true, multiple: true, onchange: () => this.pick() });
     this.list = h("ul", { class: "uploads", "aria-label": "Attachments to send" });
     this.error = h("p", { class: "form-error", role: "alert", hidden: true });
     this.el = h(

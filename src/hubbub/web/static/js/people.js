@@ -1,6 +1,10 @@
 // Users and their presence: fetched in batches as names appear on screen, kept up to date by
-// `user_updated` and `status_change` events. A presence dot is an element tagged with the user id,
-// so a status change repaints every dot of that user at once.
+// `user_updated` events. A presence dot is an element tagged with the user id, so a status change
+// repaints every dot of that user at once. The server tells a user only of their own status
+// changes (`status_change`, as Mattermost does); the statuses of the others on screen are asked
+// for every 15 s (the official app asks every minute), over the websocket when it is open.
+
+const STATUS_POLL_MS = 15000;
 
 import { h } from "./dom.js";
 
@@ -49,6 +53,25 @@ export class People {
     if (!wanted.length) return;
     const statuses = await this.api.post("/users/status/ids", wanted);
     for (const s of statuses) this.setStatus(s.user_id, s.status);
+  }
+
+  // Keeps the dots on screen current: `socket` answers `get_statuses_by_ids` while it is open.
+  pollStatuses(socket) {
+    clearInterval(this.poller);
+    this.poller = setInterval(async () => {
+      const ids = [...new Set([...document.querySelectorAll("[data-presence-of]")].map((d) => d.dataset.presenceOf))];
+      if (!ids.length) return;
+      const reply = await socket.send("get_statuses_by_ids", { user_ids: ids });
+      if (reply && reply.status === "OK" && reply.data) {
+        for (const [id, status] of Object.entries(reply.data)) this.setStatus(id, status);
+      } else {
+        await this.refreshStatuses(ids).catch(() => {});
+      }
+    }, STATUS_POLL_MS);
+  }
+
+  stopPolling() {
+    clearInterval(this.poller);
   }
 
   displayName(id) {
