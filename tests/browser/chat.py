@@ -34,9 +34,10 @@ class Chat:
     def log_in(self, username: str, password: str = PASSWORD, path: str = "/") -> None:
         self.username = username
         self.page.goto(path)
-        self.page.get_by_label("Email or username").fill(username)
-        self.page.get_by_label("Password").fill(password)
-        self.page.get_by_role("button", name="Log in").click()
+        form = self.page.locator("form.auth-form:visible")
+        form.get_by_label("Email or username").fill(username)
+        form.get_by_label("Password").fill(password)
+        form.get_by_role("button", name="Log in").click()
 
     def create_team(self, name: str) -> None:
         self.page.get_by_label("Team name").fill(name)

@@ -63,8 +63,12 @@ function nested(text, ctx, depth) {
   return depth < 3 ? inline(text, ctx, depth + 1) : [text];
 }
 
+// A link only to http(s), mailto or this site; any other target (javascript:, data:) leaves
+// just the text.
 function link(href, label) {
-  return h("a", { href: safeUrl(href), target: "_blank", rel: "noopener noreferrer nofollow" }, label);
+  const url = safeUrl(href);
+  if (url === "#") return h("span", { class: "unsafe-link" }, label);
+  return h("a", { href: url, target: "_blank", rel: "noopener noreferrer nofollow" }, label);
 }
 
 const FENCE = /^\s*```/;
