@@ -177,7 +177,7 @@ async def test_a_bundle_leaves_the_api_and_the_console_alone(
 
 
 def test_a_folder_without_root_html_is_a_startup_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="ServiceSettings.WebappDirectory"):
+    with pytest.raises(ConfigError, match=r"ServiceSettings\.WebappDirectory"):
         load_config(None, environ={"MM_SERVICESETTINGS_WEBAPPDIRECTORY": str(tmp_path)})
 
 
