@@ -84,6 +84,8 @@ def test_typing_and_presence(duo: Duo) -> None:
     expect(alice.typing_line()).to_have_text("")
     alice.composer().fill("")
 
+    for person in (alice, bob):
+        expect(person.page.locator(".me .presence")).to_have_attribute("data-status", "online")
     expect(alice.presence_of("Thanks Alice!")).to_have_attribute("data-status", "online")
     expect(bob.presence_of("Hi Bob, welcome")).to_have_attribute("data-status", "online")
 

@@ -158,6 +158,8 @@ class Chat {
     this.loaded = true;
     localStorage.setItem("hubbub.team", this.team.id);
     await this.loadChannels();
+    // Our own status too: it changed before this page listened (and only changes are sent).
+    await this.people.refreshStatuses();
     const wanted = this.channels.get(location.hash.slice(1)) || this.channels.get(localStorage.getItem(`hubbub.channel.${this.team.id}`));
     const fallback = [...this.channels.values()].find((c) => c.name === "town-square") || this.channels.values().next().value;
     if (wanted || fallback) await this.open(wanted || fallback);
