@@ -133,12 +133,16 @@ class Chat {
       this.me.roles.split(" ").includes("system_admin") ? h("a", { href: "/admin", class: "link" }, "Console") : null,
       h("button", { type: "button", class: "link", onclick: () => this.logout() }, "Log out"),
     );
+    this.menu = menu;
     replaceChildren(this.root, h("div", { class: "shell" }, h("a", { href: "#main", class: "skip" }, "Skip to messages"), header, this.banner, h("div", { class: "layout" }, this.sidebar.el, this.view.el, this.pane.el)));
-    document.addEventListener("visibilitychange", () => !document.hidden && this.current && this.markViewed(this.current));
-    window.addEventListener("hashchange", () => {
-      const channel = this.channels.get(location.hash.slice(1));
-      if (channel && channel !== this.current) this.open(channel);
-    });
+    if (!this.listening) {
+      this.listening = true;
+      document.addEventListener("visibilitychange", () => !document.hidden && this.current && this.markViewed(this.current));
+      window.addEventListener("hashchange", () => {
+        const channel = this.channels.get(location.hash.slice(1));
+        if (channel && channel !== this.current) this.open(channel);
+      });
+    }
   }
 
   socketState(state) {
@@ -214,6 +218,7 @@ class Chat {
   async open(channel) {
     this.current = channel;
     document.body.classList.remove("sidebar-open");
+    this.menu.setAttribute("aria-expanded", "false");
     localStorage.setItem(`hubbub.channel.${this.team.id}`, channel.id);
     if (location.hash.slice(1) !== channel.id) history.replaceState(null, "", `#${channel.id}`);
     const label = channelLabel(channel, this.people, this.me);

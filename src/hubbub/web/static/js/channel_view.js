@@ -92,6 +92,11 @@ export class ChannelView {
       this.exhausted = page.order.length < PAGE;
       this.scrollToBottom();
       this.showOlderState();
+      // A tall screen may show the whole first page: without a scroll bar nobody can scroll up.
+      for (let i = 0; i < 5 && !this.exhausted && channel === this.channel; i++) {
+        if (this.scroller.scrollHeight > this.scroller.clientHeight) break;
+        await this.loadOlder();
+      }
     }
     return posts;
   }

@@ -101,7 +101,16 @@ export class Composer {
 
   async submit() {
     const message = this.input.value.trim();
-    if (!message && !this.attachments.length) return;
+    if (this.sending || (!message && !this.attachments.length)) return;
+    this.sending = true;
+    try {
+      await this.post(message);
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  async post(message) {
     this.showError("");
     const infos = await Promise.all(this.attachments.map((a) => a.promise));
     const fileIds = infos.filter(Boolean).map((info) => info.id);
