@@ -42,7 +42,9 @@ PHONE = {"width": 390, "height": 844}
 expect.set_options(timeout=15_000)
 
 
-@pytest.fixture(scope="session")
+# One browser per module, not per session: while Playwright's sync API runs, its event loop is the
+# thread's running loop, and the async tests of other tiers in the same session need theirs.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(

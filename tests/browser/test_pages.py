@@ -7,14 +7,13 @@ for the app's routes, `/static/` files with long cache headers, `/api/v4` untouc
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import expect
 
-from hubbub.app import Hubbub
 from hubbub.config import ConfigError, load_config
 from hubbub.web.routes import PAGE_CSP
 from tests.browser.conftest import Pages, serve
@@ -25,9 +24,9 @@ ROOT_HTML = b"""<!doctype html><html><head><title>Mattermost</title>
 MAIN_JS = b"document.title = 'fake web app ' + location.pathname;\n"
 
 
-@pytest.fixture
-def bundle(tmp_path: Path) -> Path:
-    client = tmp_path / "client"
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    client = tmp_path_factory.mktemp("release") / "client"
     (client / "images").mkdir(parents=True)
     (client / "root.html").write_bytes(ROOT_HTML)
     (client / "main.1234.js").write_bytes(MAIN_JS)
@@ -35,156 +34,16 @@ def bundle(tmp_path: Path) -> Path:
     return client
 
 
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        "MM_SQLSETTINGS_DATASOURCE": str(tmp_path / "hubbub.db"),
-        "MM_FILESETTINGS_DIRECTORY": str(tmp_path / "files"),
-        **extra,
-    }
-
-
-async def _client(env: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    node = Hubbub(load_config(None, environ=env))
-    await node.start()
+@pytest.fixture(scope="module")
+def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = serve(tmp_path_factory.mktemp("own"))
     try:
-        transport = httpx.ASGITransport(app=node.asgi)
-        async with httpx.AsyncClient(transport=transport, base_url="http://hubbub.test") as client:
-            yield client
+        yield server
     finally:
-        await node.stop()
+        server.stop()
 
 
-@pytest.fixture
-async def own(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in _client(_env(tmp_path)):
-        yield client
-
-
-@pytest.fixture
-async def with_bundle(tmp_path: Path, bundle: Path) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in _client(_env(tmp_path, MM_SERVICESETTINGS_WEBAPPDIRECTORY=str(bundle))):
-        yield client
-
-
-def _assets(html: str) -> list[str]:
-    return re.findall(r'(?:src|href)="(/_hubbub/[^"]+)"', html)
-
-
-@pytest.mark.parametrize("path", ["/", "/admin"])
-async def test_pages_have_a_strict_csp_and_no_inline_script(
-    own: httpx.AsyncClient, path: str
-) -> None:
-    response = await own.get(path)
-    assert response.status_code == 200
-    assert response.headers["content-type"] == "text/html; charset=utf-8"
-    assert response.headers["content-security-policy"] == PAGE_CSP
-    assert "script-src 'self';" in PAGE_CSP and "unsafe" not in PAGE_CSP
-    assert response.headers["x-frame-options"] == "DENY"
-    assert response.headers["cache-control"] == "no-cache"
-    scripts = re.findall(r"<script\b[^>]*>", response.text)
-    assert scripts and all('src="/_hubbub/' in tag for tag in scripts), scripts
-    bodies = re.findall(r"<script\b[^>]*>(.*?)</script>", response.text, re.S)
-    assert len(bodies) == len(scripts) and not "".join(bodies).strip(), "an inline script"
-    assert not re.search(r"\son[a-z]+=", response.text), "an inline event handler"
-    again = await own.get(path, headers={"If-None-Match": response.headers["etag"]})
-    assert again.status_code == 304
-
-
-async def test_files_are_cached_for_a_year_under_a_digest(own: httpx.AsyncClient) -> None:
-    page = (await own.get("/")).text
-    assets = _assets(page)
-    assert any(a.endswith("/js/app.js") for a in assets), assets
-    for asset in assets:
-        response = await own.get(asset)
-        assert response.status_code == 200, asset
-        assert response.headers["cache-control"] == "max-age=31556926, public, immutable"
-    script = await own.get(next(a for a in assets if a.endswith("app.js")))
-    assert script.headers["content-type"] == "text/javascript; charset=utf-8"
-    revalidated = await own.get(
-        next(a for a in assets if a.endswith("app.js")),
-        headers={"If-None-Match": script.headers["etag"]},
-    )
-    assert revalidated.status_code == 304
-    # Another version's digest (a page from a node being upgraded) still gets the file, uncached.
-    other = await own.get("/_hubbub/0000000000000000/js/app.js")
-    assert other.status_code == 200 and other.headers["cache-control"] == "no-cache"
-    for missing in (
-        "/_hubbub/x/js/nope.js",
-        "/_hubbub/x/index.html",
-        "/_hubbub/x/%2e%2e/routes.py",
-    ):
-        assert (await own.get(missing)).status_code == 404, missing
-
-
-async def test_the_api_is_untouched(own: httpx.AsyncClient) -> None:
-    ping = await own.get("/api/v4/system/ping")
-    assert ping.status_code == 200 and ping.headers["content-type"] == "application/json"
-    missing = await own.get("/api/v4/no/such/route")
-    assert missing.status_code == 404
-    assert missing.json()["id"] == "api.context.404.app_error"
-
-
-async def test_a_bundle_serves_root_html_for_the_apps_routes(
-    with_bundle: httpx.AsyncClient,
-) -> None:
-    for path in (
-        "/",
-        "/login",
-        "/garden/channels/town-square",
-        "/garden/pl/abcdefghijklmnopqrstuvwxyz",
-    ):
-        response = await with_bundle.get(path)
-        assert response.status_code == 200, path
-        assert response.content == ROOT_HTML, path
-        assert response.headers["content-type"] == "text/html; charset=utf-8"
-        assert response.headers["cache-control"] == "no-cache, max-age=31556926, public"
-        assert response.headers["content-security-policy"] == "frame-ancestors 'self'"
-
-
-async def test_a_bundle_serves_its_static_files_with_long_cache_headers(
-    with_bundle: httpx.AsyncClient,
-) -> None:
-    script = await with_bundle.get("/static/main.1234.js")
-    assert script.status_code == 200 and script.content == MAIN_JS
-    assert script.headers["cache-control"] == "max-age=31556926, public"
-    assert script.headers["content-type"].startswith("text/javascript")
-    again = await with_bundle.get(
-        "/static/main.1234.js", headers={"If-None-Match": script.headers["etag"]}
-    )
-    assert again.status_code == 304
-    logo = await with_bundle.get("/static/images/logo.png")
-    assert logo.status_code == 200 and logo.headers["content-type"] == "image/png"
-    for missing in ("/static/nope.js", "/static/images/", "/static/%2e%2e/%2e%2e/etc/passwd"):
-        response = await with_bundle.get(missing)
-        assert response.status_code == 404, missing
-        assert response.headers["cache-control"] == "no-cache, public", missing
-    robots = await with_bundle.get("/robots.txt")
-    assert robots.text == "User-agent: *\nDisallow: /\n"
-
-
-async def test_a_bundle_leaves_the_api_and_the_console_alone(
-    with_bundle: httpx.AsyncClient,
-) -> None:
-    ping = await with_bundle.get("/api/v4/system/ping")
-    assert ping.status_code == 200 and ping.json()["status"] == "OK"
-    for path in ("/api/v4/no/such/route", "/api/v4", "/api/v3/users"):
-        response = await with_bundle.get(path)
-        assert response.status_code == 404, path
-        assert response.headers["content-type"] == "application/json", path
-        assert response.json()["id"] == "api.context.404.app_error", path
-    console = await with_bundle.get("/admin")
-    assert console.status_code == 200 and "hubbub console" in console.text
-
-
-def test_a_folder_without_root_html_is_a_startup_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"ServiceSettings\.WebappDirectory"):
-        load_config(None, environ={"MM_SERVICESETTINGS_WEBAPPDIRECTORY": str(tmp_path)})
-
-
-# In Chromium
-
-
-@pytest.fixture
+@pytest.fixture(scope="module")
 def bundle_server(
     tmp_path_factory: pytest.TempPathFactory, bundle: Path
 ) -> Iterator[ServerProcess]:
@@ -197,21 +56,140 @@ def bundle_server(
         server.stop()
 
 
+@pytest.fixture
+def own(own_server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=own_server.url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def with_bundle(bundle_server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=bundle_server.url, timeout=10) as client:
+        yield client
+
+
+def _assets(html: str) -> list[str]:
+    return re.findall(r'(?:src|href)="(/_hubbub/[^"]+)"', html)
+
+
+@pytest.mark.parametrize("path", ["/", "/admin"])
+def test_pages_have_a_strict_csp_and_no_inline_script(own: httpx.Client, path: str) -> None:
+    response = own.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["content-security-policy"] == PAGE_CSP
+    assert "script-src 'self';" in PAGE_CSP and "unsafe" not in PAGE_CSP
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["cache-control"] == "no-cache"
+    scripts = re.findall(r"<script\b[^>]*>", response.text)
+    assert scripts and all('src="/_hubbub/' in tag for tag in scripts), scripts
+    bodies = re.findall(r"<script\b[^>]*>(.*?)</script>", response.text, re.S)
+    assert len(bodies) == len(scripts) and not "".join(bodies).strip(), "an inline script"
+    assert not re.search(r"\son[a-z]+=", response.text), "an inline event handler"
+    again = own.get(path, headers={"If-None-Match": response.headers["etag"]})
+    assert again.status_code == 304
+
+
+def test_files_are_cached_for_a_year_under_a_digest(own: httpx.Client) -> None:
+    page = (own.get("/")).text
+    assets = _assets(page)
+    assert any(a.endswith("/js/app.js") for a in assets), assets
+    for asset in assets:
+        response = own.get(asset)
+        assert response.status_code == 200, asset
+        assert response.headers["cache-control"] == "max-age=31556926, public, immutable"
+    script = own.get(next(a for a in assets if a.endswith("app.js")))
+    assert script.headers["content-type"] == "text/javascript; charset=utf-8"
+    revalidated = own.get(
+        next(a for a in assets if a.endswith("app.js")),
+        headers={"If-None-Match": script.headers["etag"]},
+    )
+    assert revalidated.status_code == 304
+    # Another version's digest (a page from a node being upgraded) still gets the file, uncached.
+    other = own.get("/_hubbub/0000000000000000/js/app.js")
+    assert other.status_code == 200 and other.headers["cache-control"] == "no-cache"
+    for missing in (
+        "/_hubbub/x/js/nope.js",
+        "/_hubbub/x/index.html",
+        "/_hubbub/x/%2e%2e/routes.py",
+    ):
+        assert (own.get(missing)).status_code == 404, missing
+
+
+def test_the_api_is_untouched(own: httpx.Client) -> None:
+    ping = own.get("/api/v4/system/ping")
+    assert ping.status_code == 200 and ping.headers["content-type"] == "application/json"
+    missing = own.get("/api/v4/no/such/route")
+    assert missing.status_code == 404
+    assert missing.json()["id"] == "api.context.404.app_error"
+
+
+def test_a_bundle_serves_root_html_for_the_apps_routes(
+    with_bundle: httpx.Client,
+) -> None:
+    for path in (
+        "/",
+        "/login",
+        "/garden/channels/town-square",
+        "/garden/pl/abcdefghijklmnopqrstuvwxyz",
+    ):
+        response = with_bundle.get(path)
+        assert response.status_code == 200, path
+        assert response.content == ROOT_HTML, path
+        assert response.headers["content-type"] == "text/html; charset=utf-8"
+        assert response.headers["cache-control"] == "no-cache, max-age=31556926, public"
+        assert response.headers["content-security-policy"] == "frame-ancestors 'self'"
+
+
+def test_a_bundle_serves_its_static_files_with_long_cache_headers(
+    with_bundle: httpx.Client,
+) -> None:
+    script = with_bundle.get("/static/main.1234.js")
+    assert script.status_code == 200 and script.content == MAIN_JS
+    assert script.headers["cache-control"] == "max-age=31556926, public"
+    assert script.headers["content-type"].startswith("text/javascript")
+    again = with_bundle.get(
+        "/static/main.1234.js", headers={"If-None-Match": script.headers["etag"]}
+    )
+    assert again.status_code == 304
+    logo = with_bundle.get("/static/images/logo.png")
+    assert logo.status_code == 200 and logo.headers["content-type"] == "image/png"
+    for missing in ("/static/nope.js", "/static/images/", "/static/%2e%2e/%2e%2e/etc/passwd"):
+        response = with_bundle.get(missing)
+        assert response.status_code == 404, missing
+        assert response.headers["cache-control"] == "no-cache, public", missing
+    robots = with_bundle.get("/robots.txt")
+    assert robots.text == "User-agent: *\nDisallow: /\n"
+
+
+def test_a_bundle_leaves_the_api_and_the_console_alone(
+    with_bundle: httpx.Client,
+) -> None:
+    ping = with_bundle.get("/api/v4/system/ping")
+    assert ping.status_code == 200 and ping.json()["status"] == "OK"
+    for path in ("/api/v4/no/such/route", "/api/v4", "/api/v3/users"):
+        response = with_bundle.get(path)
+        assert response.status_code == 404, path
+        assert response.headers["content-type"] == "application/json", path
+        assert response.json()["id"] == "api.context.404.app_error", path
+    console = with_bundle.get("/admin")
+    assert console.status_code == 200 and "hubbub console" in console.text
+
+
+def test_a_folder_without_root_html_is_a_startup_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"ServiceSettings\.WebappDirectory"):
+        load_config(None, environ={"MM_SERVICESETTINGS_WEBAPPDIRECTORY": str(tmp_path)})
+
+
+# In Chromium
+
+
 def test_chromium_runs_the_bundles_app_on_its_routes(
     bundle_server: ServerProcess, pages: Pages
 ) -> None:
     page = pages.open("webapp", bundle_server.url)
     page.goto("/garden/channels/town-square")
     expect(page).to_have_title("fake web app /garden/channels/town-square")
-
-
-@pytest.fixture
-def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = serve(tmp_path_factory.mktemp("own"))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_chromium_loads_the_client_with_no_csp_violation(
