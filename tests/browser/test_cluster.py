@@ -185,7 +185,8 @@ def test_the_console_names_a_config_mismatch_and_turns_green_after_the_fix(
     Chat(page).log_in(org.admin.username, PASSWORD, path="/admin")
     for node in cluster:
         expect(_row(page, node)).to_have_attribute("data-state", "green")
-    expect(page.locator("table.nodes .tag", has_text="leader")).to_have_count(1)
+    # A leader killed by the test before holds its lease until it expires (LeaseSeconds).
+    expect(page.locator("table.nodes .tag", has_text="leader")).to_have_count(1, timeout=40_000)
     expect(page.get_by_role("region", name="Redis")).to_contain_text("master")
     expect(page.get_by_role("region", name="File store")).to_contain_text("Shared by every node")
     expect(page.locator("table.websockets tbody tr")).to_have_count(len(cluster))
