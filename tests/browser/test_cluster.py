@@ -12,6 +12,7 @@ database and one Redis, behind nginx (tests/support/cluster.py); the browser tal
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -190,6 +191,25 @@ def test_the_console_names_a_config_mismatch_and_turns_green_after_the_fix(
     expect(page.get_by_role("region", name="Redis")).to_contain_text("master")
     expect(page.get_by_role("region", name="File store")).to_contain_text("Shared by every node")
     expect(page.locator("table.websockets tbody tr")).to_have_count(len(cluster))
+
+    # The buttons call the endpoints and say what came back (a 404 until the server has them).
+    for label, path in (
+        ("Reload configuration", "/config/reload"),
+        ("Recycle database connections", "/database/recycle"),
+    ):
+        answer = httpx.post(
+            f"{cluster.nginx_url}/api/v4{path}",
+            headers={"Authorization": f"Bearer {org.admin.token}"},
+            timeout=30,
+        )
+        page.get_by_role("button", name=label).click()
+        page.get_by_role("group", name=re.compile(r"\?$")).get_by_role("button", name="Yes").click()
+        outcome = (
+            f"{label}: done."
+            if answer.is_success
+            else f"{label} failed: HTTP {answer.status_code}, {answer.json()['message']}"
+        )
+        expect(page.locator(".action-result")).to_contain_text(outcome)
 
     odd = cluster[2]
     odd.restart({"MM_TEAMSETTINGS_SITENAME": "Somewhere else"})

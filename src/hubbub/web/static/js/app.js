@@ -46,7 +46,7 @@ class Chat {
       people: this.people,
       me,
       actions: {
-        open: (channel) => this.open(channel),
+        open: (channel) => this.enqueue(() => this.open(channel)),
         create: () => createChannelDialog({ api, teamId: this.team.id, onCreated: (c) => this.joined(c) }),
         browse: () => browseChannelsDialog({ api, teamId: this.team.id, joined: new Set(this.channels.keys()), me, onJoined: (c) => this.joined(c) }),
         directMessage: () => directMessageDialog({ api, me, people: this.people, onOpened: (c) => this.joined(c) }),
@@ -102,7 +102,7 @@ class Chat {
         id: "team-select",
         onchange: () => {
           if (teamSelect.value === "") {
-            teamChooser(this.root, { api: this.api, me: this.me, onTeam: (t) => this.switchTeam(t) });
+            teamChooser(this.root, { api: this.api, me: this.me, onTeam: (t) => this.switchTeam(t), onBack: () => this.switchTeam(this.team) });
             return;
           }
           this.switchTeam(this.teams.find((t) => t.id === teamSelect.value));
@@ -140,7 +140,7 @@ class Chat {
       document.addEventListener("visibilitychange", () => !document.hidden && this.current && this.markViewed(this.current));
       window.addEventListener("hashchange", () => {
         const channel = this.channels.get(location.hash.slice(1));
-        if (channel && channel !== this.current) this.open(channel);
+        if (channel && channel !== this.current) this.enqueue(() => this.open(channel));
       });
     }
   }
@@ -290,11 +290,13 @@ class Chat {
     if (channel) this.pane.openThread(channel, post.root_id || post.id);
   }
 
-  async jump(post) {
-    const channel = this.channels.get(post.channel_id);
-    if (!channel) return;
-    if (channel !== this.current) await this.open(channel);
-    this.pane.openThread(channel, post.root_id || post.id);
+  jump(post) {
+    this.enqueue(async () => {
+      const channel = this.channels.get(post.channel_id);
+      if (!channel) return;
+      if (channel !== this.current) await this.open(channel);
+      await this.pane.openThread(channel, post.root_id || post.id);
+    });
   }
 
   lists() {
@@ -371,6 +373,8 @@ class Chat {
     switch (msg.event) {
       case "hello":
         if (!this.loaded) await this.loadTeam();
+        else if (!this.socketSeen) await this.refetch(); // loaded over REST while it was not up
+        this.socketSeen = true;
         break;
       case "posted":
         await this.showPost(JSON.parse(data.post), data.mentions ? JSON.parse(data.mentions) : [], data.channel_type);

@@ -153,7 +153,8 @@ export function directMessageDialog({ api, me, people, onOpened }) {
 }
 
 // The team picker: the teams one can join, and a form to create one.
-export function teamChooser(root, { api, me, onTeam, canLeave }) {
+// `onBack`, when given, offers a way back to the current team.
+export function teamChooser(root, { api, me, onTeam, onBack }) {
   const error = h("p", { class: "form-error", role: "alert", hidden: true });
   const fail = (message) => {
     error.textContent = message;
@@ -193,7 +194,7 @@ export function teamChooser(root, { api, me, onTeam, canLeave }) {
         h("h2", {}, "Or create one"),
         create,
         error,
-        canLeave ? h("a", { href: "#", class: "link" }, "Back") : null,
+        onBack ? h("button", { type: "button", class: "link", onclick: onBack }, "Back") : null,
       ),
     ),
   );
