@@ -113,12 +113,17 @@ export class Socket {
     this.onEvent(msg);
   }
 
+  // Requests of a socket that is gone get no reply (the next socket numbers its own from 1).
+  dropPending() {
+    for (const waiter of this.pending.values()) waiter(null);
+    this.pending.clear();
+  }
+
   closed(ws, code) {
     if (ws !== this.ws) return;
     this.ws = null;
     clearInterval(this.pingTimer);
-    for (const waiter of this.pending.values()) waiter(null);
-    this.pending.clear();
+    this.dropPending();
     if (this.state === "closed") return;
     this.lastCloseCode = code;
     this.failures += 1;
@@ -135,6 +140,7 @@ export class Socket {
     if (!ws) return;
     this.ws = null;
     clearInterval(this.pingTimer);
+    this.dropPending();
     this.lastCloseCode = code;
     this.setState("reconnecting");
     try {
