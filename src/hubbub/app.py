@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hubbub.api.admin import AdminRoutes
 from hubbub.api.avatars import AvatarRoutes
 from hubbub.api.boot import BootRoutes
 from hubbub.api.channel_members import ChannelMemberRoutes
@@ -69,8 +70,11 @@ from hubbub.jobs.service import JobsService
 from hubbub.jobs.store import JobStore
 from hubbub.jobs.worker import JobHandler, JobServer
 from hubbub.lifecycle import Lifecycle, Part
+from hubbub.observability.console import OperatorConsole
 from hubbub.observability.health import HealthMonitor
 from hubbub.observability.metrics import Metrics, MetricsEndpoint
+from hubbub.observability.node_report import NodeReport
+from hubbub.observability.websocket_stats import WebsocketStats
 from hubbub.realtime.hub import Hub
 from hubbub.realtime.presence import Presence
 from hubbub.realtime.protocol import CloseReason
@@ -104,6 +108,7 @@ from hubbub.services.users import UsersService
 from hubbub.store.db import Database
 from hubbub.store.migrate import Schema
 from hubbub.version import version_id
+from hubbub.web.routes import WebRoutes
 
 log = logging.getLogger("hubbub.app")
 
@@ -240,6 +245,16 @@ class Hubbub:
             enabled=member and s.FileSettings.DriverName == "local",
             grace_seconds=2 * timing.heartbeat,
         )
+        self.health = HealthMonitor(
+            {"database": self.db.ping}, [self.backends.problems, self.topology.problems]
+        )
+        # What this node tells the operator console through its discovery row, every heartbeat.
+        self.node_report = NodeReport(
+            lambda: self.config,
+            draining=lambda: self.draining,
+            problems=self.health.problems,
+            websockets=WebsocketStats(self.metrics, self.hub.count),
+        )
         self.discovery = Discovery(
             self.db,
             NodeIdentity.from_settings(s, self.node_name),
@@ -248,6 +263,7 @@ class Hubbub:
             node_id=self.node_id,
             schema_version=lambda: self.schema.revision,
             websocket_connections=self.hub.count,
+            report=self.node_report,
             listeners=[self.topology.observe],
         )
         self.leader = Leader(
@@ -281,10 +297,16 @@ class Hubbub:
         )
 
         # Operations
-        self.health = HealthMonitor(
-            {"database": self.db.ping}, [self.backends.problems, self.topology.problems]
-        )
         self.metrics_endpoint = MetricsEndpoint(s.MetricsSettings, self.metrics.registry)
+        self.console = OperatorConsole(
+            s,
+            discovery=self.discovery,
+            leader_id=lambda: current_holder(self.db),
+            db=self.db,
+            backends=self.backends,
+            files=self.files,
+            node_name=self.node_name,
+        )
         self.lifecycle = Lifecycle()
         self.asgi: ASGIApp = self._build_asgi(server_version)
 
@@ -348,6 +370,7 @@ class Hubbub:
             *StatusRoutes(s, self.statuses, self.users).routes(),
             *ClusterRoutes(self.cluster_status).routes(),
             *JobRoutes(self.jobs).routes(),
+            *AdminRoutes(self.console).routes(),
             WebSocketRoute("/websocket", self.websocket),
             WebSocketRoute("/websocket/", self.websocket),
         ]
@@ -355,7 +378,11 @@ class Hubbub:
     def _build_asgi(self, server_version: str) -> ASGIApp:
         s = self.settings
         app = Starlette(
-            routes=[Mount("/api/v4", routes=self._api_routes())],
+            # The pages and files outside /api/v4 come after it: they never see an API path.
+            routes=[
+                Mount("/api/v4", routes=self._api_routes()),
+                *WebRoutes(s.ServiceSettings.WebappDirectory).routes(),
+            ],
             exception_handlers=make_handlers(s.ServiceSettings.EnableDeveloper),  # type: ignore[arg-type]
             lifespan=None,
         )

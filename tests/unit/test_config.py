@@ -99,6 +99,7 @@ HUBBUB_ONLY = {
     "ServiceSettings.WebsocketPongTimeoutSeconds",
     "ServiceSettings.GracefulShutdownTimeoutSeconds",
     "ServiceSettings.MaxPostSize",
+    "ServiceSettings.WebappDirectory",
     "ClusterSettings.HeartbeatSeconds",
     "ClusterSettings.LiveSeconds",
     "ClusterSettings.LeaseSeconds",

@@ -163,6 +163,7 @@ class Discovery(Component):
         node_id: str | None = None,
         schema_version: Callable[[], str] = lambda: "",
         websocket_connections: Callable[[], int] = lambda: 0,
+        report: Callable[[], Mapping[str, Any]] = dict,
         listeners: Sequence[HeartbeatListener] = (),
         clock: Callable[[], int] = now_ms,
     ) -> None:
@@ -173,6 +174,8 @@ class Discovery(Component):
         self.node_id = node_id or new_id()
         self._schema_version = schema_version
         self.websocket_connections = websocket_connections
+        # More props for the operator console (observability/node_report.py), every heartbeat.
+        self.report = report
         self.clock = clock
         self.listeners = tuple(listeners)
         self.started_at = clock()
@@ -180,6 +183,7 @@ class Discovery(Component):
 
     def _props(self) -> dict[str, Any]:
         return {
+            **self.report(),
             "node_name": self.identity.node_name,
             "ipaddress": self.identity.ipaddress,
             "websocket_connections": self.websocket_connections(),

@@ -6,6 +6,7 @@ aside by the loader and reported as ignored, so an operator can bring a real Mat
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -36,11 +37,21 @@ class ServiceConfig(_Section):
     AllowSyncedDrafts: bool = True
     CollapsedThreads: Literal["disabled", "default_on", "default_off", "always_on"] = "always_on"
     ThreadAutoFollow: bool = True
+    # hubbub's own: the `client/` folder of a Mattermost release to serve instead of hubbub's
+    # web client (docs/web.md). Empty: hubbub's client at `/`.
+    WebappDirectory: str = ""
 
     @field_validator("ListenAddress")
     @classmethod
     def _address(cls, value: str) -> str:
         _split_address(value)
+        return value
+
+    @field_validator("WebappDirectory")
+    @classmethod
+    def _webapp(cls, value: str) -> str:
+        if value and not Path(value, "root.html").is_file():
+            raise ValueError(f"{value!r} has no root.html (expected a release's client/ folder)")
         return value
 
 

@@ -1,0 +1,145 @@
+"""What a person does in hubbub's web client, as Playwright steps (one `Chat` per page).
+
+Locators go by role and accessible name where a person would (labels, button names), so the
+tests also check that the client is usable with a keyboard and a screen reader's names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from playwright.sync_api import Locator, Page, expect
+
+PASSWORD = "password-123"
+
+
+@dataclass
+class Chat:
+    page: Page
+    username: str = ""
+
+    # Accounts and teams
+
+    def sign_up(self, username: str, password: str = PASSWORD) -> None:
+        self.username = username
+        page = self.page
+        page.goto("/")
+        page.get_by_role("button", name="Create an account").click()
+        page.get_by_label("Email", exact=True).fill(f"{username}@example.com")
+        page.get_by_label("Username", exact=True).fill(username)
+        page.locator("#signup-password").fill(password)
+        page.get_by_role("button", name="Create account").click()
+
+    def log_in(self, username: str, password: str = PASSWORD, path: str = "/") -> None:
+        self.username = username
+        self.page.goto(path)
+        form = self.page.locator("form.auth-form:visible")
+        form.get_by_label("Email or username").fill(username)
+        form.get_by_label("Password").fill(password)
+        form.get_by_role("button", name="Log in").click()
+
+    def create_team(self, name: str) -> None:
+        self.page.get_by_label("Team name").fill(name)
+        self.page.get_by_role("button", name="Create team").click()
+        self.wait_ready()
+
+    def join_team(self, name: str) -> None:
+        self.page.get_by_role("list", name="Teams you can join").get_by_role(
+            "button", name=name
+        ).click()
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """The chat is shown and its websocket is open."""
+        expect(self.page.locator("body")).to_have_attribute("data-ws-state", "open")
+        expect(self.page.locator(".channel-title")).not_to_be_empty()
+
+    # Channels
+
+    def sidebar_link(self, name: str) -> Locator:
+        return self.page.locator("nav.sidebar a.channel").filter(
+            has=self.page.locator(".channel-name", has_text=re.compile(f"^{re.escape(name)}$"))
+        )
+
+    def open_channel(self, name: str) -> None:
+        self.sidebar_link(name).click()
+        expect(self.page.locator(".channel-title")).to_have_text(name)
+
+    def create_channel(self, name: str) -> None:
+        self.page.get_by_role("button", name="Create a channel").click()
+        dialog = self.page.get_by_role("dialog")
+        dialog.get_by_label("Name").fill(name)
+        dialog.get_by_role("button", name="Create channel").click()
+        expect(self.page.locator(".channel-title")).to_have_text(name)
+
+    def join_channel(self, name: str) -> None:
+        self.page.get_by_role("button", name="Browse channels").click()
+        self.page.get_by_role("dialog").get_by_role(
+            "button", name=re.compile(re.escape(name))
+        ).click()
+        expect(self.page.locator(".channel-title")).to_have_text(name)
+
+    def open_direct(self, username: str) -> None:
+        self.page.get_by_role("button", name="Write a direct message").click()
+        dialog = self.page.get_by_role("dialog")
+        dialog.get_by_label("Find someone by name or username").fill(username)
+        dialog.locator(f'button[data-username="{username}"]').click()
+        expect(self.page.locator(".channel-title")).not_to_have_text("")
+
+    # Posts
+
+    def composer(self) -> Locator:
+        return self.page.locator("main .composer-input")
+
+    def send(self, text: str, shown: str | None = None) -> Locator:
+        """Sends `text`; the post must then be on screen once, reading `shown` (the rendered
+        text, when Markdown changes it)."""
+        box = self.composer()
+        box.fill(text)
+        box.press("Enter")
+        post = self.post(text if shown is None else shown)
+        expect(post).to_have_count(1)
+        return post
+
+    def post(self, text: str, where: str = "main") -> Locator:
+        """The post(s) whose body is exactly `text` (a count of 1 means shown once)."""
+        return self.page.locator(f"{where} .post").filter(
+            has=self.page.locator(".post-body", has_text=re.compile(f"^{re.escape(text)}$"))
+        )
+
+    def thread_pane(self) -> Locator:
+        return self.page.locator("aside.side-pane")
+
+    def reply(self, root_text: str, text: str) -> None:
+        self.post(root_text).get_by_role("button", name=re.compile("^(Reply|\\d+ repl)")).click()
+        pane = self.thread_pane()
+        expect(pane.get_by_role("heading", name="Thread")).to_be_visible()
+        box = pane.get_by_label("Reply to this thread")
+        box.fill(text)
+        box.press("Enter")
+        expect(self.post(text, "aside")).to_have_count(1)
+
+    def react(self, text: str, emoji: str) -> None:
+        post = self.post(text)
+        post.hover()
+        post.get_by_role("button", name="Add a reaction").click()
+        post.get_by_role("group", name="Pick a reaction").get_by_role("button", name=emoji).click()
+
+    def reaction(self, text: str, emoji: str) -> Locator:
+        return self.post(text).locator(f'.reaction[data-emoji="{emoji}"]')
+
+    def search(self, terms: str) -> Locator:
+        box = self.page.get_by_role("searchbox", name="Search messages")
+        box.fill(terms)
+        box.press("Enter")
+        return self.page.get_by_role("list", name="Search results")
+
+    def typing_line(self) -> Locator:
+        return self.page.locator("main .typing")
+
+    def presence_of(self, text: str) -> Locator:
+        return self.post(text).locator(".post-head .presence")
+
+    def ws(self, name: str) -> str:
+        return str(self.page.locator("body").get_attribute(f"data-ws-{name}") or "")
