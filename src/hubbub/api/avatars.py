@@ -73,7 +73,7 @@ class AvatarRoutes:
             raise AppError(
                 "api.user.upload_profile_user.parse.app_error",
                 "Could not parse multipart form.",
-                500,
+                400,  # Mattermost answers 500; a malformed upload is the client's error
             )
         try:
             async with request.form(max_files=2, max_fields=2) as form:
@@ -85,7 +85,7 @@ class AvatarRoutes:
             raise AppError(
                 "api.user.upload_profile_user.parse.app_error",
                 "Could not parse multipart form.",
-                500,
+                400,  # Mattermost answers 500; a malformed upload is the client's error
             ) from None
         if data is None:
             raise AppError(
