@@ -21,13 +21,12 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.chat import PASSWORD, Chat
-from tests.browser.conftest import Pages
-from tests.conftest import fresh_postgres_database
-from tests.realtime.conftest import Account, Org, Rest, make_org
+from tests.support.browser import Pages
+from tests.support.browser_chat import PASSWORD, Chat
 from tests.support.cluster import Cluster, ClusterNode, start_cluster
 from tests.support.ports import wait_for
-from tests.support.postgres import PostgresInstance
+from tests.support.postgres import PostgresInstance, fresh_postgres_database
+from tests.support.rest import Account, Org, Rest, make_org
 
 # Records every websocket state the page goes through, with the time and the banner's text.
 RECORD_STATES = """() => {

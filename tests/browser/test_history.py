@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.chat import PASSWORD, Chat
-from tests.browser.conftest import Pages, serve
-from tests.realtime.conftest import Rest
+from tests.support.browser import Pages, serve
+from tests.support.browser_chat import PASSWORD, Chat
+from tests.support.rest import Rest
 from tests.support.server import ServerProcess
 
 POSTS = 80

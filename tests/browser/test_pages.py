@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from hubbub.config import ConfigError, load_config
 from hubbub.web.routes import PAGE_CSP
-from tests.browser.conftest import Pages, serve
+from tests.support.browser import Pages, serve
 from tests.support.server import ServerProcess
 
 ROOT_HTML = b"""<!doctype html><html><head><title>Mattermost</title>

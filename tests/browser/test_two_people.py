@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.browser.chat import Chat
-from tests.browser.conftest import Pages, serve
+from tests.support.browser import Pages, serve
+from tests.support.browser_chat import Chat
 from tests.support.server import ServerProcess
 
 TEAM = "Garden"

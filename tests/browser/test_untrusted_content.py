@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from tests.browser.chat import PASSWORD, Chat
-from tests.browser.conftest import Pages, serve
-from tests.realtime.conftest import Account, Rest
+from tests.support.browser import Pages, serve
+from tests.support.browser_chat import PASSWORD, Chat
+from tests.support.rest import Account, Rest
 from tests.support.server import ServerProcess
 
 FIRST = '<img src=x onerror="window.__pwned=1">'
