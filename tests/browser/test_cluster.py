@@ -24,9 +24,9 @@ from playwright.sync_api import Page, expect
 from tests.support.browser import Pages
 from tests.support.browser_chat import PASSWORD, Chat
 from tests.support.cluster import Cluster, ClusterNode, start_cluster
-from tests.support.ports import wait_for
 from tests.support.postgres import PostgresInstance, fresh_postgres_database
 from tests.support.rest import Account, Org, Rest, make_org
+from tests.support.wait import wait_until
 
 # Records every websocket state the page goes through, with the time and the banner's text.
 RECORD_STATES = """() => {
@@ -118,7 +118,7 @@ def test_a_browser_resumes_on_another_node_when_its_node_is_killed(
         name = cluster.node_of_connection(connection_id)
         return bool(name)
 
-    wait_for(registered, 10, f"the registry to name the node of {connection_id}")
+    wait_until(registered, 10, f"the registry to name the node of {connection_id}")
     victim = cluster.node_named(name)
     survivor = _alive_other_than(cluster, victim)
     rest = Rest(survivor.url)
@@ -139,7 +139,7 @@ def test_a_browser_resumes_on_another_node_when_its_node_is_killed(
         )
         # A few more once it is back, then stop.
         resumed_at = len(poster.posts)
-        wait_for(lambda: len(poster.posts) >= resumed_at + 3, 10, "posts after the resume")
+        wait_until(lambda: len(poster.posts) >= resumed_at + 3, 10, "posts after the resume")
         posts = poster.stop()
     finally:
         rest.close()
