@@ -1,6 +1,7 @@
 // The operator console (/admin): the cluster's nodes with their state and why, the leader, the
-// data tier and the websocket figures per node, redrawn every 2 s from
-// GET /api/v4/hubbub/console (system admins only: anyone else sees "Forbidden").
+// data tier, the websocket figures per node and the latest jobs, redrawn every 2 s from
+// GET /api/v4/hubbub/console and GET /api/v4/jobs (system admins only: anyone else sees
+// "Forbidden").
 
 import { Api } from "./api.js";
 import { showAuth } from "./auth_view.js";
@@ -8,6 +9,14 @@ import { h, replaceChildren } from "./dom.js";
 
 const POLL_MS = 2000;
 const STATE_WORD = { green: "OK", yellow: "Warning", red: "Problem" };
+const JOBS_SHOWN = 10;
+// The jobs an operator starts from here; an import needs a file in the store (hubbub jobs run).
+const STARTABLE = [
+  ["data_retention", "Data retention"],
+  ["export_process", "Bulk export"],
+  ["cleanup", "Cleanup"],
+];
+const ACTIVE = new Set(["pending", "in_progress", "cancel_requested"]);
 
 const api = new Api();
 const root = document.getElementById("app");
@@ -148,6 +157,67 @@ function dataTier(data) {
   );
 }
 
+function when(ms) {
+  return ms ? new Date(ms).toLocaleString() : "—";
+}
+
+function jobsTable(jobs, result, refresh) {
+  if (!jobs.length) return h("p", { class: "muted" }, "No jobs yet.");
+  return h(
+    "table",
+    { class: "jobs" },
+    h("caption", { class: "visually-hidden" }, "Latest jobs"),
+    h("thead", {}, h("tr", {}, ["Type", "Status", "Progress", "Created", "Last activity", "Details", ""].map((c) => h("th", { scope: "col" }, c)))),
+    h(
+      "tbody",
+      {},
+      jobs.map((job) => {
+        const data = job.data || {};
+        const details = data.error || data.message || (data.export_file ? `file ${data.export_file}` : "");
+        let control = null;
+        if (ACTIVE.has(job.status) && job.status !== "cancel_requested") {
+          control = h("button", { type: "button", onclick: () => run(`Cancel ${job.type}`, () => api.post(`/jobs/${encodeURIComponent(job.id)}/cancel`), result, refresh) }, "Cancel");
+        } else if (job.status === "success" && job.type === "export_process") {
+          control = h("a", { href: `/api/v4/jobs/${encodeURIComponent(job.id)}/download` }, "Download");
+        }
+        return h(
+          "tr",
+          { dataset: { jobId: job.id, status: job.status } },
+          h("th", { scope: "row" }, job.type),
+          h("td", { class: "job-status" }, job.status),
+          h("td", { class: "num" }, h("progress", { max: "100", value: String(job.progress ?? 0), "aria-label": `${job.type} progress` }), ` ${job.progress ?? 0} %`),
+          h("td", {}, when(job.create_at)),
+          h("td", {}, when(job.last_activity_at)),
+          h("td", { class: "details" }, details),
+          h("td", {}, control),
+        );
+      }),
+    ),
+  );
+}
+
+// Runs `call`, saying in `result` what is happening and what came back, then refreshes.
+async function run(label, call, result, refresh) {
+  result.textContent = `${label}…`;
+  try {
+    await call();
+    result.textContent = `${label}: done.`;
+  } catch (e) {
+    result.textContent = `${label} failed: ${e.status ? `HTTP ${e.status}, ` : ""}${e.message}`;
+  }
+  refresh();
+}
+
+function jobStarter(result, refresh) {
+  const select = h("select", { id: "job-type" }, STARTABLE.map(([type, label]) => h("option", { value: type }, label)));
+  const start = h("button", { type: "button" }, "Start job");
+  start.addEventListener("click", () => {
+    const type = select.value;
+    run(`Start ${type}`, () => api.post("/jobs", { type }), result, refresh);
+  });
+  return h("div", { class: "actions" }, h("label", { for: "job-type" }, "New job"), select, start);
+}
+
 // A button that asks first, then calls `path` and says what happened.
 function action(label, question, path, result) {
   const button = h("button", { type: "button" }, label);
@@ -186,7 +256,7 @@ function action(label, question, path, result) {
   return button;
 }
 
-function render(view, parts) {
+function render(view, jobs, parts) {
   const leader = view.leader ? `Leader: ${view.leader}.` : "No leader right now.";
   const counts = { green: 0, yellow: 0, red: 0 };
   for (const node of view.nodes) counts[node.state] += 1;
@@ -194,6 +264,7 @@ function render(view, parts) {
   replaceChildren(parts.nodes, nodesTable(view));
   replaceChildren(parts.data, dataTier(view.data));
   replaceChildren(parts.websockets, websocketsTable(view));
+  if (jobs) replaceChildren(parts.jobs, jobsTable(jobs, parts.jobResult, parts.refresh));
   parts.updated.textContent = `Updated ${new Date(view.generated_at).toLocaleTimeString()} by ${view.answered_by}${view.cluster_enabled ? "" : " (clustering off)"}.`;
 }
 
@@ -205,6 +276,9 @@ function layout() {
     data: h("div"),
     websockets: h("div", { class: "table-wrap" }),
     updated: h("p", { class: "muted updated", role: "status" }),
+    jobs: h("div", { class: "table-wrap" }),
+    jobResult: h("p", { class: "action-result job-result", role: "status" }),
+    refresh: () => {},
   };
   replaceChildren(
     root,
@@ -218,6 +292,14 @@ function layout() {
         h("section", { "aria-labelledby": "cluster-heading" }, h("h2", { id: "cluster-heading" }, "Cluster"), parts.summary, parts.nodes),
         h("section", { "aria-labelledby": "data-heading" }, h("h2", { id: "data-heading" }, "Data tier"), parts.data),
         h("section", { "aria-labelledby": "ws-heading" }, h("h2", { id: "ws-heading" }, "Websockets"), parts.websockets),
+        h(
+          "section",
+          { "aria-labelledby": "jobs-heading" },
+          h("h2", { id: "jobs-heading" }, "Jobs"),
+          jobStarter(parts.jobResult, () => parts.refresh()),
+          parts.jobResult,
+          parts.jobs,
+        ),
         h(
           "section",
           { "aria-labelledby": "actions-heading" },
@@ -243,15 +325,31 @@ function forbidden() {
   );
 }
 
-async function poll(parts) {
+// One refresh of everything; `poll` repeats it every POLL_MS, an action asks for one at once.
+async function refresh(parts) {
   try {
-    render(await api.get("/hubbub/console"), parts);
+    const [view, jobs] = await Promise.all([
+      api.get("/hubbub/console"),
+      api.get(`/jobs?page=0&per_page=${JOBS_SHOWN}`).catch(() => null),
+    ]);
+    render(view, jobs, parts);
+    return true;
   } catch (e) {
-    if (e.status === 403) return forbidden();
-    if (e.status === 401) return start();
+    if (e.status === 403) {
+      forbidden();
+      return false;
+    }
+    if (e.status === 401) {
+      start();
+      return false;
+    }
     parts.updated.textContent = `Cannot reach the server (${e.message}); retrying.`;
+    return true;
   }
-  setTimeout(() => poll(parts), POLL_MS);
+}
+
+async function poll(parts) {
+  if (await refresh(parts)) setTimeout(() => poll(parts), POLL_MS);
 }
 
 async function start() {
@@ -264,7 +362,9 @@ async function start() {
       return;
     }
   }
-  poll(layout());
+  const parts = layout();
+  parts.refresh = () => refresh(parts);
+  poll(parts);
 }
 
 start();
