@@ -52,7 +52,9 @@ def idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         started.stop()
 
 
-def test_an_admin_starts_jobs_and_downloads_the_export(working: ServerProcess, pages: Pages) -> None:
+def test_an_admin_starts_jobs_and_downloads_the_export(
+    working: ServerProcess, pages: Pages
+) -> None:
     page = _admin_console(working, pages, "jobs")
     _start(page, "Bulk export")
     export = page.locator('table.jobs tr:has(th:text-is("export_process"))')
