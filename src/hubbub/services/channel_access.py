@@ -99,7 +99,7 @@ class ChannelAccess:
         an unknown channel, else 403."""
         row = await self.get_row(channel_id)
         if not await self.can_read(session, row):
-            raise forbidden("read_channel")
+            raise forbidden("read_channel_content")
         return channel_json(row)
 
     async def check_post(self, session: Session, row: Any, member: Any = None) -> Any:

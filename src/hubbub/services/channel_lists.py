@@ -133,7 +133,7 @@ class ChannelDirectory:
         if not await self.access.can_read(session, row):
             if row.type != "O":
                 raise missing
-            raise forbidden("read_channel")
+            raise forbidden("read_channel_content")
         return channel_json(row)
 
     async def by_team_name(

@@ -353,7 +353,7 @@ class ChannelMembers:
         await self.access.permissions.require_user(session, user_id)
         channel = await self.access.get_row(channel_id)
         if not await self.access.can_read(session, channel):
-            raise forbidden("read_channel")
+            raise forbidden("read_channel_content")
         member = await self.access.member_row(user_id, channel_id)
         if member is None:
             raise member_missing()
