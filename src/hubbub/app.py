@@ -161,10 +161,13 @@ class Hubbub:
         db, events = self.db, self.events
         self.users = UsersService(db, s, events)
         self.auth = AuthService(db, s, self.users, bus)
-        self.team_access = TeamAccess(db)
+        # Every permission check resolves roles through these two (services/permissions.py).
+        self.roles = RolesService(db, events, bus)
+        self.permissions = Permissions(db, self.roles)
+        self.team_access = TeamAccess(db, self.permissions)
         self.team_members = TeamMembers(db, s, self.users, self.team_access, events)
         self.teams = TeamsService(db, s, self.users, self.team_access, self.team_members, events)
-        self.channel_access = ChannelAccess(db, self.team_access)
+        self.channel_access = ChannelAccess(db, self.team_access, self.permissions)
         self.channels = ChannelsService(
             db, s, self.users, self.channel_access, self.team_access, events
         )
@@ -173,8 +176,6 @@ class Hubbub:
         )
         self.channel_directory = ChannelDirectory(db, self.channel_access, self.team_access)
         self.file_infos = FilesService(db, s, self.files, self.channel_access, events)
-        self.roles = RolesService(db, events)
-        self.permissions = Permissions(db, self.roles)
         self.post_renderer = PostRenderer(self.users)
         self.threads = ThreadsService(
             db, s, self.channel_access, self.permissions, self.post_renderer, events
@@ -356,9 +357,10 @@ class Hubbub:
                 self.files,
                 self.config.hash,
                 lambda: self.draining,
+                self.permissions,
                 self.health.problems,
             ).routes(),
-            *UserRoutes(s, self.users, self.auth).routes(),
+            *UserRoutes(s, self.users, self.auth, self.permissions).routes(),
             *TeamRoutes(s, self.teams).routes(),
             *TeamMemberRoutes(s, self.team_members).routes(),
             *ChannelRoutes(s, self.channels, self.channel_access, self.channel_directory).routes(),
@@ -367,10 +369,10 @@ class Hubbub:
             *ReactionRoutes(s, self.reactions).routes(),
             *SearchRoutes(s, self.search, self.team_access).routes(),
             *FileRoutes(s, self.file_infos).routes(),
-            *StatusRoutes(s, self.statuses, self.users).routes(),
-            *ClusterRoutes(self.cluster_status).routes(),
-            *JobRoutes(self.jobs).routes(),
-            *AdminRoutes(self.console).routes(),
+            *StatusRoutes(s, self.statuses, self.users, self.permissions).routes(),
+            *ClusterRoutes(self.cluster_status, self.permissions).routes(),
+            *JobRoutes(self.jobs, self.permissions).routes(),
+            *AdminRoutes(self.console, self.permissions).routes(),
             WebSocketRoute("/websocket", self.websocket),
             WebSocketRoute("/websocket/", self.websocket),
         ]

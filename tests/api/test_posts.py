@@ -294,7 +294,9 @@ async def test_pin_unpin_and_pinned_list(api: API, admin: User, node: Hubbub) ->
     pinned = await api.call("GET", f"/channels/{w.channel['id']}/pinned", token=w.bob.token)
     assert pinned["order"] == [one["id"]]
     assert len(node.events.named("post_edited")) == 3
-    await api.call("POST", f"/posts/{one['id']}/pin", token=w.carol.token)  # public: team reads
+    # Pinning needs `read_channel_content` on the channel (Mattermost): channel members have it,
+    # a team member outside even a public channel does not.
+    await api.call("POST", f"/posts/{one['id']}/pin", token=w.carol.token, expect=403)
     private = await w.private_channel()
     secret = await w.post(w.alice, "secret", channel_id=private["id"])
     await api.call("POST", f"/posts/{secret['id']}/pin", token=w.carol.token, expect=403)
@@ -321,7 +323,7 @@ async def test_ephemeral_post_goes_to_one_user_and_is_not_stored(
     )
 
 
-async def test_bots_may_send_ephemeral_posts_and_their_posts_are_marked(
+async def test_bot_posts_are_marked_and_ephemeral_posts_need_the_permission(
     api: API, admin: User, node: Hubbub
 ) -> None:
     w = await make_world(api, admin)
@@ -345,7 +347,24 @@ async def test_bots_may_send_ephemeral_posts_and_their_posts_are_marked(
         expect=201,
     )
     assert posted["props"] == {"from_bot": "true"}
+    # `create_post_ephemeral` is the system admin's alone by default, bots included (as in
+    # Mattermost); a role that carries it lets the bot send them.
     body = {"user_id": w.bob.id, "post": {"channel_id": w.channel["id"], "message": "psst"}}
+    denied = await api.call("POST", "/posts/ephemeral", token=token["token"], json=body, expect=403)
+    assert denied["message"].endswith("create_post_ephemeral.")
+    post_all = await api.call("GET", "/roles/name/system_post_all", token=admin.token)
+    await api.call(
+        "PUT",
+        f"/roles/{post_all['id']}/patch",
+        token=admin.token,
+        json={"permissions": [*post_all["permissions"], "create_post_ephemeral"]},
+    )
+    await api.call(
+        "PUT",
+        f"/users/{bot['user_id']}/roles",
+        token=admin.token,
+        json={"roles": "system_user system_post_all"},
+    )
     await api.call("POST", "/posts/ephemeral", token=token["token"], json=body, expect=201)
 
 

@@ -192,17 +192,25 @@ async def test_join_open_team_and_default_channels(api: API, admin: User, node: 
     assert denied["id"] == "api.context.permissions.app_error"
 
 
-async def test_adding_others_needs_team_admin(api: API, admin: User) -> None:
+async def test_adding_others_needs_add_user_to_team(api: API, admin: User) -> None:
+    """As in Mattermost's default roles, `team_user` holds `add_user_to_team`: any member adds
+    others; a non-member cannot, not even to join an invite-only team themselves."""
     owner = await api.new_user(admin.token)
     team = await api.new_team(owner.token, type_="I")
     member = await api.new_user(admin.token)
     other = await api.new_user(admin.token)
+    outsider = await api.new_user(admin.token)
     await api.add_to_team(owner.token, team["id"], member.id)
+    for user in (other, outsider):
+        body = {"team_id": team["id"], "user_id": user.id}
+        denied = await api.call(
+            "POST", f"/teams/{team['id']}/members", token=outsider.token, json=body, expect=403
+        )
+        assert denied["message"].endswith("add_user_to_team.")
     body = {"team_id": team["id"], "user_id": other.id}
     await api.call(
-        "POST", f"/teams/{team['id']}/members", token=member.token, json=body, expect=403
+        "POST", f"/teams/{team['id']}/members", token=member.token, json=body, expect=201
     )
-    await api.add_to_team(admin.token, team["id"], other.id)
     unknown = {"team_id": team["id"], "user_id": "u" * 26}
     resp = await api.call(
         "POST", f"/teams/{team['id']}/members", token=owner.token, json=unknown, expect=404
@@ -243,11 +251,13 @@ async def test_member_lists_ids_and_batch(api: API, admin: User) -> None:
     assert graceful[0]["member"]["user_id"] == users[2].id and graceful[0]["error"] is None
     assert graceful[1]["member"] is None
     assert graceful[1]["error"]["id"] == "app.user.missing_account.const"
+    # Adding needs `add_user_to_team` in the team: its members have it (team_user), others not.
+    outsider = await api.new_user(admin.token)
     denied = await api.call(
         "POST",
         f"/teams/{team['id']}/members/batch",
-        token=users[0].token,
-        json=[{"team_id": team["id"], "user_id": users[0].id}],
+        token=outsider.token,
+        json=[{"team_id": team["id"], "user_id": outsider.id}],
         expect=403,
     )
     assert denied["id"] == "api.context.permissions.app_error"

@@ -12,18 +12,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from hubbub.api.auth import require_admin
+from hubbub.api.auth import require_permission
 from hubbub.api.http import JSONResponse
 from hubbub.observability.console import OperatorConsole
+from hubbub.services.permissions import Permissions
 
 
 class AdminRoutes:
-    def __init__(self, console: OperatorConsole) -> None:
+    def __init__(self, console: OperatorConsole, permissions: Permissions) -> None:
         self.console = console
+        self.permissions = permissions
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/hubbub/console", self.console_view, methods=["GET"])]
 
     async def console_view(self, request: Request) -> Response:
-        require_admin(request)
+        await require_permission(request, self.permissions, "manage_system")
         return JSONResponse(await self.console.view())

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from hubbub.errors import AppError, unauthorized
 from hubbub.services.auth import AuthService
+from hubbub.services.permissions import Permissions
 from hubbub.services.session import Session
 
 COOKIE_TOKEN = "MMAUTHTOKEN"
@@ -65,12 +66,12 @@ def optional_session(conn: HTTPConnection) -> Session | None:
     return conn.scope.get("hubbub.session")
 
 
-def require_admin(conn: HTTPConnection) -> Session:
-    from hubbub.errors import forbidden
-
+async def require_permission(
+    conn: HTTPConnection, permissions: Permissions, permission: str
+) -> Session:
+    """The session if its (system) roles grant `permission`; 401 without a session, else 403."""
     session = require_session(conn)
-    if not session.is_system_admin:
-        raise forbidden("manage_system")
+    await permissions.require(session, permission)
     return session
 
 

@@ -15,19 +15,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from hubbub.api.auth import require_admin
+from hubbub.api.auth import require_permission
 from hubbub.api.http import JSONResponse
+from hubbub.services.permissions import Permissions
 
 StatusView = Callable[[], Awaitable[list[dict[str, Any]]]]
 
 
 class ClusterRoutes:
-    def __init__(self, status_view: StatusView) -> None:
+    def __init__(self, status_view: StatusView, permissions: Permissions) -> None:
         self.status_view = status_view
+        self.permissions = permissions
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/cluster/status", self.status, methods=["GET"])]
 
     async def status(self, request: Request) -> Response:
-        require_admin(request)
+        # Mattermost's permission for the cluster status (the console's High Availability page).
+        await require_permission(
+            request, self.permissions, "sysconsole_read_environment_high_availability"
+        )
         return JSONResponse(await self.status_view())

@@ -139,5 +139,5 @@ class FileRoutes:
     async def post_infos(self, request: Request) -> Response:
         session = require_session(request)
         post_id = path_id(request, "post_id")
-        include_deleted = query_bool(request, "include_deleted") and session.is_system_admin
+        include_deleted = query_bool(request, "include_deleted")
         return JSONResponse(await self.files.infos_for_post(session, post_id, include_deleted))

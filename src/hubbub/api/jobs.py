@@ -1,4 +1,5 @@
-"""Job routes (Mattermost's `/api/v4/jobs...`), system administrators only: list (paged, newest
+"""Job routes (Mattermost's `/api/v4/jobs...`), for `read_jobs` / `manage_jobs` (system admins by
+default): list (paged, newest
 first), by type, one job, create, cancel, and download what a job produced."""
 
 from __future__ import annotations
@@ -9,17 +10,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from hubbub.api.auth import require_session
+from hubbub.api.auth import require_permission
 from hubbub.api.http import JSONResponse, created, field, ok, paging, path_id, read_object
 from hubbub.errors import bad_body, bad_param
 from hubbub.jobs.service import JobsService
+from hubbub.services.permissions import Permissions
+from hubbub.services.session import Session
 
 MAX_TYPE_LENGTH = 64
 
 
 class JobRoutes:
-    def __init__(self, jobs: JobsService) -> None:
+    def __init__(self, jobs: JobsService, permissions: Permissions) -> None:
         self.jobs = jobs
+        self.permissions = permissions
+
+    async def _caller(self, request: Request, permission: str) -> Session:
+        return await require_permission(request, self.permissions, permission)
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -32,7 +39,7 @@ class JobRoutes:
         ]
 
     async def list_jobs(self, request: Request) -> Response:
-        session = require_session(request)
+        session = await self._caller(request, "read_jobs")
         page, per_page = paging(request)
         job_type = request.query_params.get("job_type") or None
         if job_type is not None:
@@ -41,19 +48,19 @@ class JobRoutes:
         return JSONResponse([job.to_json() for job in found])
 
     async def by_type(self, request: Request) -> Response:
-        session = require_session(request)
+        session = await self._caller(request, "read_jobs")
         job_type = _check_type_text(request.path_params.get("job_type", ""))
         page, per_page = paging(request)
         found = await self.jobs.list(session, page, per_page, job_type)
         return JSONResponse([job.to_json() for job in found])
 
     async def get(self, request: Request) -> Response:
-        session = require_session(request)
+        session = await self._caller(request, "read_jobs")
         job = await self.jobs.get(session, path_id(request, "job_id"))
         return JSONResponse(job.to_json())
 
     async def create(self, request: Request) -> Response:
-        session = require_session(request)
+        session = await self._caller(request, "manage_jobs")
         body = await read_object(request, "job")
         job_type = _check_type_text(field(body, "type", str))
         raw: Any = body.get("data") or {}
@@ -63,12 +70,12 @@ class JobRoutes:
         return created(job.to_json())
 
     async def cancel(self, request: Request) -> Response:
-        session = require_session(request)
+        session = await self._caller(request, "manage_jobs")
         await self.jobs.cancel(session, path_id(request, "job_id"))
         return ok()
 
     async def download(self, request: Request) -> Response:
-        session = require_session(request)
+        session = await self._caller(request, "read_jobs")
         result = await self.jobs.download(session, path_id(request, "job_id"))
         return Response(
             result.content,

@@ -10,17 +10,25 @@ from hubbub.api.auth import require_session
 from hubbub.api.http import JSONResponse, field, read_list, read_object
 from hubbub.api.params import user_id_param
 from hubbub.config import Settings
-from hubbub.errors import bad_param, forbidden
+from hubbub.errors import bad_param
 from hubbub.ids import is_valid_id
+from hubbub.services.permissions import Permissions
 from hubbub.services.statuses import DND, STATUSES, StatusesService
 from hubbub.services.users import UsersService
 
 
 class StatusRoutes:
-    def __init__(self, settings: Settings, statuses: StatusesService, users: UsersService) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        statuses: StatusesService,
+        users: UsersService,
+        permissions: Permissions,
+    ) -> None:
         self.settings = settings
         self.statuses = statuses
         self.users = users
+        self.permissions = permissions
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -40,8 +48,7 @@ class StatusRoutes:
         # Mattermost requires the body to name the same user as the path.
         if data.get("user_id") != user_id:
             raise bad_param("user_id")
-        if session.user_id != user_id and not session.is_system_admin:
-            raise forbidden("edit_other_users")
+        await self.permissions.require_user(session, user_id)
         status = data.get("status")
         if status not in STATUSES:
             raise bad_param("status")

@@ -15,6 +15,7 @@ from hubbub.api.auth import optional_session
 from hubbub.api.http import JSONResponse, query_bool
 from hubbub.config import Settings
 from hubbub.files import FileBackend
+from hubbub.services.permissions import Permissions
 from hubbub.store.db import Database
 
 
@@ -26,8 +27,10 @@ class SystemRoutes:
         files: FileBackend,
         config_hash: str,
         is_draining: Callable[[], bool],
+        permissions: Permissions,
         problems: Callable[[], list[str]] = list,
     ) -> None:
+        self.permissions = permissions
         self.settings = settings
         self.db = db
         self.files = files
@@ -55,7 +58,7 @@ class SystemRoutes:
             body["database_status"] = await self._probe(self.db.ping)
             body["filestore_status"] = await self._probe(self.files.check)
             session = optional_session(request)
-            if session is not None and session.is_system_admin:
+            if session is not None and await self.permissions.has(session, "manage_system"):
                 body["root_status"] = False
             for key in ("database_status", "filestore_status"):
                 headers[key] = str(body[key])

@@ -12,7 +12,6 @@ from hubbub.api.auth import (
     attach_session_cookies,
     clear_session_cookies,
     optional_session,
-    require_admin,
     require_session,
 )
 from hubbub.api.http import (
@@ -31,16 +30,21 @@ from hubbub.api.params import user_id_param
 from hubbub.config import Settings
 from hubbub.errors import AppError, forbidden
 from hubbub.services.auth import AuthService
+from hubbub.services.permissions import MANAGE_SYSTEM, Permissions
+from hubbub.services.roles import check_user_roles
 from hubbub.services.session import Session
 from hubbub.services.users import UsersService
 from hubbub.version import etag
 
 
 class UserRoutes:
-    def __init__(self, settings: Settings, users: UsersService, auth: AuthService) -> None:
+    def __init__(
+        self, settings: Settings, users: UsersService, auth: AuthService, permissions: Permissions
+    ) -> None:
         self.settings = settings
         self.users = users
         self.auth = auth
+        self.permissions = permissions
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -79,7 +83,7 @@ class UserRoutes:
     async def create_user(self, request: Request) -> Response:
         session = optional_session(request)
         data = await read_object(request, "user")
-        is_admin = session is not None and session.is_system_admin
+        is_admin = session is not None and await self.permissions.has(session, MANAGE_SYSTEM)
         if not is_admin:
             if not self.settings.TeamSettings.EnableUserCreation:
                 raise AppError(
@@ -142,7 +146,9 @@ class UserRoutes:
         data = await read_object(request, "search")
         term = field(data, "term", str)
         limit = min(max(1, field(data, "limit", int, 100)), 1000)
-        allow_inactive = bool(data.get("allow_inactive")) and session.is_system_admin
+        allow_inactive = bool(data.get("allow_inactive")) and await self.permissions.has(
+            session, MANAGE_SYSTEM
+        )
         return JSONResponse(await self.users.search(term, limit, allow_inactive=allow_inactive))
 
     async def autocomplete(self, request: Request) -> Response:
@@ -152,15 +158,15 @@ class UserRoutes:
         found = await self.users.search(name, limit)
         return JSONResponse({"users": found, "out_of_channel": []})
 
-    def _self_or_admin(self, request: Request, user_id: str) -> Session:
+    async def _self_or_admin(self, request: Request, user_id: str) -> Session:
+        """Mattermost's `SessionHasPermissionToUser` (403 naming `edit_other_users`)."""
         session = require_session(request)
-        if session.user_id != user_id and not session.is_system_admin:
-            raise forbidden("edit_other_users")
+        await self.permissions.require_user(session, user_id)
         return session
 
     async def patch_user(self, request: Request) -> Response:
         user_id = user_id_param(request)
-        self._self_or_admin(request, user_id)
+        await self._self_or_admin(request, user_id)
         patch = await read_object(request, "user")
         user = await self.users.patch(user_id, patch)
         await self.auth.invalidate_user_everywhere(user_id)
@@ -168,23 +174,29 @@ class UserRoutes:
 
     async def update_user(self, request: Request) -> Response:
         user_id = user_id_param(request)
-        self._self_or_admin(request, user_id)
+        await self._self_or_admin(request, user_id)
         data = await read_object(request, "user")
         if data.get("id") not in (None, user_id):
             raise AppError("api.user.update_user.id.app_error", "The user id does not match.", 400)
         return JSONResponse(await self.users.patch(user_id, data))
 
     async def update_roles(self, request: Request) -> Response:
-        require_admin(request)
+        """Mattermost's order: the roles string, then `manage_roles`, then the user, then
+        whether the roles exist."""
+        session = require_session(request)
         user_id = user_id_param(request)
         data = await read_object(request, "roles")
-        await self.users.set_roles(user_id, field(data, "roles", str))
+        names = check_user_roles(field(data, "roles", str))
+        await self.permissions.require(session, "manage_roles")
+        await self.users.get_row(user_id)
+        await self.permissions.roles.require_exist(names)
+        await self.users.set_roles(user_id, " ".join(names))
         await self.auth.invalidate_user_everywhere(user_id)
         return ok()
 
     async def update_active(self, request: Request) -> Response:
         user_id = user_id_param(request)
-        self._self_or_admin(request, user_id)
+        await self._self_or_admin(request, user_id)
         data = await read_object(request, "active")
         active = field(data, "active", bool)
         await self.users.set_active(user_id, active)
@@ -194,7 +206,7 @@ class UserRoutes:
 
     async def deactivate(self, request: Request) -> Response:
         user_id = user_id_param(request)
-        self._self_or_admin(request, user_id)
+        await self._self_or_admin(request, user_id)
         await self.users.set_active(user_id, False)
         await self.auth.revoke_all(user_id)
         return ok()
@@ -226,31 +238,40 @@ class UserRoutes:
 
     async def list_sessions(self, request: Request) -> Response:
         user_id = user_id_param(request)
-        self._self_or_admin(request, user_id)
+        await self._self_or_admin(request, user_id)
         return JSONResponse(await self.auth.list_sessions(user_id))
 
     async def revoke_session(self, request: Request) -> Response:
         user_id = user_id_param(request)
-        self._self_or_admin(request, user_id)
+        await self._self_or_admin(request, user_id)
         data = await read_object(request, "session")
         await self.auth.revoke_session(field(data, "session_id", str), user_id)
         return ok()
 
     async def revoke_all(self, request: Request) -> Response:
         user_id = user_id_param(request)
-        self._self_or_admin(request, user_id)
+        await self._self_or_admin(request, user_id)
         await self.auth.revoke_all(user_id)
         return ok()
 
     # Personal access tokens
 
-    async def _token_owner_check(self, request: Request, owner_id: str) -> None:
+    async def _token_check(self, request: Request, permission: str, owner_id: str) -> None:
+        """Mattermost's order for the token endpoints: the token permission itself
+        (`create_user_access_token`, `read_user_access_token`, `revoke_user_access_token`, granted
+        by the `system_user_access_token` role), then the right to act for the token's user
+        (`SessionHasPermissionToUserOrBot`)."""
         session = require_session(request)
-        if session.user_id == owner_id or session.is_system_admin:
-            return
+        await self.permissions.require(session, permission)
         bot = await self._owned_bot(owner_id)
-        if bot is None or bot["owner_id"] != session.user_id:
-            raise forbidden("create_user_access_token")
+        if bot is None:
+            await self.permissions.require_user(session, owner_id)
+            return
+        if bot["owner_id"] == session.user_id:
+            if not await self.permissions.has(session, "manage_bots"):
+                raise forbidden("manage_bots")
+        elif not await self.permissions.has(session, "manage_others_bots"):
+            raise forbidden("manage_others_bots")
 
     async def _owned_bot(self, user_id: str) -> dict[str, Any] | None:
         try:
@@ -260,38 +281,45 @@ class UserRoutes:
 
     async def create_token(self, request: Request) -> Response:
         user_id = user_id_param(request)
-        await self._token_owner_check(request, user_id)
+        await self._token_check(request, "create_user_access_token", user_id)
         data = await read_object(request, "token")
         token = await self.auth.create_access_token(user_id, field(data, "description", str))
         return created(token)
 
     async def list_tokens(self, request: Request) -> Response:
         user_id = user_id_param(request)
-        await self._token_owner_check(request, user_id)
+        await self._token_check(request, "read_user_access_token", user_id)
         return JSONResponse(await self.auth.list_access_tokens(user_id))
 
     async def get_token(self, request: Request) -> Response:
-        token = await self.auth.get_access_token(path_id(request, "token_id"))
-        await self._token_owner_check(request, token["user_id"])
+        token_id = path_id(request, "token_id")
+        await self.permissions.require(require_session(request), "read_user_access_token")
+        token = await self.auth.get_access_token(token_id)
+        await self._token_check(request, "read_user_access_token", token["user_id"])
         return JSONResponse(token)
 
-    async def _token_from_body(self, request: Request) -> str:
+    async def _token_from_body(self, request: Request, permission: str) -> str:
         data = await read_object(request, "token")
         token_id = field(data, "token_id", str)
+        await self.permissions.require(require_session(request), permission)
         token = await self.auth.get_access_token(token_id)
-        await self._token_owner_check(request, token["user_id"])
+        await self._token_check(request, permission, token["user_id"])
         return token_id
 
     async def revoke_token(self, request: Request) -> Response:
-        await self.auth.revoke_access_token(await self._token_from_body(request))
+        token_id = await self._token_from_body(request, "revoke_user_access_token")
+        await self.auth.revoke_access_token(token_id)
         return ok()
 
     async def disable_token(self, request: Request) -> Response:
-        await self.auth.set_access_token_active(await self._token_from_body(request), False)
+        # Mattermost has no permission of its own for disabling: revoking covers it.
+        token_id = await self._token_from_body(request, "revoke_user_access_token")
+        await self.auth.set_access_token_active(token_id, False)
         return ok()
 
     async def enable_token(self, request: Request) -> Response:
-        await self.auth.set_access_token_active(await self._token_from_body(request), True)
+        token_id = await self._token_from_body(request, "create_user_access_token")
+        await self.auth.set_access_token_active(token_id, True)
         return ok()
 
     # Bots
@@ -300,8 +328,7 @@ class UserRoutes:
         session = require_session(request)
         if not self.settings.ServiceSettings.EnableBotAccountCreation:
             raise AppError("api.bot.create_disabled", "Bot creation has been disabled.", 403)
-        if not session.is_system_admin:
-            raise forbidden("create_bot")
+        await self.permissions.require(session, "create_bot")
         data = await read_object(request, "bot")
         bot = await self.users.create_bot(
             session.user_id,

@@ -20,7 +20,7 @@ from hubbub import MATTERMOST_VERSION
 from hubbub.api.auth import resolve_session
 from hubbub.api.errors import render_error, send_error
 from hubbub.cluster.events import Broadcast, Event, EventPublisher
-from hubbub.errors import AppError
+from hubbub.errors import AppError, forbidden
 from hubbub.ids import is_valid_id, now_ms
 from hubbub.observability.metrics import Metrics
 from hubbub.realtime.connstate import ConnState
@@ -275,12 +275,11 @@ class WebSocketEndpoint:
                     "Invalid channel_id parameter.",
                     400,
                 )
-            if not await self.channels.is_member(conn.user_id, str(channel_id)):
-                raise AppError(
-                    "api.context.permissions.app_error",
-                    "You do not have the appropriate permissions.",
-                    403,
-                )
+            # Mattermost's rule: typing needs `create_post` in the channel.
+            session = await self.auth.resolve(conn.session_token)
+            channel = await self.channels.get_row(str(channel_id))
+            if session is None or not await self.channels.has(session, channel, "create_post"):
+                raise forbidden("create_post")
             await self.events.publish(
                 Event(
                     "typing",

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Row, update
 
 from hubbub.cluster.events import Broadcast, Event, EventPublisher
-from hubbub.errors import AppError, forbidden
+from hubbub.errors import AppError
 from hubbub.files import FileBackend
 from hubbub.ids import now_ms
 from hubbub.services import avatar_image
@@ -62,10 +62,7 @@ class AvatarsService:
         self.events = events
 
     async def require_edit(self, session: Session, user_id: str) -> None:
-        if user_id != session.user_id and not await self.permissions.has(
-            session, "edit_other_users"
-        ):
-            raise forbidden("edit_other_users")
+        await self.permissions.require_user(session, user_id)
 
     async def picture(self, user_id: str) -> Picture:
         """The stored picture, else the generated default. ETag: `last_picture_update` (as

@@ -1,13 +1,17 @@
 """Who may read, post in and manage a channel: the channel lookups and permission checks that the
 channel services, posts, reactions, files, search and the websocket share.
 
-Read-only, and it depends only on the database and `TeamAccess`, so every service that needs to
-ask about a channel takes a `ChannelAccess` as a peer instead of reaching into another service.
+Read-only, and it depends only on the database, `TeamAccess` and `Permissions`, so every service
+that needs to ask about a channel takes a `ChannelAccess` as a peer instead of reaching into
+another service.
 
-The rules follow Mattermost's default permission scheme: system admins everything; a channel
-member reads, posts and manages the channel; a team member reads public channels; team admins
-manage the team's public and private channels; direct and group channels belong to their members
-only.
+Every check is a permission resolved from the caller's channel, team and system roles
+(`Permissions`, Mattermost's channel -> team -> system fallback). With the default roles: a
+channel member reads, posts and manages the channel; a team member reads public channels; a
+team admin who is not a member may manage the members of the team's channels and delete others'
+posts there, but not edit or archive the channel (`team_admin` holds neither
+`manage_*_channel_properties` nor `delete_*_channel`); direct and group channels belong to their
+members (and to whoever holds the permission system-wide: system admins).
 """
 
 from __future__ import annotations
@@ -19,35 +23,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.errors import AppError, forbidden, not_found
 from hubbub.services.channel_model import channel_json
+from hubbub.services.permissions import Permissions, channel_member_roles
 from hubbub.services.session import Session
 from hubbub.services.team_access import TeamAccess
 from hubbub.store.db import Database
 from hubbub.store.tables import channel_members, channels
 
 
-def check_post(session: Session, row: Row[Any] | None, is_member: bool) -> Row[Any]:
-    """Who may post in a channel, on its row as already read (None: there is none, 404): a member
-    or a system admin, and the channel not archived (403
-    `api.post.create_post.can_not_post_to_deleted.error`). Returns the row."""
-    if row is None:
-        raise not_found("channel", "app.channel.get.existing.app_error")
-    if not session.is_system_admin and not is_member:
-        raise forbidden("create_post")
-    if row.delete_at:
-        raise AppError(
-            "api.post.create_post.can_not_post_to_deleted.error",
-            "Can not post to deleted channel.",
-            403,
-        )
-    return row
-
-
 class ChannelAccess:
     """Channel rows, memberships, and the `require_*` checks built on them."""
 
-    def __init__(self, db: Database, teams: TeamAccess) -> None:
+    def __init__(self, db: Database, teams: TeamAccess, permissions: Permissions) -> None:
         self.db = db
         self.teams = teams
+        self.permissions = permissions
 
     # Lookups
 
@@ -103,36 +92,62 @@ class ChannelAccess:
     # Checks
 
     async def can_read(self, session: Session, row: Row[Any]) -> bool:
-        if session.is_system_admin or await self.is_member(session.user_id, row.id):
-            return True
-        return row.type == "O" and await self.teams.is_member(session.user_id, row.team_id)
+        return await self.permissions.can_read_channel(session, row)
 
     async def require_read(self, session: Session, channel_id: str) -> dict[str, Any]:
-        """The Channel JSON if the caller may read it: a member, a team member for a public
-        channel, or a system admin. 404 for an unknown channel, else 403."""
+        """The Channel JSON if the caller may read it (`Permissions.can_read_channel`). 404 for
+        an unknown channel, else 403."""
         row = await self.get_row(channel_id)
         if not await self.can_read(session, row):
-            raise forbidden("read_channel")
+            raise forbidden("read_channel_content")
         return channel_json(row)
+
+    async def check_post(self, session: Session, row: Any, member: Any = None) -> Any:
+        """Who may post in a channel, on its row as already read (None: there is none, 404):
+        `create_post` on the channel, and the channel not archived (403
+        `api.post.create_post.can_not_post_to_deleted.error`). `member`: a row carrying the
+        caller's membership columns, when the caller read them with the channel. Returns the row."""
+        if row is None:
+            raise not_found("channel", "app.channel.get.existing.app_error")
+        # The common case decided in memory: a member whose channel roles grant it.
+        fast = member is not None and await self.permissions.granted(
+            channel_member_roles(member), "create_post"
+        )
+        if not fast and not await self.permissions.has_for_channel(session, row, "create_post"):
+            raise forbidden("create_post")
+        if row.delete_at:
+            raise AppError(
+                "api.post.create_post.can_not_post_to_deleted.error",
+                "Can not post to deleted channel.",
+                403,
+            )
+        return row
 
     async def require_post(self, session: Session, channel_id: str) -> dict[str, Any]:
         """The Channel JSON if the caller may post there (`check_post`)."""
-        row = await self.get_row(channel_id)
-        member = session.is_system_admin or await self.is_member(session.user_id, channel_id)
-        check_post(session, row, member)
-        return channel_json(row)
+        return channel_json(await self.check_post(session, await self.get_row(channel_id)))
 
-    async def require_manage(self, session: Session, row: Row[Any], permission: str) -> None:
-        """Managing a channel (properties, members, archive): a member, a team admin for a public
-        or private channel, or a system admin."""
-        if session.is_system_admin or await self.is_member(session.user_id, row.id):
-            return
-        if row.type in ("O", "P") and await self.teams.is_admin(session.user_id, row.team_id):
-            return
-        raise forbidden(permission)
+    async def require_upload(self, session: Session, channel_id: str) -> None:
+        """Uploading a file to a channel: `upload_file` on it, and the channel not archived (the
+        same 403 as posting there)."""
+        row = await self.get_row(channel_id)
+        await self.require(session, row, "upload_file")
+        if row.delete_at:
+            raise AppError(
+                "api.post.create_post.can_not_post_to_deleted.error",
+                "Can not post to deleted channel.",
+                403,
+            )
+
+    async def require(self, session: Session, row: Row[Any], permission: str) -> None:
+        """403 naming `permission` unless the caller's channel, team or system roles grant it."""
+        if not await self.permissions.has_for_channel(session, row, permission):
+            raise forbidden(permission)
+
+    async def has(self, session: Session, row: Row[Any], permission: str) -> bool:
+        return await self.permissions.has_for_channel(session, row, permission)
 
     async def require_team_reader(self, session: Session, team_id: str) -> None:
-        """Listing a team's channels needs team membership (`list_team_channels`)."""
+        """Listing a team's channels needs `list_team_channels` on the team."""
         await self.teams.get_row(team_id)
-        if not session.is_system_admin and not await self.teams.is_member(session.user_id, team_id):
-            raise forbidden("list_team_channels")
+        await self.permissions.require_for_team(session, team_id, "list_team_channels")

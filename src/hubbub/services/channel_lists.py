@@ -13,7 +13,7 @@ from sqlalchemy import func, or_, select
 from hubbub.errors import forbidden, not_found
 from hubbub.services.channel_access import ChannelAccess
 from hubbub.services.channel_model import CHANNEL_NAME_MAX, channel_json
-from hubbub.services.session import Session, require_self_or_admin
+from hubbub.services.session import Session
 from hubbub.services.team_access import TeamAccess
 from hubbub.store.db import Database
 from hubbub.store.tables import channel_members, channels, posts, users
@@ -107,7 +107,7 @@ class ChannelDirectory:
             .order_by(channels.c.display_name, channels.c.id)
             .limit(SEARCH_LIMIT)
         )
-        if session.is_system_admin or await self.teams.is_member(session.user_id, team_id):
+        if await self.teams.has(session, team_id, "list_team_channels"):
             query = query.where(channels.c.type == "O")
         else:
             mine = select(channel_members.c.channel_id).where(
@@ -133,7 +133,7 @@ class ChannelDirectory:
         if not await self.access.can_read(session, row):
             if row.type != "O":
                 raise missing
-            raise forbidden("read_channel")
+            raise forbidden("read_channel_content")
         return channel_json(row)
 
     async def by_team_name(
@@ -153,7 +153,7 @@ class ChannelDirectory:
         """The user's channels: in `team_id` plus their direct and group channels, or in every
         team when `team_id` is None. Archived ones only with `include_deleted` (and, with
         `last_delete_at`, only those archived after it)."""
-        require_self_or_admin(session, user_id)
+        await self.access.permissions.require_user(session, user_id)
         if team_id is not None:
             await self.teams.require_member(session, team_id)
         query = (

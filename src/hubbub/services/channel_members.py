@@ -27,7 +27,8 @@ from hubbub.services.channel_model import (
     parse_scheme_roles,
     validate_notify_props,
 )
-from hubbub.services.session import Session, require_self_or_admin
+from hubbub.services.permissions import channel_permission
+from hubbub.services.session import Session
 from hubbub.services.team_access import TeamAccess
 from hubbub.services.users import UsersService
 from hubbub.store.db import Database
@@ -62,8 +63,9 @@ class ChannelMembers:
     ) -> list[dict[str, Any]]:
         """Adds users to a public or private channel; existing members are returned unchanged.
 
-        Public channel: any member of its team may join or add others. Private channel: its
-        members, team admins and system admins may add. Each added user must be in the team.
+        Who may (`_require_can_add`): with the default roles, a team member joins a public
+        channel, and channel members and team admins add others. Each added user must be in the
+        team.
         """
         channel = await self.access.get_row(channel_id)
         if channel.type not in ("O", "P"):
@@ -101,16 +103,17 @@ class ChannelMembers:
     async def _require_can_add(
         self, session: Session, channel: Row[Any], user_ids: Sequence[str]
     ) -> None:
-        if session.is_system_admin:
+        """Mattermost's rule: joining a public channel yourself needs `join_public_channels` on
+        its team; adding anyone else (or yourself to a private channel) needs
+        `manage_public_channel_members` / `manage_private_channel_members` on the channel."""
+        manage = channel_permission(
+            channel.type, "manage_public_channel_members", "manage_private_channel_members"
+        )
+        if channel.type == "O" and set(user_ids) == {session.user_id}:
+            if await self.access.member_row(session.user_id, channel.id) is None:
+                await self.teams.require(session, channel.team_id, "join_public_channels")
             return
-        if channel.type == "O":
-            if await self.teams.is_member(session.user_id, channel.team_id):
-                return
-            only_self = set(user_ids) == {session.user_id}
-            raise forbidden(
-                "join_public_channels" if only_self else "manage_public_channel_members"
-            )
-        await self.access.require_manage(session, channel, "manage_private_channel_members")
+        await self.access.require(session, channel, manage)
 
     @staticmethod
     async def _require_team_member(conn: AsyncConnection, team_id: str, user_id: str) -> None:
@@ -140,12 +143,12 @@ class ChannelMembers:
                 400,
             )
         if user_id != session.user_id:
-            await self.access.require_manage(
+            await self.access.require(
                 session,
                 channel,
-                "manage_public_channel_members"
-                if channel.type == "O"
-                else "manage_private_channel_members",
+                channel_permission(
+                    channel.type, "manage_public_channel_members", "manage_private_channel_members"
+                ),
             )
         if channel.name == TOWN_SQUARE:
             raise AppError(
@@ -176,16 +179,10 @@ class ChannelMembers:
     async def update_roles(
         self, session: Session, channel_id: str, user_id: str, roles: str
     ) -> None:
-        """Sets `channel_user`/`channel_admin` (channel admins, team admins, system admins)."""
+        """Sets `channel_user`/`channel_admin` (`manage_channel_roles`: channel admins, team
+        admins, system admins)."""
         channel = await self.access.get_row(channel_id)
-        if not session.is_system_admin:
-            mine = await self.access.member_row(session.user_id, channel_id)
-            is_channel_admin = mine is not None and bool(mine.scheme_admin)
-            if not is_channel_admin and not (
-                channel.type in ("O", "P")
-                and await self.teams.is_admin(session.user_id, channel.team_id)
-            ):
-                raise forbidden("manage_channel_roles")
+        await self.access.require(session, channel, "manage_channel_roles")
         scheme_user, scheme_admin = parse_scheme_roles(roles, "channel")
         await self._update_member(
             channel_id,
@@ -197,7 +194,7 @@ class ChannelMembers:
         self, session: Session, channel_id: str, user_id: str, props: Mapping[str, Any]
     ) -> None:
         """Merges the given notification preferences into the member's (the user or an admin)."""
-        require_self_or_admin(session, user_id)
+        await self.access.permissions.require_user(session, user_id)
         await self.access.get_row(channel_id)
         clean = validate_notify_props(props)
         current = await self.access.member_row(user_id, channel_id)
@@ -231,7 +228,7 @@ class ChannelMembers:
     async def view(self, session: Session, user_id: str, channel_id: str) -> dict[str, int]:
         """Marks the channel read for the user: `{channel_id: last_viewed_at}`, or `{}` when the
         user is not a member (or `channel_id` is empty: all channels lost focus)."""
-        require_self_or_admin(session, user_id)
+        await self.access.permissions.require_user(session, user_id)
         if not channel_id:
             return {}
         now = now_ms()
@@ -309,7 +306,7 @@ class ChannelMembers:
         self, session: Session, user_id: str, team_id: str
     ) -> list[dict[str, Any]]:
         """The user's memberships in the team's channels and in their direct and group channels."""
-        require_self_or_admin(session, user_id)
+        await self.access.permissions.require_user(session, user_id)
         await self.teams.require_member(session, team_id)
         query = (
             select(channel_members)
@@ -324,7 +321,7 @@ class ChannelMembers:
     ) -> list[dict[str, Any]]:
         """All the user's memberships, each with its team's `team_display_name`, `team_name` and
         `team_update_at` (empty for direct and group channels)."""
-        require_self_or_admin(session, user_id)
+        await self.access.permissions.require_user(session, user_id)
         query = (
             select(
                 channel_members,
@@ -353,10 +350,10 @@ class ChannelMembers:
 
     async def unread(self, session: Session, user_id: str, channel_id: str) -> dict[str, Any]:
         """Mattermost's ChannelUnread for one member."""
-        require_self_or_admin(session, user_id)
+        await self.access.permissions.require_user(session, user_id)
         channel = await self.access.get_row(channel_id)
         if not await self.access.can_read(session, channel):
-            raise forbidden("read_channel")
+            raise forbidden("read_channel_content")
         member = await self.access.member_row(user_id, channel_id)
         if member is None:
             raise member_missing()

@@ -34,6 +34,7 @@ from hubbub.services.channel_model import (
     new_channel_row,
     validate_channel_fields,
 )
+from hubbub.services.permissions import channel_permission
 from hubbub.services.session import Session
 from hubbub.services.team_access import TeamAccess
 from hubbub.services.users import UsersService
@@ -113,9 +114,11 @@ class ChannelsService:
             )
         if type_ not in ("O", "P"):
             raise AppError("model.channel.is_valid.type.app_error", "Invalid type.", 400)
-        await self.teams.get_row(team_id)
-        if not session.is_system_admin and not await self.teams.is_member(session.user_id, team_id):
-            raise forbidden("create_public_channel" if type_ == "O" else "create_private_channel")
+        await self.teams.require(
+            session,
+            team_id,
+            channel_permission(type_, "create_public_channel", "create_private_channel"),
+        )
         validate_channel_fields(new.name, new.display_name, new.header, new.purpose)
         row = new_channel_row(
             team_id=team_id,
@@ -176,8 +179,10 @@ class ChannelsService:
         for user_id in user_ids:
             if not is_valid_id(user_id):
                 raise bad_param("user_id")
-        if session.user_id not in user_ids and not session.is_system_admin:
-            raise forbidden("manage_system")
+        can = self.access.permissions
+        await can.require(session, "create_direct_channel")
+        if session.user_id not in user_ids:
+            await can.require(session, "manage_system")
         found = await self.users.get_many(user_ids)
         if len(found) != len(set(user_ids)):
             raise AppError(
@@ -202,6 +207,7 @@ class ChannelsService:
 
     async def create_group(self, session: Session, user_ids: Sequence[str]) -> dict[str, Any]:
         """Gets or creates the group channel of 3 to 8 users (the caller is always included)."""
+        await self.access.permissions.require(session, "create_group_channel")
         for user_id in user_ids:
             if not is_valid_id(user_id):
                 raise bad_param("user_ids")
@@ -301,12 +307,14 @@ class ChannelsService:
         self, session: Session, channel_id: str, values: dict[str, Any], full: bool
     ) -> dict[str, Any]:
         current = await self.access.get_row(channel_id)
-        await self.access.require_manage(
+        await self.access.require(
             session,
             current,
-            "manage_public_channel_properties"
-            if current.type == "O"
-            else "manage_private_channel_properties",
+            channel_permission(
+                current.type,
+                "manage_public_channel_properties",
+                "manage_private_channel_properties",
+            ),
         )
         if current.delete_at:
             raise _archived()
@@ -370,10 +378,10 @@ class ChannelsService:
                 "Could not delete direct or group message channels.",
                 400,
             )
-        await self.access.require_manage(
+        await self.access.require(
             session,
             current,
-            "delete_public_channel" if current.type == "O" else "delete_private_channel",
+            channel_permission(current.type, "delete_public_channel", "delete_private_channel"),
         )
         if current.delete_at:
             raise _archived("delete_channel")
@@ -405,11 +413,9 @@ class ChannelsService:
             )
 
     async def restore(self, session: Session, channel_id: str) -> dict[str, Any]:
-        """Unarchives a channel (team admins and system admins: `manage_team`)."""
+        """Unarchives a channel (`manage_team` on its team: team admins and system admins)."""
         current = await self.access.get_row(channel_id)
-        if not session.is_system_admin and not await self.teams.is_admin(
-            session.user_id, current.team_id
-        ):
+        if not await self.teams.has(session, current.team_id, "manage_team"):
             raise forbidden("manage_team")
         if not current.delete_at:
             raise AppError(

@@ -179,13 +179,11 @@ class DraftsService:
             raise _invalid("priority")
 
     async def _may_post(self, session: Session, channel_id: str) -> bool:
-        """`create_post` in the channel, or `create_post_public` in the team of a public one."""
-        if await self.permissions.has_for_channel(session, channel_id, "create_post"):
+        """`create_post` in the channel, or `create_post_public` in the team of a public one.
+        An unknown channel is a 404 (there is nothing to hide)."""
+        channel = await self.channels.get_row(channel_id)
+        if await self.permissions.has_for_channel(session, channel, "create_post"):
             return True
-        try:
-            channel = await self.channels.get_row(channel_id)
-        except AppError:
-            return False
         return channel.type == "O" and await self.permissions.has_for_team(
             session, channel.team_id, "create_post_public"
         )

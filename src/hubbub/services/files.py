@@ -163,7 +163,7 @@ class FilesService:
             raise AppError(
                 "api.context.invalid_param.app_error", "Invalid or missing files parameter.", 400
             )
-        await self.channels.require_post(session, channel_id)
+        await self.channels.require_upload(session, channel_id)
         for upload in uploads:
             self.check_size(upload.name, len(upload.data))
 
@@ -320,13 +320,17 @@ class FilesService:
     async def infos_for_post(
         self, session: Session, post_id: str, include_deleted: bool = False
     ) -> list[dict[str, Any]]:
-        """GET /posts/{id}/files/info: needs read access to the post's channel."""
+        """GET /posts/{id}/files/info: needs read access to the post's channel; deleted posts
+        and files only with `read_deleted_posts` there (else `include_deleted` is ignored)."""
         async with self.db.read() as conn:
             post = (
                 await conn.execute(
                     select(posts.c.channel_id, posts.c.delete_at).where(posts.c.id == post_id)
                 )
             ).first()
+        if include_deleted and post is not None:
+            channel = await self.channels.get_row(post.channel_id)
+            include_deleted = await self.channels.has(session, channel, "read_deleted_posts")
         if post is None or (post.delete_at and not include_deleted):
             raise not_found("post", "app.post.get.app_error")
         await self.channels.require_read(session, post.channel_id)

@@ -19,7 +19,7 @@ from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
-from hubbub.errors import AppError, bad_param, forbidden, not_found
+from hubbub.errors import AppError, bad_param, not_found
 from hubbub.services.channel_access import ChannelAccess
 from hubbub.services.post_model import post_list, post_list_etag, sort_newest_first
 from hubbub.services.post_render import PostRenderer, PostRow
@@ -99,9 +99,11 @@ class PostLists:
     async def channel_posts(
         self, session: Session, channel_id: str, q: HistoryQuery, if_none_match: str | None
     ) -> Listing:
-        if q.include_deleted and not session.is_system_admin:
-            raise forbidden("read_deleted_posts")
         await self.channels.require_read(session, channel_id)
+        if q.include_deleted:
+            await self.channels.require(
+                session, await self.channels.get_row(channel_id), "read_deleted_posts"
+            )
         async with self.db.read() as conn:
             tag: str | None = None
             if q.since <= 0:
@@ -375,8 +377,7 @@ class PostLists:
         """`GET /users/{id}/channels/{id}/posts/unread`: the oldest unread post, `limit_before`
         posts before it and up to `limit_after` - 1 after it; without an unread post, the
         latest `limit_before` posts (with the channel ETag)."""
-        if session.user_id != user_id and not session.is_system_admin:
-            raise forbidden("edit_other_users")
+        await self.channels.permissions.require_user(session, user_id)
         await self.channels.require_read(session, channel_id)
         if limit_after == 0:
             raise AppError(

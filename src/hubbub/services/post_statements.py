@@ -14,7 +14,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    exists,
     insert,
     literal_column,
     select,
@@ -49,9 +48,12 @@ POST_CONTEXT = (
         channels.c.display_name,
         channels.c.team_id,
         channels.c.delete_at,
-        exists()
-        .where(channel_members.c.channel_id == channels.c.id, channel_members.c.user_id == _USER)
-        .label("is_member"),
+        # The caller's membership (all NULL when not a member) for the create_post check.
+        channel_members.c.user_id.label("member_user_id"),
+        channel_members.c.roles,
+        channel_members.c.scheme_guest,
+        channel_members.c.scheme_user,
+        channel_members.c.scheme_admin,
         users.c.username,
         users.c.is_bot,
         statuses.c.status,
@@ -62,9 +64,12 @@ POST_CONTEXT = (
         select(posts.c.id).where(*_PENDING).scalar_subquery().label("pending_post"),
     )
     .select_from(
-        channels.outerjoin(users, users.c.id == _USER).outerjoin(
-            statuses, statuses.c.user_id == _USER
+        channels.outerjoin(
+            channel_members,
+            and_(channel_members.c.channel_id == channels.c.id, channel_members.c.user_id == _USER),
         )
+        .outerjoin(users, users.c.id == _USER)
+        .outerjoin(statuses, statuses.c.user_id == _USER)
     )
     .where(channels.c.id == _CHANNEL)
 )

@@ -24,9 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.config import Settings
-from hubbub.errors import AppError, forbidden, not_found
+from hubbub.errors import AppError, not_found
 from hubbub.ids import new_id, now_ms
-from hubbub.services.channel_access import ChannelAccess, check_post
+from hubbub.services.channel_access import ChannelAccess
 from hubbub.services.channel_seq import EXTRA_KEY, next_event_seq
 from hubbub.services.files import FilesService
 from hubbub.services.post_model import (
@@ -116,10 +116,11 @@ class PostsService:
     async def get(
         self, session: Session, post_id: str, include_deleted: bool = False
     ) -> dict[str, Any]:
-        if include_deleted and not session.is_system_admin:
-            raise forbidden("manage_system")
         async with self.db.read() as conn:
             row = await self._row(conn, post_id, include_deleted)
+            if include_deleted:
+                channel = await self.channels.get_row(row.channel_id, conn)
+                await self.channels.require(session, channel, "read_deleted_posts")
             await self.channels.require_read(session, row.channel_id)
             return (await self.renderer.render(conn, [row]))[row.id]
 
@@ -159,7 +160,8 @@ class PostsService:
         async with self.db.write() as conn:
             params = {"p_channel_id": new.channel_id, "p_user_id": user_id, "p_key": key}
             found_ctx = (await conn.execute(POST_CONTEXT, params)).first()
-            ctx = check_post(session, found_ctx, bool(found_ctx and found_ctx.is_member))
+            member = found_ctx if found_ctx is not None and found_ctx.member_user_id else None
+            ctx = await self.channels.check_post(session, found_ctx, member)
             status = status_json(user_id, None if ctx.status is None else ctx)
             if ctx.pending_post is not None:
                 found = await self._pending_row(conn, user_id, key)
@@ -381,21 +383,24 @@ class PostsService:
     async def patch(
         self, session: Session, post_id: str, changes: PostChanges, full: bool = False
     ) -> dict[str, Any]:
-        """`PUT /posts/{id}/patch` and (with `full`) `PUT /posts/{id}`: author or system admin."""
+        """`PUT /posts/{id}/patch` and (with `full`) `PUT /posts/{id}`: `edit_post` on the
+        channel, and `edit_others_posts` for someone else's post (Mattermost's order)."""
         async with self.db.read() as conn:
             row = await self._row(conn, post_id)
-        await self.channels.require_read(session, row.channel_id)
-        if row.user_id != session.user_id and not session.is_system_admin:
-            raise forbidden("edit_others_posts")
+            channel = await self.channels.get_row(row.channel_id, conn)
+        await self.channels.require(session, channel, "edit_post")
+        if row.user_id != session.user_id:
+            await self.channels.require(session, channel, "edit_others_posts")
         if changes.message is not None:
             check_message(changes.message, self.max_post_size)
         return await self._update(session, row, changes, keep_bot_prop=full)
 
     async def set_pinned(self, session: Session, post_id: str, pinned: bool) -> None:
-        """`POST /posts/{id}/pin|unpin`: anyone who can read the channel."""
+        """`POST /posts/{id}/pin|unpin`: `read_channel_content` on the channel, as Mattermost."""
         async with self.db.read() as conn:
             row = await self._row(conn, post_id)
-        await self.channels.require_read(session, row.channel_id)
+            channel = await self.channels.get_row(row.channel_id, conn)
+        await self.channels.require(session, channel, "read_channel_content")
         await self._update(session, row, PostChanges(is_pinned=pinned))
 
     async def _update(
@@ -440,14 +445,15 @@ class PostsService:
     # Deleting
 
     async def delete(self, session: Session, post_id: str) -> None:
-        """Soft delete; deleting a root deletes its replies too. Author or system admin."""
+        """Soft delete; deleting a root deletes its replies too. `delete_post` on the channel, and
+        `delete_others_posts` for someone else's post (team admins have both)."""
         async with self.db.read() as conn:
             row = await self._row(conn, post_id)
-        await self.channels.require_read(session, row.channel_id)
-        if row.user_id != session.user_id and not session.is_system_admin:
-            raise forbidden("delete_others_posts")
-        channel = await self.channels.get(row.channel_id)
-        if channel.get("delete_at"):
+            channel = await self.channels.get_row(row.channel_id, conn)
+        await self.channels.require(session, channel, "delete_post")
+        if row.user_id != session.user_id:
+            await self.channels.require(session, channel, "delete_others_posts")
+        if channel.delete_at:
             raise AppError(
                 "api.post.delete_post.can_not_delete_post_in_deleted.error",
                 "You cannot delete a post in an archived channel.",
@@ -491,7 +497,7 @@ class PostsService:
                 conn,
             )
             # Thread bookkeeping: the followers of the reply's thread learn its new counts.
-            await self.threads.on_delete(conn, gone, channel["team_id"])
+            await self.threads.on_delete(conn, gone, channel.team_id)
 
     @staticmethod
     async def _recount_thread(conn: AsyncConnection, root_id: str, now: int) -> None:
@@ -516,9 +522,8 @@ class PostsService:
     async def ephemeral(
         self, session: Session, user_id: str, channel_id: str, message: str
     ) -> dict[str, Any]:
-        """`POST /posts/ephemeral`: shown to one user, never stored. System admins and bots."""
-        if not (session.is_system_admin or session.is_bot):
-            raise forbidden("create_post_ephemeral")
+        """`POST /posts/ephemeral`: shown to one user, never stored (`create_post_ephemeral`)."""
+        await self.channels.permissions.require(session, "create_post_ephemeral")
         check_message(message, self.max_post_size)
         channel = await self.channels.get(channel_id)
         now = now_ms()

@@ -15,9 +15,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.cluster.events import Broadcast, Event, EventPublisher
-from hubbub.errors import AppError, bad_param, forbidden, not_found
+from hubbub.errors import AppError, bad_param, not_found
 from hubbub.ids import is_valid_id, now_ms
 from hubbub.services.channel_access import ChannelAccess
+from hubbub.services.channel_model import channel_json
 from hubbub.services.channel_seq import EXTRA_KEY, next_event_seq
 from hubbub.services.emoji import EmojiService
 from hubbub.services.post_model import bumped_update_at, check_emoji_name, dumps, reaction_json
@@ -50,7 +51,11 @@ class ReactionsService:
             )
         await self.emoji.by_name(name)
 
-    async def _readable_post(self, session: Session, post_id: str) -> tuple[PostRow, Any]:
+    async def _readable_post(
+        self, session: Session, post_id: str, permission: str = ""
+    ) -> tuple[PostRow, Any]:
+        """The post and its channel's JSON if the caller may read the channel or, with
+        `permission`, holds that permission on it (Mattermost checks only that one)."""
         async with self.db.read() as conn:
             post = (
                 await conn.execute(
@@ -59,8 +64,11 @@ class ReactionsService:
             ).first()
         if post is None:
             raise not_found("post", "app.post.get.app_error")
-        channel = await self.channels.require_read(session, post.channel_id)
-        return post, channel
+        if not permission:
+            return post, await self.channels.require_read(session, post.channel_id)
+        row = await self.channels.get_row(post.channel_id)
+        await self.channels.require(session, row, permission)
+        return post, channel_json(row)
 
     async def save(
         self, session: Session, user_id: str, post_id: str, emoji_name: str
@@ -77,7 +85,7 @@ class ReactionsService:
                 "You cannot save a reaction for another user.",
                 403,
             )
-        post, channel = await self._readable_post(session, post_id)
+        post, channel = await self._readable_post(session, post_id, "add_reaction")
         await self._check_exists(emoji_name)
         if channel.get("delete_at"):
             raise AppError(
@@ -131,9 +139,11 @@ class ReactionsService:
     async def delete(self, session: Session, user_id: str, post_id: str, emoji_name: str) -> None:
         """`DELETE /users/{user_id}/posts/{post_id}/reactions/{emoji_name}`."""
         check_emoji_name(emoji_name)
-        if user_id != session.user_id and not session.is_system_admin:
-            raise forbidden("remove_others_reactions")
-        post, channel = await self._readable_post(session, post_id)
+        post, channel = await self._readable_post(session, post_id, "remove_reaction")
+        if user_id != session.user_id:
+            await self.channels.require(
+                session, await self.channels.get_row(post.channel_id), "remove_others_reactions"
+            )
         if channel.get("delete_at"):
             raise AppError(
                 "api.reaction.delete.archived_channel.app_error",

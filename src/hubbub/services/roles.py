@@ -5,8 +5,12 @@ built-in role that has none (its id, timestamps and flags); a row whose `permiss
 follows the catalog of the running version, so an upgrade that adds a permission to a default
 role reaches servers whose admins never changed that role. A patch stores the full list.
 
-Permission checks read roles often, so a node keeps them in memory for `CACHE_SECONDS`. A patch
-clears the patching node's copy at once; other nodes pick it up within that time.
+Permission checks read roles on every request, so a node keeps them in memory. A patch, once
+committed, is announced on the cluster bus (`RolesChanged`); every node, the patching one
+included, drops its copy and reads the roles again on the next check, so a patch changes what
+the API allows on every node at once. `CACHE_SECONDS` only bounds how long a node could keep a
+stale copy if it missed the message (Redis unreachable at that moment). A reload that was under
+way when the message arrived is used once but not kept.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from hubbub.cluster.bus import BusMessage, ClusterBus
 from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.errors import AppError
 from hubbub.ids import new_id, now_ms
@@ -29,7 +34,16 @@ from hubbub.services.role_catalog import BUILT_IN_ROLES, KNOWN_PERMISSIONS
 from hubbub.store.db import Database
 from hubbub.store.tables import roles
 
-CACHE_SECONDS = 5.0
+CACHE_SECONDS = 60.0
+# Mattermost's `NewSystemRoleIDs`: assignable only with a licence.
+LICENSED_SYSTEM_ROLES = frozenset(
+    {
+        "system_user_manager",
+        "system_read_only_admin",
+        "system_manager",
+        "system_shared_channel_manager",
+    }
+)
 MAX_ROLE_NAME = 64
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
@@ -71,6 +85,22 @@ def is_valid_role_name(name: object) -> bool:
     )
 
 
+def check_user_roles(roles: str) -> list[str]:
+    """Mattermost's `IsValidUserRoles` and the licence rule of `PUT /users/{id}/roles`: valid
+    role names, not `system_admin` alone, and none of the roles that need an Enterprise licence
+    (`system_manager`, ...; hubbub has none). Returns the names."""
+    names = roles.split()
+    if not all(is_valid_role_name(n) for n in names) or names == ["system_admin"]:
+        raise AppError("api.context.invalid_param.app_error", "Invalid or missing roles.", 400)
+    if any(n in LICENSED_SYSTEM_ROLES for n in names):
+        raise AppError(
+            "api.user.update_user_roles.license.app_error",
+            "Assigning this role needs a licence with custom permission schemes.",
+            400,
+        )
+    return names
+
+
 def _from_row(row: Any) -> Role:
     stored = row.permissions
     if stored is None:
@@ -98,14 +128,32 @@ def _role_not_found(by_name: bool) -> AppError:
     return AppError("app.role.get.app_error", "Unable to get role.", 404)
 
 
+@dataclass(frozen=True)
+class RolesChanged(BusMessage, kind="roles_changed"):
+    """A role's permissions changed: every node drops its cached roles."""
+
+    role_names: list[str]
+
+
 class RolesService:
-    def __init__(self, db: Database, events: EventPublisher) -> None:
+    def __init__(self, db: Database, events: EventPublisher, bus: ClusterBus) -> None:
         self.db = db
         self.events = events
+        self.bus = bus
         self._by_name: dict[str, Role] = {}
         self._loaded_at = -CACHE_SECONDS
+        self._generation = 0  # bumped by every invalidation
         self._seeded = False
         self._lock = asyncio.Lock()
+        bus.subscribe(RolesChanged, self._on_changed)
+
+    def invalidate(self) -> None:
+        """Forget the cached roles: the next check reads them again."""
+        self._generation += 1
+        self._loaded_at = -CACHE_SECONDS
+
+    async def _on_changed(self, message: RolesChanged) -> None:
+        self.invalidate()
 
     # Reading
 
@@ -139,6 +187,18 @@ class RolesService:
                 granted.update(role.permissions)
         return frozenset(granted)
 
+    async def require_exist(self, names: Iterable[str]) -> None:
+        """Mattermost's `CheckRolesExist`: 400 naming the first role that does not exist."""
+        known = await self._roles()
+        for name in names:
+            if name not in known:
+                raise AppError(
+                    "app.role.check_roles_exist.role_not_found",
+                    "The provided role does not exist.",
+                    400,
+                    detailed_error=f"role={name}",
+                )
+
     # Writing
 
     async def patch(self, role: Role, permissions: Sequence[str]) -> Role:
@@ -166,7 +226,8 @@ class RolesService:
                 ),
                 conn,
             )
-        self._loaded_at = -CACHE_SECONDS
+        self.invalidate()
+        await self.bus.publish(RolesChanged([role.name]))
         return patched
 
     # The cache and the seeding of built-in roles
@@ -178,10 +239,14 @@ class RolesService:
             if time.monotonic() - self._loaded_at >= CACHE_SECONDS:
                 if not self._seeded:
                     await self._seed()
+                generation = self._generation
                 async with self.db.read() as conn:
                     rows = (await conn.execute(select(roles))).all()
-                self._by_name = {row.name: _from_row(row) for row in rows}
-                self._loaded_at = time.monotonic()
+                loaded = {row.name: _from_row(row) for row in rows}
+                self._by_name = loaded
+                if generation == self._generation:
+                    self._loaded_at = time.monotonic()
+                return loaded
         return self._by_name
 
     async def _seed(self) -> None:

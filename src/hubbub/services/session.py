@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hubbub.errors import forbidden
-
 
 @dataclass(frozen=True, slots=True)
 class Session:
@@ -18,10 +16,6 @@ class Session:
     device_id: str = ""
     is_access_token: bool = False
     is_bot: bool = False
-
-    @property
-    def is_system_admin(self) -> bool:
-        return "system_admin" in self.roles.split()
 
     def to_json(self, create_at: int = 0, last_activity_at: int = 0) -> dict[str, object]:
         return {
@@ -37,9 +31,3 @@ class Session:
             "props": {"csrf": self.csrf_token},
             "team_members": [],
         }
-
-
-def require_self_or_admin(session: Session, user_id: str) -> None:
-    """Acting on another user's data needs `edit_other_users` (system admins)."""
-    if session.user_id != user_id and not session.is_system_admin:
-        raise forbidden("edit_other_users")

@@ -1,11 +1,12 @@
 """Who belongs to a team and what they may do there: the team lookups and permission checks that
 `TeamsService`, `TeamMembers`, the channel services and the routes share.
 
-Read-only, and it depends on nothing but the database, so every service that needs to ask about a
-team takes a `TeamAccess` as a peer instead of reaching into another service.
+Read-only, and it depends on nothing but the database and `Permissions`, so every service that
+needs to ask about a team takes a `TeamAccess` as a peer instead of reaching into another service.
 
-The rules follow Mattermost's default permission scheme: system admins may do everything, team
-admins manage their team, members view it, anyone views an open team.
+Every check is a permission resolved from the caller's team and system roles (`Permissions`), as
+in Mattermost: with the default roles team members view the team (`view_team`), team admins
+manage it, and an open team is visible to everyone.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hubbub.errors import forbidden, not_found
+from hubbub.errors import not_found
+from hubbub.services.permissions import Permissions
 from hubbub.services.session import Session
 from hubbub.services.team_model import TEAM_NAME_MAX, team_json
 from hubbub.store.db import Database
@@ -25,8 +27,9 @@ from hubbub.store.tables import team_members, teams
 class TeamAccess:
     """Team rows, active memberships, and the `require_*` checks built on them."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, permissions: Permissions) -> None:
         self.db = db
+        self.permissions = permissions
 
     # Lookups
 
@@ -72,35 +75,29 @@ class TeamAccess:
         """True if `user_id` is an active (not removed) member of the team."""
         return await self.member_row(user_id, team_id) is not None
 
-    async def is_admin(self, user_id: str, team_id: str) -> bool:
-        """True if `user_id` is an active member of the team with the team_admin role."""
-        row = await self.member_row(user_id, team_id)
-        return row is not None and bool(row.scheme_admin)
-
     # Checks
 
     async def require_member(self, session: Session, team_id: str) -> dict[str, Any]:
-        """The team's JSON if the caller is a member (or a system admin); 404 if the team does not
-        exist, 403 `api.context.permissions.app_error` otherwise."""
+        """The team's JSON if the caller may view it (`view_team`: members, and whoever holds it
+        system-wide); 404 if the team does not exist, 403 `api.context.permissions.app_error`
+        otherwise."""
         row = await self.get_row(team_id)
-        if not session.is_system_admin and not await self.is_member(session.user_id, team_id):
-            raise forbidden("view_team")
+        await self.permissions.require_for_team(session, team_id, "view_team")
         return team_json(row)
 
     async def require_view(self, session: Session, row: Row[Any]) -> None:
-        """Mattermost's `getTeam` rule: an open team is visible to everyone, others to members."""
+        """Mattermost's `getTeam` rule: an open team is visible to everyone, others need
+        `view_team`."""
         if row.allow_open_invite and row.type == "O":
             return
-        if session.is_system_admin or await self.is_member(session.user_id, row.id):
-            return
-        raise forbidden("view_team")
+        await self.permissions.require_for_team(session, row.id, "view_team")
 
-    async def require_admin(
-        self, session: Session, team_id: str, permission: str = "manage_team"
-    ) -> Row[Any]:
-        """The team row if the caller is a team admin or a system admin; 404 if the team does not
-        exist, else 403 naming `permission`."""
+    async def require(self, session: Session, team_id: str, permission: str) -> Row[Any]:
+        """The team row if the caller's team or system roles grant `permission`; 404 if the team
+        does not exist, else 403 naming `permission`."""
         row = await self.get_row(team_id)
-        if not session.is_system_admin and not await self.is_admin(session.user_id, team_id):
-            raise forbidden(permission)
+        await self.permissions.require_for_team(session, team_id, permission)
         return row
+
+    async def has(self, session: Session, team_id: str, permission: str) -> bool:
+        return await self.permissions.has_for_team(session, team_id, permission)

@@ -27,7 +27,7 @@ from hubbub.services.channel_model import (
     insert_member,
     parse_scheme_roles,
 )
-from hubbub.services.session import Session, require_self_or_admin
+from hubbub.services.session import Session
 from hubbub.services.team_access import TeamAccess
 from hubbub.services.users import UsersService
 from hubbub.store.db import Database
@@ -211,16 +211,19 @@ class TeamMembers:
     # Requests
 
     async def _require_can_add(self, session: Session, team: Row[Any], user_id: str) -> None:
-        if session.is_system_admin or await self.access.is_admin(session.user_id, team.id):
-            return
+        """Mattermost's rule: joining yourself needs `join_public_teams` (an open team) or
+        `join_private_teams`; anyone holding `add_user_to_team` in the team (its members, by
+        default) may add anyone."""
+        can = self.access.permissions
         if user_id == session.user_id:
-            if team.allow_open_invite:
+            joining = "join_public_teams" if team.allow_open_invite else "join_private_teams"
+            if await can.has(session, joining):
                 return
-            raise forbidden("join_private_teams")
-        raise forbidden("add_user_to_team")
+        if not await can.has_for_team(session, team.id, "add_user_to_team"):
+            raise forbidden("add_user_to_team")
 
     async def add(self, session: Session, team_id: str, user_id: str) -> dict[str, Any]:
-        """Adds a user: anyone may join an open team; team and system admins add others."""
+        """Adds a user: joining an open team yourself, or adding someone as a team member."""
         team = await self.access.get_row(team_id)
         await self._require_can_add(session, team, user_id)
         await self.users.get_row(user_id)
@@ -231,9 +234,9 @@ class TeamMembers:
     async def add_many(
         self, session: Session, team_id: str, user_ids: Sequence[str], graceful: bool
     ) -> list[dict[str, Any]]:
-        """Adds several users (team or system admins only). With `graceful`, each user gets its own
+        """Adds several users (`add_user_to_team`). With `graceful`, each user gets its own
         result `{member, user_id, error}` instead of the first failure failing the request."""
-        await self.access.require_admin(session, team_id, "add_user_to_team")
+        await self.access.require(session, team_id, "add_user_to_team")
         if not graceful:
             for user_id in user_ids:
                 await self.users.get_row(user_id)
@@ -253,14 +256,10 @@ class TeamMembers:
         return results
 
     async def remove(self, session: Session, team_id: str, user_id: str) -> None:
-        """Leave (yourself) or remove (team or system admins)."""
+        """Leave (yourself) or remove someone (`remove_user_from_team`: team admins)."""
         await self.access.get_row(team_id)
-        if (
-            user_id != session.user_id
-            and not session.is_system_admin
-            and not await self.access.is_admin(session.user_id, team_id)
-        ):
-            raise forbidden("remove_user_from_team")
+        if user_id != session.user_id:
+            await self.access.require(session, team_id, "remove_user_from_team")
         async with self.db.write() as conn:
             row = await self._any_row(conn, team_id, user_id)
             if row is None or row.delete_at:
@@ -307,7 +306,7 @@ class TeamMembers:
 
     async def for_user(self, session: Session, user_id: str) -> list[dict[str, Any]]:
         """The user's active memberships in teams that are not deleted."""
-        require_self_or_admin(session, user_id)
+        await self.access.permissions.require_user(session, user_id)
         query = (
             select(team_members)
             .join(teams, teams.c.id == team_members.c.team_id)
@@ -326,7 +325,7 @@ class TeamMembers:
         self, session: Session, user_id: str, exclude_team: str = ""
     ) -> list[dict[str, Any]]:
         """Per team: messages and mentions not yet viewed, summed over the user's channels."""
-        require_self_or_admin(session, user_id)
+        await self.access.permissions.require_user(session, user_id)
         memberships = await self.for_user(session, user_id)
         team_ids = [m["team_id"] for m in memberships if m["team_id"] != exclude_team]
         if not team_ids:
@@ -373,7 +372,7 @@ class TeamMembers:
 
     async def update_roles(self, session: Session, team_id: str, user_id: str, roles: str) -> None:
         """Sets `team_user`/`team_admin` (team or system admins only)."""
-        await self.access.require_admin(session, team_id, "manage_team_roles")
+        await self.access.require(session, team_id, "manage_team_roles")
         scheme_user, scheme_admin = parse_scheme_roles(roles, "team")
         async with self.db.write() as conn:
             row = await self._any_row(conn, team_id, user_id)

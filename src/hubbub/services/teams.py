@@ -20,7 +20,7 @@ from hubbub.config import Settings
 from hubbub.errors import AppError
 from hubbub.ids import new_id, now_ms
 from hubbub.services.channel_model import DEFAULT_CHANNELS, new_channel_row
-from hubbub.services.session import Session, require_self_or_admin
+from hubbub.services.session import Session
 from hubbub.services.team_access import TeamAccess
 from hubbub.services.team_members import TeamMembers
 from hubbub.services.team_model import TEAM_NAME_MAX, team_json, validate_team_fields
@@ -98,26 +98,16 @@ class TeamsService:
 
     # Rendering for the caller
 
-    async def admin_team_ids(self, user_id: str) -> set[str]:
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(team_members.c.team_id).where(
-                        team_members.c.user_id == user_id,
-                        team_members.c.delete_at == 0,
-                        team_members.c.scheme_admin,
-                    )
-                )
-            ).all()
-        return {r.team_id for r in rows}
-
     async def render(self, session: Session, rows: Iterable[Row[Any]]) -> list[dict[str, Any]]:
         """Team JSON for the caller: sanitized where the caller may not manage the team."""
         rows = list(rows)
-        if session.is_system_admin:
+        can = self.access.permissions
+        if await can.has(session, "manage_team"):
             return [team_json(r) for r in rows]
-        managed = await self.admin_team_ids(session.user_id) if rows else set()
-        return [team_json(r, sanitize=r.id not in managed) for r in rows]
+        return [
+            team_json(r, sanitize=not await can.has_for_team(session, r.id, "manage_team"))
+            for r in rows
+        ]
 
     async def render_one(self, session: Session, row: Row[Any]) -> dict[str, Any]:
         return (await self.render(session, [row]))[0]
@@ -126,6 +116,7 @@ class TeamsService:
 
     async def create(self, session: Session, new: NewTeam) -> dict[str, Any]:
         """Creates a team with its default channels; the creator joins as team admin."""
+        await self.access.permissions.require(session, "create_team")
         values: dict[str, Any] = {
             "name": new.name,
             "display_name": new.display_name,
@@ -172,11 +163,13 @@ class TeamsService:
     async def list_teams(
         self, session: Session, page: int, per_page: int, include_deleted: bool = False
     ) -> list[dict[str, Any]]:
-        """System admins see every team; others the teams that allow open invites."""
+        """With `list_private_teams` every team; else the teams that allow open invites. Deleted
+        ones only for `manage_system`."""
+        can = self.access.permissions
         query = select(teams).order_by(teams.c.display_name, teams.c.id)
-        if not session.is_system_admin:
+        if not await can.has(session, "list_private_teams"):
             query = query.where(teams.c.allow_open_invite)
-        if not (include_deleted and session.is_system_admin):
+        if not (include_deleted and await can.has(session, "manage_system")):
             query = query.where(teams.c.delete_at == 0)
         async with self.db.read() as conn:
             rows = (await conn.execute(query.offset(page * per_page).limit(per_page))).all()
@@ -195,7 +188,7 @@ class TeamsService:
     async def patch(self, session: Session, team_id: str, patch: TeamPatch) -> dict[str, Any]:
         """Applies a TeamPatch (only the fields given); `allow_open_invite` also sets `type`, and
         closing a team to open invites gives it a new `invite_id`."""
-        await self.access.require_admin(session, team_id)
+        await self.access.require(session, team_id, "manage_team")
         given = {
             "display_name": patch.display_name,
             "description": patch.description,
@@ -214,7 +207,7 @@ class TeamsService:
 
     async def update(self, session: Session, team_id: str, team: TeamUpdate) -> dict[str, Any]:
         """Replaces the updatable fields; `allow_open_invite` also sets `type`."""
-        await self.access.require_admin(session, team_id)
+        await self.access.require(session, team_id, "manage_team")
         values: dict[str, Any] = {
             "display_name": team.display_name,
             "description": team.description,
@@ -244,7 +237,7 @@ class TeamsService:
 
     async def soft_delete(self, session: Session, team_id: str) -> None:
         """Marks the team deleted (members and channels stay, as in Mattermost)."""
-        await self.access.require_admin(session, team_id)
+        await self.access.require(session, team_id, "manage_team")
         now = now_ms()
         async with self.db.write() as conn:
             await conn.execute(
@@ -262,7 +255,8 @@ class TeamsService:
 
     async def teams_for_user(self, session: Session, user_id: str) -> list[dict[str, Any]]:
         """The (not deleted) teams `user_id` is an active member of."""
-        require_self_or_admin(session, user_id)
+        if user_id != session.user_id:
+            await self.access.permissions.require(session, "read_other_users_teams")
         query = (
             select(teams)
             .join(team_members, team_members.c.team_id == teams.c.id)

@@ -375,10 +375,7 @@ class ThreadsService:
     # Checks shared by the REST calls
 
     async def _check_user(self, session: Session, user_id: str) -> None:
-        if user_id != session.user_id and not await self.permissions.has(
-            session, "edit_other_users"
-        ):
-            raise forbidden("edit_other_users")
+        await self.permissions.require_user(session, user_id)
 
     async def _root(self, session: Session, thread_id: str) -> Row[Any]:
         """The thread's root post if the caller may read its channel."""

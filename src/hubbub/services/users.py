@@ -347,10 +347,7 @@ class UsersService:
         return user_json(row)
 
     async def set_roles(self, user_id: str, roles: str) -> dict[str, Any]:
-        allowed = {"system_user", "system_admin"}
-        parts = roles.split()
-        if "system_user" not in parts or not set(parts) <= allowed:
-            raise AppError("api.user.update_user_roles.invalid_role", "Invalid roles.", 400)
+        """Stores the user's system roles (checked by the caller against the role catalogue)."""
         async with self.db.write() as conn:
             await self.get_row(user_id, conn)
             await conn.execute(
