@@ -5,6 +5,7 @@ started.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 
@@ -16,6 +17,7 @@ from hubbub.api.errors import render_error, send_error
 from hubbub.errors import AppError
 from hubbub.ids import new_id
 from hubbub.services.auth import AuthService
+from hubbub.store.consistency import PositionStore, reading_as
 
 log = logging.getLogger("hubbub.api")
 
@@ -49,8 +51,12 @@ class APIMiddleware:
         max_upload: int,
         strict_csrf: bool,
         developer: bool,
+        positions: PositionStore | None = None,
     ) -> None:
         self.app = app
+        # Reads of a signed-in request are routed as that user's (read-your-writes,
+        # store/consistency.py); the session lookup above them reads from the primary.
+        self.positions = positions
         self.auth = auth
         self.version_id = version_id
         self.max_body = max_body
@@ -121,8 +127,14 @@ class APIMiddleware:
                 message["headers"] = headers
             await send(message)
 
+        reader = (
+            reading_as(session.user_id, self.positions)
+            if session is not None
+            else contextlib.nullcontext()
+        )
         try:
-            await self.app(scope, limited_receive, send_with_headers)
+            with reader:
+                await self.app(scope, limited_receive, send_with_headers)
         except AppError as exc:
             if not started:
                 await self._send_error(send, scope, exc)
