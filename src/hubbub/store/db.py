@@ -338,10 +338,14 @@ class Database(Component):
     async def _routed(self, query_class: QueryClass) -> AsyncIterator[AsyncConnection]:
         conn, replica = await self._acquire(query_class)
         role = Role.PRIMARY if replica is None else replica.role
-        self.metrics.served(query_class, role)
         reader = current_reader()
-        if reader is not None:
+        if reader is None or reader.pinned:
+            # Not a request's read (background work, session lookups, event delivery): the
+            # primary, always; counted apart so `read` is the routable share.
+            query_class = QueryClass.FRESH
+        else:
             reader.routed[role] = reader.routed.get(role, 0) + 1
+        self.metrics.served(query_class, role)
         try:
             yield conn
         except DBAPIError as exc:

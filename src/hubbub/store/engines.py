@@ -56,7 +56,7 @@ class QueryClass(enum.StrEnum):
     WRITE = "write"  # a transaction on the primary
     READ = "read"  # an ordinary read: a replica when it is fresh enough
     SEARCH = "search"  # full-text search: search replicas, then replicas, then the primary
-    FRESH = "fresh"  # a read that must see the latest commit: the primary
+    FRESH = "fresh"  # a read that must see the latest commit, or made outside a request: primary
 
 
 def engine_url(driver: str, source: str) -> str:
