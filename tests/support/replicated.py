@@ -75,6 +75,9 @@ class ReplicatedPostgres:
     def stop_primary(self, mode: str = "immediate") -> None:
         pg_ctl(self.primary, "stop", "-m", mode)
 
+    def start_primary(self) -> None:
+        pg_ctl(self.primary, "start", "-w", "-t", "60", "-l", str(self.primary.base / "server.log"))
+
     def promote(self) -> None:
         """`pg_promote()` on the replica; returns once it accepts writes."""
         assert self.replica.psql("SELECT pg_promote(true, 30)") == "t"
