@@ -5,7 +5,6 @@ started.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 
@@ -17,7 +16,7 @@ from hubbub.api.errors import render_error, send_error
 from hubbub.errors import AppError
 from hubbub.ids import new_id
 from hubbub.services.auth import AuthService
-from hubbub.store.consistency import PositionStore, reading_as
+from hubbub.store.consistency import PositionStore, ReadContext, reading_as
 
 log = logging.getLogger("hubbub.api")
 
@@ -130,11 +129,13 @@ class APIMiddleware:
         reader = (
             reading_as(session.user_id, self.positions)
             if session is not None
-            else contextlib.nullcontext()
+            else reading_as("", self.positions, pinned=True)
         )
         try:
-            with reader:
-                await self.app(scope, limited_receive, send_with_headers)
+            with reader as context:
+                await self.app(
+                    scope, limited_receive, self._identifying(send_with_headers, context)
+                )
         except AppError as exc:
             if not started:
                 await self._send_error(send, scope, exc)
@@ -151,6 +152,25 @@ class APIMiddleware:
                         detailed_error=repr(exc),
                     ),
                 )
+
+    def _identifying(self, send: Send, context: ReadContext) -> Send:
+        """For an anonymous request that wrote and answers with a session `Token` (a login):
+        the writes become the logged-in user's before the answer leaves (read-your-writes)."""
+        if context.user_id:
+            return send
+
+        async def identify_then_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and context.written:
+                token = next(
+                    (v for k, v in message.get("headers", []) if k.lower() == b"token"), None
+                )
+                if token:
+                    session = await self.auth.resolve(token.decode())
+                    if session is not None:
+                        await context.identify(session.user_id)
+            await send(message)
+
+        return identify_then_send
 
     async def _send_error(self, send: Send, scope: Scope, error: AppError) -> None:
         rendered = render_error(error, scope, self.developer)

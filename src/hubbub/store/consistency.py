@@ -10,7 +10,9 @@ request, the user never reads a state older than what they wrote.
 
 A fresh websocket `hello` records the primary's position for its user too (`note_hello`): the
 REST refetch the client makes after it sees everything committed before the hello, as delivery
-invariant 9 asks.
+invariant 9 asks. An anonymous request (sign-up, login) reads from the primary; when it turns out
+to be a login, the middleware hands what it wrote to the user who logged in (`identify`), so a
+user created and logged in on one node is found by the next request on any other.
 
 Positions expire after `SqlSettings.ReadYourWritesSeconds`; by then a replica still behind has
 long been taken out of rotation by its lag (`store/monitor.py`). Reads outside a request
@@ -37,10 +39,11 @@ class ReadContext:
     """The reader of one request: its user, and the WAL position its reads must have seen
     (loaded lazily from the shared store, raised by the request's own writes)."""
 
-    user_id: str
+    user_id: str  # "" for an anonymous request (sign-up, login)
     positions: PositionStore | None = None
     _min_lsn: int | None = None
-    pinned: bool = False  # every read on the primary (after-commit callbacks)
+    pinned: bool = False  # every read on the primary (anonymous requests)
+    written: int = 0  # the position of this request's last write
     routed: dict[str, int] = field(default_factory=dict)  # role -> reads, for tests and logs
 
     async def min_lsn(self) -> int:
@@ -56,8 +59,19 @@ class ReadContext:
         return self._min_lsn
 
     def wrote(self, lsn: int) -> None:
+        self.written = max(self.written, lsn)
         if self._min_lsn is None or self._min_lsn >= 0:
             self._min_lsn = max(self._min_lsn or 0, lsn)
+
+    async def identify(self, user_id: str) -> None:
+        """An anonymous request turned out to be `user_id`'s (a login): what it wrote is that
+        user's, so the user's next request, on any node, reads it."""
+        self.user_id = user_id
+        if self.written and self.positions is not None:
+            try:
+                await self.positions.record(user_id, self.written)
+            except Exception as exc:
+                log.warning("read-your-writes position not shared", extra={"error": str(exc)})
 
 
 _current: contextvars.ContextVar[ReadContext | None] = contextvars.ContextVar(
@@ -70,9 +84,12 @@ def current_reader() -> ReadContext | None:
 
 
 @contextlib.contextmanager
-def reading_as(user_id: str, positions: PositionStore | None) -> Iterator[ReadContext]:
-    """Marks the reads and writes of the enclosed work as `user_id`'s."""
-    ctx = ReadContext(user_id, positions)
+def reading_as(
+    user_id: str, positions: PositionStore | None, *, pinned: bool = False
+) -> Iterator[ReadContext]:
+    """Marks the reads and writes of the enclosed work as `user_id`'s (`pinned`: its reads
+    use the primary; an anonymous request's are, since it cannot know what is fresh enough)."""
+    ctx = ReadContext(user_id, positions, pinned=pinned)
     token = _current.set(ctx)
     try:
         yield ctx

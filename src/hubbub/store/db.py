@@ -229,7 +229,8 @@ class Database(Component):
             reader.wrote(1 << 62)  # unknown: this request reads from the primary
             return
         reader.wrote(lsn)
-        await _share_position(reader.positions, reader.user_id, lsn)
+        if reader.user_id:
+            await _share_position(reader.positions, reader.user_id, lsn)
 
     async def note_hello(self, user_id: str, positions: PositionStore) -> None:
         """A fresh websocket hello for `user_id`: its refetch must see every commit so far."""
