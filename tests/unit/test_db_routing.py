@@ -127,3 +127,38 @@ def test_failover_errors_invalidate_the_pool(error: Any, disconnect: bool) -> No
     context = SimpleNamespace(original_exception=error, is_disconnect=False)
     _failover_errors(context)  # type: ignore[arg-type]
     assert context.is_disconnect is disconnect
+
+
+def test_cluster_status_table_shows_database_roles() -> None:
+    from hubbub.cluster.discovery import database_lines
+
+    node = {
+        "database": {
+            "driver": "postgres",
+            "primary": {"address": "10.0.0.1:5432", "healthy": True},
+            "replicas": [
+                {
+                    "name": "replica-0",
+                    "address": "db2:5432/mm",
+                    "healthy": True,
+                    "lag_bytes": 0,
+                    "lag_seconds": 0.0,
+                },
+            ],
+            "search_replicas": [
+                {
+                    "name": "search_replica-0",
+                    "address": "db3:5432/mm",
+                    "healthy": False,
+                    "reason": "connection refused",
+                },
+            ],
+        },
+        "restart_required": ["TeamSettings.SiteName"],
+    }
+    assert database_lines(node) == [
+        "database primary 10.0.0.1:5432: ok",
+        "database replica-0 db2:5432/mm: ok, lag 0 B / 0.0 s",
+        "database search_replica-0 db3:5432/mm: OUT (connection refused)",
+        "restart required: TeamSettings.SiteName",
+    ]
