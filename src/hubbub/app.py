@@ -31,6 +31,7 @@ from hubbub.api.errors import make_handlers
 from hubbub.api.files import FileRoutes
 from hubbub.api.jobs import JobRoutes
 from hubbub.api.middleware import APIMiddleware
+from hubbub.api.operations import OperationRoutes
 from hubbub.api.posts import PostRoutes
 from hubbub.api.preferences import PreferenceRoutes
 from hubbub.api.reactions import ReactionRoutes
@@ -50,7 +51,8 @@ from hubbub.cluster.events import EventPublisher
 from hubbub.cluster.leader import Leader, current_holder
 from hubbub.cluster.outbox import Outbox
 from hubbub.cluster.topology import ClusterCleanup, SharedStorageCheck
-from hubbub.config import LoadedConfig
+from hubbub.config import ConfigError, LoadedConfig
+from hubbub.config.live import ConfigStore, ConfigSync
 from hubbub.config.settings import Settings, split_address
 from hubbub.files import make_backend
 from hubbub.ids import new_id
@@ -105,8 +107,11 @@ from hubbub.services.team_members import TeamMembers
 from hubbub.services.teams import TeamsService
 from hubbub.services.threads import ThreadsService
 from hubbub.services.users import UsersService
+from hubbub.store.consistency import MemoryPositions, PositionStore, RedisPositions
 from hubbub.store.db import Database
 from hubbub.store.migrate import Schema
+from hubbub.store.monitor import DatabaseMetrics
+from hubbub.store.recycle import DatabaseRecycler
 from hubbub.version import version_id
 from hubbub.web.routes import WebRoutes
 
@@ -134,7 +139,6 @@ class Hubbub:
         self, config: LoadedConfig, *, join_cluster: bool = True, seams: Seams | None = None
     ) -> None:
         seams = seams or Seams()
-        self.config = config
         # False for one-off CLI commands: they must not register as a node or take the lease.
         self.join_cluster = join_cluster
         s = self.settings = config.settings
@@ -144,10 +148,10 @@ class Hubbub:
         server_version = version_id(config.hash)
 
         # Storage
-        self.db = Database(s.SqlSettings)
+        self.metrics = Metrics()
+        self.db = Database(s.SqlSettings, metrics=DatabaseMetrics(self.metrics.registry))
         self.schema = Schema(self.db)
         self.files = make_backend(s)
-        self.metrics = Metrics()
 
         # Realtime backends: memory on one node, Redis in a cluster
         self.backends = build_backends(s, self.db, self.node_name, seams.outbox_class)
@@ -156,6 +160,18 @@ class Hubbub:
             self.db, eventlog, registry, self.metrics, self.backends.outbox
         )
         self.events = seams.wrap_publisher(self.publisher)
+        # Read-your-writes positions, shared by every node through Redis (store/consistency.py).
+        ttl = s.SqlSettings.ReadYourWritesSeconds
+        self.positions: PositionStore = (
+            RedisPositions(self.backends.redis, f"hubbub:{cluster_key(s)}:lsn:", ttl)
+            if self.backends.uses_redis
+            else MemoryPositions(ttl)
+        )
+        # The running configuration, reloaded from disk on every node (config/live.py), and
+        # connection recycling on every node (store/recycle.py).
+        self.config_store = ConfigStore(config, appliers=[self._apply_settings])
+        self.config_sync = ConfigSync(self.config_store, bus, self.node_id)
+        self.recycler = DatabaseRecycler(self.db, bus, self.node_id)
 
         # Services are peers: each gets the others it uses here, none builds another.
         db, events = self.db, self.events
@@ -195,7 +211,13 @@ class Hubbub:
         self.server_info = ServerInfo(db, self.metrics.registry)
 
         # Websockets
-        self.hub = Hub(eventlog, registry, self.metrics, bus)
+        self.hub = Hub(
+            eventlog,
+            registry,
+            self.metrics,
+            bus,
+            before_hello=lambda user_id: self.db.note_hello(user_id, self.positions),
+        )
         self.presence = Presence(self.statuses, registry)
         self.websocket = WebSocketEndpoint(
             auth=self.auth,
@@ -255,6 +277,8 @@ class Hubbub:
             draining=lambda: self.draining,
             problems=self.health.problems,
             websockets=WebsocketStats(self.metrics, self.hub.count),
+            database=self.db.status,
+            restart_required=lambda: self.config_store.last_result.restart_required,
         )
         self.discovery = Discovery(
             self.db,
@@ -266,6 +290,7 @@ class Hubbub:
             websocket_connections=self.hub.count,
             report=self.node_report,
             listeners=[self.topology.observe],
+            config_hash=lambda: self.config.hash,
         )
         self.leader = Leader(
             self.db,
@@ -310,6 +335,25 @@ class Hubbub:
         )
         self.lifecycle = Lifecycle()
         self.asgi: ASGIApp = self._build_asgi(server_version)
+
+    @property
+    def config(self) -> LoadedConfig:
+        """The running configuration (it changes when config.json is reloaded)."""
+        return self.config_store.current
+
+    async def _apply_settings(self, settings: Settings) -> None:
+        await self.db.reconfigure(settings.SqlSettings)
+
+    async def reload_config(self) -> None:
+        """SIGHUP: reload config.json here and on every node; a bad file is logged and
+        refused (the running configuration stays)."""
+        try:
+            await self.config_sync.reload_everywhere()
+        except ConfigError as exc:
+            log.error(
+                "configuration reload refused; the running configuration stays",
+                extra={"error": str(exc)},
+            )
 
     def parts(self) -> list[Part]:
         """Every component in start order: each one only needs those before it."""
@@ -373,6 +417,7 @@ class Hubbub:
             *ClusterRoutes(self.cluster_status, self.permissions).routes(),
             *JobRoutes(self.jobs, self.permissions).routes(),
             *AdminRoutes(self.console, self.permissions).routes(),
+            *OperationRoutes(self.config_sync, self.recycler, self.permissions).routes(),
             WebSocketRoute("/websocket", self.websocket),
             WebSocketRoute("/websocket/", self.websocket),
         ]
@@ -396,6 +441,7 @@ class Hubbub:
             max_upload=s.FileSettings.MaxFileSize + 64 * 1024,
             strict_csrf=s.ServiceSettings.ExperimentalStrictCSRFEnforcement,
             developer=s.ServiceSettings.EnableDeveloper,
+            positions=self.positions,
         )
         return WebSocketFirst(self.websocket, api)
 
@@ -443,3 +489,8 @@ def node_name(settings: Settings) -> str:
         return override
     _, port = split_address(settings.ServiceSettings.ListenAddress)
     return f"{socket.gethostname()}:{port}"
+
+
+def cluster_key(settings: Settings) -> str:
+    """The name that separates this cluster's keys in a shared Redis."""
+    return settings.ClusterSettings.ClusterName or "hubbub"

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import os
+import signal
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -126,8 +127,17 @@ def serve(config: LoadedConfig, seams: Seams | None = None) -> int:
     )
     server = DrainingServer(uv_config, node)
 
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_sighup() -> None:
+        # SIGHUP reloads config.json, here and on every node (config/live.py).
+        task = asyncio.get_running_loop().create_task(node.reload_config())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
     async def run() -> None:
         server.loop = asyncio.get_running_loop()
+        server.loop.add_signal_handler(signal.SIGHUP, on_sighup)
         log.info("hubbub listening", extra={"address": f"{host}:{port}"})
         await server.serve()
 

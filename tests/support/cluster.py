@@ -387,12 +387,16 @@ def start_cluster(
     postgres: PostgresInstance | None = None,
     redis: RedisInstance | None = None,
     with_nginx: bool = True,
+    config_json: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Cluster:
     """Starts Redis (unless given), `nodes` nodes on `database_url` and nginx in front.
 
     Without `database_url`, a private PostgreSQL is started (or `postgres` is used) and its
     `postgres` database is the cluster's; the first node to start migrates it while the others
     wait on the migration lock. `settings` are extra MM_* variables for every node.
+    `config_json` is written as each node's config.json; the settings it holds are not given as
+    MM_* variables (which would win over the file), so a test can change them in the file and
+    reload (`write_config`).
     """
     from tests.support.postgres import start_postgres
 
@@ -435,6 +439,11 @@ def start_cluster(
                 port=port,
             )
             env.update(settings or {})
+            if config_json is not None:
+                write_config(workdir, config_json)
+                for section, values in config_json.items():
+                    for key in values:
+                        env.pop(f"MM_{section}_{key}".upper(), None)
             log_path = workdir / "hubbub.log"
             node = ClusterNode(
                 server=spawn_server(workdir, env, log_path, port),
@@ -454,3 +463,11 @@ def start_cluster(
         cluster.close()
         raise
     return cluster
+
+
+def write_config(workdir: Path, config: Mapping[str, Mapping[str, Any]]) -> None:
+    """Writes `config` as the config.json of the node running in `workdir` (atomically: a node
+    reloading at that moment reads the old file or the new one, never half of it)."""
+    tmp = workdir / "config.json.tmp"
+    tmp.write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2))
+    tmp.replace(workdir / "config.json")

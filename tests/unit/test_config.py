@@ -49,6 +49,7 @@ MATTERMOST_DEFAULTS: dict[str, dict[str, Any]] = {
         "MaxOpenConns": 300,
         "QueryTimeout": 30,
         "ConnMaxLifetimeMilliseconds": 3600000,
+        "ReplicaMonitorIntervalSeconds": 5,
     },
     "ClusterSettings": {"Enable": False, "ClusterName": "", "OverrideHostname": ""},
     "CacheSettings": {"CacheType": "lru", "RedisAddress": "", "RedisPassword": "", "RedisDB": -1},
@@ -109,6 +110,9 @@ HUBBUB_ONLY = {
     "JobSettings.StaleSeconds",
     "JobSettings.MaxAttempts",
     "JobSettings.CleanupIntervalSeconds",
+    "SqlSettings.ReplicaMaxLagBytes",
+    "SqlSettings.ReplicaMaxLagSeconds",
+    "SqlSettings.ReadYourWritesSeconds",
 }
 
 

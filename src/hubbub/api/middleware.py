@@ -16,6 +16,7 @@ from hubbub.api.errors import render_error, send_error
 from hubbub.errors import AppError
 from hubbub.ids import new_id
 from hubbub.services.auth import AuthService
+from hubbub.store.consistency import PositionStore, ReadContext, reading_as
 
 log = logging.getLogger("hubbub.api")
 
@@ -49,8 +50,12 @@ class APIMiddleware:
         max_upload: int,
         strict_csrf: bool,
         developer: bool,
+        positions: PositionStore | None = None,
     ) -> None:
         self.app = app
+        # Reads of a signed-in request are routed as that user's (read-your-writes,
+        # store/consistency.py); the session lookup above them reads from the primary.
+        self.positions = positions
         self.auth = auth
         self.version_id = version_id
         self.max_body = max_body
@@ -121,8 +126,16 @@ class APIMiddleware:
                 message["headers"] = headers
             await send(message)
 
+        reader = (
+            reading_as(session.user_id, self.positions)
+            if session is not None
+            else reading_as("", self.positions, pinned=True)
+        )
         try:
-            await self.app(scope, limited_receive, send_with_headers)
+            with reader as context:
+                await self.app(
+                    scope, limited_receive, self._identifying(send_with_headers, context)
+                )
         except AppError as exc:
             if not started:
                 await self._send_error(send, scope, exc)
@@ -139,6 +152,25 @@ class APIMiddleware:
                         detailed_error=repr(exc),
                     ),
                 )
+
+    def _identifying(self, send: Send, context: ReadContext) -> Send:
+        """For an anonymous request that wrote and answers with a session `Token` (a login):
+        the writes become the logged-in user's before the answer leaves (read-your-writes)."""
+        if context.user_id:
+            return send
+
+        async def identify_then_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and context.written:
+                token = next(
+                    (v for k, v in message.get("headers", []) if k.lower() == b"token"), None
+                )
+                if token:
+                    session = await self.auth.resolve(token.decode())
+                    if session is not None:
+                        await context.identify(session.user_id)
+            await send(message)
+
+        return identify_then_send
 
     async def _send_error(self, send: Send, scope: Scope, error: AppError) -> None:
         rendered = render_error(error, scope, self.developer)

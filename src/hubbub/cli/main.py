@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from hubbub import MATTERMOST_VERSION, __version__
+from hubbub.cli.operations import add_target_options
 from hubbub.config import ConfigError, LoadedConfig, load_config, masked, split_address
 
 DEFAULT_CONFIG = "config.json"
@@ -44,6 +45,10 @@ def cmd_db(args: argparse.Namespace) -> int:
     from hubbub.store.migrate import SchemaError, check, migrate
 
     config = _load(args)
+    if args.db_command == "recycle":
+        from hubbub.cli.operations import cmd_db_recycle
+
+        return cmd_db_recycle(args, config)
 
     async def run() -> dict[str, Any]:
         db = Database(config.settings.SqlSettings)
@@ -131,6 +136,10 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     config = _load(args)
+    if args.config_command == "reload":
+        from hubbub.cli.operations import cmd_config_reload
+
+        return cmd_config_reload(args, config)
     if args.config_command == "show":
         print(json.dumps(masked(config.settings), indent=2))
         return 0
@@ -199,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("version", help="print the version").set_defaults(func=cmd_version)
 
     db = sub.add_parser("db", help="database schema")
-    db.add_argument("db_command", choices=["migrate", "check"])
+    db.add_argument("db_command", choices=["migrate", "check", "recycle"])
+    add_target_options(db)
     db.set_defaults(func=cmd_db)
 
     user = sub.add_parser("user", help="manage users")
@@ -233,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_jobs(sub, _load)
 
     config = sub.add_parser("config", help="configuration")
-    config.add_argument("config_command", choices=["validate", "show"])
+    config.add_argument("config_command", choices=["validate", "show", "reload"])
+    add_target_options(config)
     config.set_defaults(func=cmd_config)
     return parser
 

@@ -166,9 +166,13 @@ class Discovery(Component):
         report: Callable[[], Mapping[str, Any]] = dict,
         listeners: Sequence[HeartbeatListener] = (),
         clock: Callable[[], int] = now_ms,
+        config_hash: Callable[[], str] | None = None,
     ) -> None:
         self.db = db
         self.identity = identity
+        # The hash of the running configuration, written at every heartbeat: it changes when
+        # the configuration is reloaded (config/live.py).
+        self.config_hash = config_hash or (lambda: identity.config_hash)
         self.enabled = enabled
         self.timing = timing
         self.node_id = node_id or new_id()
@@ -202,7 +206,7 @@ class Discovery(Component):
             last_ping_at=self.clock(),
             version=self.identity.version,
             schema_version=self._schema_version(),
-            config_hash=self.identity.config_hash,
+            config_hash=self.config_hash(),
             props=self._props(),
         )
 
@@ -274,7 +278,7 @@ class Discovery(Component):
                     last_ping_at=now,
                     version=ident.version,
                     schema_version=self._schema_version(),
-                    config_hash=ident.config_hash,
+                    config_hash=self.config_hash(),
                     props=self._props(),
                 )
             )
@@ -285,7 +289,11 @@ class Discovery(Component):
             result = await conn.execute(
                 update(cluster_discovery)
                 .where(cluster_discovery.c.id == self.node_id)
-                .values(last_ping_at=self.clock(), props=self._props())
+                .values(
+                    last_ping_at=self.clock(),
+                    config_hash=self.config_hash(),
+                    props=self._props(),
+                )
             )
         if result.rowcount == 0:
             log.warning(
@@ -426,6 +434,8 @@ def cluster_view(
                 "leader": node.id == leader_id,
                 "status": status,
                 "reasons": reasons,
+                "database": node.props.get("database") or {},
+                "restart_required": list(node.props.get("restart_required") or []),
             }
         )
     return out
@@ -455,6 +465,29 @@ def format_status_table(view: Sequence[Mapping[str, Any]], now: int) -> str:
     for node, row in zip(view, rows, strict=True):
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         lines.extend(f"    {node['node_name']}: {reason}" for reason in node["reasons"])
+        lines.extend(f"    {node['node_name']}: {line}" for line in database_lines(node))
     if any(node.get("leader") for node in view):
         lines.append("* leader")
     return "\n".join(lines)
+
+
+def database_lines(node: Mapping[str, Any]) -> list[str]:
+    """The node's database roles and their health in words (store/monitor.py's status)."""
+    db = node.get("database") or {}
+    if not db or db.get("driver") == "sqlite":
+        return []
+    primary = db.get("primary") or {}
+    lines = [
+        f"database primary {primary.get('address', '?')}: "
+        + ("ok" if primary.get("healthy") else f"DOWN ({primary.get('reason', '')})")
+    ]
+    for replica in [*(db.get("replicas") or []), *(db.get("search_replicas") or [])]:
+        if replica.get("healthy"):
+            health = f"ok, lag {replica.get('lag_bytes')} B / {replica.get('lag_seconds')} s"
+        else:
+            health = f"OUT ({replica.get('reason', '')})"
+        lines.append(f"database {replica.get('name')} {replica.get('address')}: {health}")
+    restart = node.get("restart_required") or []
+    if restart:
+        lines.append("restart required: " + ", ".join(restart))
+    return lines

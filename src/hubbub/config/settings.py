@@ -77,6 +77,15 @@ class SqlConfig(_Section):
     MaxOpenConns: int = Field(default=300, ge=1)
     QueryTimeout: int = Field(default=30, ge=1)
     ConnMaxLifetimeMilliseconds: int = Field(default=3600000, ge=0)
+    # Mattermost's: how often every replica is probed (health, lag) and a failed one re-probed.
+    ReplicaMonitorIntervalSeconds: int = Field(default=5, ge=1)
+    # hubbub's own (docs/design/database.md): a replica leaves rotation while it is behind the
+    # primary by more than ReplicaMaxLagBytes of WAL or ReplicaMaxLagSeconds of replay time, and
+    # a user's writes keep that user's reads on the primary (or on a replica that has replayed
+    # them) for ReadYourWritesSeconds.
+    ReplicaMaxLagBytes: int = Field(default=16 * 1024 * 1024, ge=0)
+    ReplicaMaxLagSeconds: float = Field(default=30.0, ge=0)
+    ReadYourWritesSeconds: float = Field(default=60.0, gt=0)
 
     @field_validator("DataSource")
     @classmethod

@@ -223,13 +223,16 @@ class OperatorConsole:
         }
 
     async def _database(self) -> dict[str, Any]:
-        sql = self.settings.SqlSettings
+        sql = self.db.settings  # the running SqlSettings (reloadable)
         info: dict[str, Any] = {
             "driver": sql.DriverName,
             "replicas_configured": len(sql.DataSourceReplicas),
             "search_replicas_configured": len(sql.DataSourceSearchReplicas),
+            # This node's roles and their health, as its replica monitor sees them.
+            "routing": self.db.status(),
         }
-        async with self.db.read() as conn:
+        # The primary itself: a routed read could land on a replica and report its role.
+        async with self.db.read_primary() as conn:
             if self.db.is_sqlite:
                 version = (await conn.execute(text("SELECT sqlite_version()"))).scalar()
                 info.update(server_version=f"SQLite {version}", role="single file (no replicas)")

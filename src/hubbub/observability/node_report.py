@@ -10,7 +10,9 @@ node can show the whole cluster. A node without a cluster reports only itself, i
   mismatch can be told by name ("TeamSettings.SiteName") without any node publishing a value.
   Secret settings (passwords, data sources) get a slow, salted digest cut to 32 bits: enough to
   tell two nodes apart, too little to confirm a guessed password;
-* `websockets`: the websocket figures over the last hour (`websocket_stats.py`).
+* `websockets`: the websocket figures over the last hour (`websocket_stats.py`);
+* `database`: the database roles and their health (`store/monitor.py`), `restart_required`: the
+  settings changed in config.json that the running node could not apply (`config/live.py`).
 """
 
 from __future__ import annotations
@@ -61,11 +63,15 @@ class NodeReport:
         draining: Callable[[], bool],
         problems: Callable[[], list[str]],
         websockets: WebsocketStats,
+        database: Callable[[], dict[str, Any]] = dict,
+        restart_required: Callable[[], list[str]] = list,
     ) -> None:
         self.config = config
         self.draining = draining
         self.problems = problems
         self.websockets = websockets
+        self.database = database
+        self.restart_required = restart_required
         self._digests: tuple[str, dict[str, str]] = ("", {})
 
     def settings(self) -> dict[str, str]:
@@ -82,4 +88,6 @@ class NodeReport:
             "problems": self.problems(),
             "settings": self.settings(),
             "websockets": self.websockets.summary(),
+            "database": self.database(),
+            "restart_required": self.restart_required(),
         }

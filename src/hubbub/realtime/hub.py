@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -70,8 +71,13 @@ class Hub(Component):
         metrics: Metrics,
         bus: ClusterBus,
         checkpoint_interval: float = CHECKPOINT_INTERVAL,
+        before_hello: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.eventlog = eventlog
+        # Called with the user id right before a fresh hello: the database records the
+        # primary's position for the user, so the refetch the hello asks for reads fresh data
+        # (delivery invariant 9, store/consistency.py).
+        self.before_hello = before_hello
         self.registry = registry
         self.metrics = metrics
         self.checkpoint_interval = checkpoint_interval
@@ -276,6 +282,8 @@ class Hub(Component):
         conn.begin(seq=0)
         self._add(conn)
         head = await self.eventlog.head(conn.user_id)
+        if self.before_hello is not None:
+            await self.before_hello(conn.user_id)
         conn.send_hello()
         conn.release(after_pos=head)
         await self.registry.open(

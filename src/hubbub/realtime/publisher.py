@@ -97,7 +97,9 @@ class RealtimePublisher(EventPublisher):
         self, query: Select[str], params: dict[str, str], conn: AsyncConnection | None
     ) -> list[str]:
         if conn is None:
-            async with self.db.read() as read_conn:
+            # Recipients come from the primary: membership must be current (invariant 7),
+            # never a replica's possibly older view.
+            async with self.db.read_primary() as read_conn:
                 return await self._members(query, params, read_conn)
         joined = (await conn.execute(query, params)).scalar()
         return joined.split(_SEPARATOR) if joined else []

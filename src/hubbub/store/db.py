@@ -1,10 +1,13 @@
 """Database engines and connection routing.
 
-`Database` owns one engine per role. Writes and read-after-write reads go to the primary; reads
-may later go to replicas, search to search replicas (the cluster issue adds routing; the methods
-already separate the query classes). SQLite serializes writers inside the process so that
-concurrent requests queue instead of failing with "database is locked"; since only one write runs
-at a time, they share one connection, kept open (no pool checkout and reset per write).
+`Database` owns one engine per role (`store/engines.py`) and hands out a connection per query
+class: writes on the primary, reads on a replica that has replayed the reader's own writes
+(`store/consistency.py`), search on search replicas, then replicas, then the primary; replicas
+are watched by `store/monitor.py` (docs/design/database.md).
+
+SQLite serializes writers inside the process so that concurrent requests queue instead of failing
+with "database is locked"; since only one write runs at a time, they share one connection, kept
+open (no pool checkout and reset per write).
 
 After-commit callbacks run under the SQLite writer lock, which is what keeps them in commit order.
 They are not moved out of it: with the in-memory event log of a single SQLite node, the publish
@@ -16,78 +19,66 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from hubbub.config.settings import SqlConfig
 from hubbub.lifecycle import Component
+from hubbub.store.consistency import (
+    PositionStore,
+    ReadContext,
+    current_reader,
+    pinned_to_primary,
+)
+from hubbub.store.engines import (
+    Engines,
+    QueryClass,
+    ReplicaEngine,
+    Role,
+    engine_url,
+    engines_differ,
+    make_engine,
+    parse_lsn,
+)
+from hubbub.store.monitor import REPLAY_POSITION, DatabaseMetrics, ReplicaMonitor
 from hubbub.tasks import stop_task
 
 log = logging.getLogger("hubbub.store")
 
-# Query parameters of a Mattermost/lib-pq data source that asyncpg does not understand.
-_DROP_PARAMS = {"sslmode", "connect_timeout", "binary_parameters", "application_name"}
-
-
-def engine_url(driver: str, source: str) -> str:
-    """Turns a Mattermost `DataSource` into an SQLAlchemy URL."""
-    if driver == "sqlite":
-        if source.startswith("sqlite"):
-            return source
-        if source == ":memory:":
-            return "sqlite+aiosqlite:///:memory:"
-        return "sqlite+aiosqlite:///" + str(Path(source).expanduser().resolve())
-    parts = urlsplit(source)
-    if parts.scheme not in {"postgres", "postgresql", "postgresql+asyncpg"}:
-        raise ValueError(f"a postgres DataSource must start with postgres://, got {parts.scheme!r}")
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in _DROP_PARAMS]
-    sslmode = dict(parse_qsl(parts.query)).get("sslmode")
-    if sslmode in {"require", "verify-ca", "verify-full"}:
-        query.append(("ssl", sslmode))
-    return urlunsplit(("postgresql+asyncpg", parts.netloc, parts.path, urlencode(query), ""))
-
+__all__ = ["Database", "after_commit", "engine_url", "make_engine"]
 
 WAL_BACKSTOP_PAGES = 10_000  # ~40 MB of WAL before a commit checkpoints by itself
 WAL_CHECKPOINT_SECONDS = 1.0
 
+_WRITE_POSITION = text("SELECT pg_current_wal_insert_lsn()::text")
 
-def make_engine(driver: str, source: str, settings: SqlConfig) -> AsyncEngine:
-    url = engine_url(driver, source)
-    if driver == "sqlite":
-        if ":memory:" not in url:
-            Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": settings.QueryTimeout})
 
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            # Checkpoints run in the background (Database.start); this is only a backstop for
-            # processes that never start it (the CLI). A commit that crosses the threshold does
-            # the checkpoint, fsync included, while every other write waits for it.
-            cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
-            cursor.execute(f"PRAGMA busy_timeout={settings.QueryTimeout * 1000}")
-            cursor.close()
+def sqlite_engine(url: str, settings: SqlConfig) -> AsyncEngine:
+    if ":memory:" not in url:
+        Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": settings.QueryTimeout})
 
-        return engine
-    return create_async_engine(
-        url,
-        pool_size=max(1, min(settings.MaxIdleConns, settings.MaxOpenConns)),
-        max_overflow=max(0, settings.MaxOpenConns - settings.MaxIdleConns),
-        pool_recycle=settings.ConnMaxLifetimeMilliseconds / 1000
-        if settings.ConnMaxLifetimeMilliseconds
-        else -1,
-        pool_pre_ping=True,
-        connect_args={"command_timeout": settings.QueryTimeout},
-    )
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints run in the background (Database.start); this is only a backstop for
+        # processes that never start it (the CLI). A commit that crosses the threshold does
+        # the checkpoint, fsync included, while every other write waits for it.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
+        cursor.execute(f"PRAGMA busy_timeout={settings.QueryTimeout * 1000}")
+        cursor.close()
+
+    return engine
 
 
 AfterCommit = Callable[[], Awaitable[None]]
@@ -126,20 +117,57 @@ async def _begin_immediate(conn: AsyncConnection) -> None:
     await driver.execute_fetchall("BEGIN IMMEDIATE")
 
 
-class Database(Component):
-    """The primary engine plus (later) replicas; hands out connections per query class."""
+async def _share_position(positions: PositionStore | None, user_id: str, lsn: int) -> None:
+    if positions is None:
+        return
+    try:
+        await positions.record(user_id, lsn)
+    except Exception as exc:
+        log.warning("read-your-writes position not shared", extra={"error": str(exc)})
 
-    def __init__(self, settings: SqlConfig) -> None:
+
+class Database(Component):
+    """The engines of every role (`store/engines.py`) and the connection per query class.
+
+    `write()` is a transaction on the primary. `read()` and `search()` are routed: inside a
+    request (`store/consistency.py: reading_as`) to a replica in rotation that has replayed the
+    reader's last write, else to the primary; outside a request, to the primary. `read_primary()`
+    is a read that must see the latest commit.
+    """
+
+    def __init__(
+        self,
+        settings: SqlConfig,
+        *,
+        metrics: DatabaseMetrics | None = None,
+    ) -> None:
         self.settings = settings
         self.driver = settings.DriverName
-        self.primary = make_engine(self.driver, settings.DataSource, settings)
+        self.engines = Engines(settings)
+        self.metrics = metrics or DatabaseMetrics()
+        self.monitor = ReplicaMonitor(
+            lambda: self.engines,
+            self.metrics,
+            interval=settings.ReplicaMonitorIntervalSeconds,
+            max_lag_bytes=settings.ReplicaMaxLagBytes,
+            max_lag_seconds=settings.ReplicaMaxLagSeconds,
+        )
+        self._round_robin = itertools.count()
         self._write_lock = asyncio.Lock() if self.driver == "sqlite" else None
         self._writer: AsyncConnection | None = None  # SQLite: the connection writes share
         self._checkpointer: asyncio.Task[None] | None = None
 
     @property
+    def primary(self) -> AsyncEngine:
+        return self.engines.primary
+
+    @property
     def is_sqlite(self) -> bool:
         return self.driver == "sqlite"
+
+    @property
+    def has_replicas(self) -> bool:
+        return bool(self.engines.all_replicas)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -147,8 +175,11 @@ class Database(Component):
 
         Callbacks registered with `after_commit(conn, ...)` run right after the commit, in
         registration order (and, on SQLite, still under the writer lock, so in commit order).
+        Before them, the commit's WAL position is recorded for the request's user
+        (read-your-writes); the callbacks themselves read from the primary.
         """
         if self._write_lock is None:
+            self.metrics.served(QueryClass.WRITE, Role.PRIMARY)
             async with self.primary.connect() as conn:
                 await conn.begin()
                 try:
@@ -163,7 +194,11 @@ class Database(Component):
                         await conn.rollback()
                     raise
                 await conn.commit()
-                await _run_after_commit(conn)
+                reader = current_reader()
+                if reader is not None and self.has_replicas:
+                    await self._note_write(conn, reader)
+                with pinned_to_primary():
+                    await _run_after_commit(conn)
             return
         async with self._write_lock:
             conn = await self._sqlite_writer()
@@ -185,6 +220,30 @@ class Database(Component):
                 raise
             await _run_after_commit(conn)
 
+    async def _note_write(self, conn: AsyncConnection, reader: ReadContext) -> None:
+        """Records the position just past this commit for the request's user."""
+        try:
+            lsn = parse_lsn(await conn.scalar(_WRITE_POSITION))
+        except Exception as exc:
+            log.warning("write position unknown", extra={"error": str(exc)})
+            reader.wrote(1 << 62)  # unknown: this request reads from the primary
+            return
+        reader.wrote(lsn)
+        if reader.user_id:
+            await _share_position(reader.positions, reader.user_id, lsn)
+
+    async def note_hello(self, user_id: str, positions: PositionStore) -> None:
+        """A fresh websocket hello for `user_id`: its refetch must see every commit so far."""
+        if self.is_sqlite or not self.has_replicas:
+            return
+        try:
+            async with self.primary.connect() as conn:
+                lsn = parse_lsn(await conn.scalar(_WRITE_POSITION))
+        except Exception as exc:
+            log.warning("hello position unknown", extra={"error": str(exc)})
+            return
+        await _share_position(positions, user_id, lsn)
+
     async def _sqlite_writer(self) -> AsyncConnection:
         """The shared SQLite write connection (called under the writer lock)."""
         conn = self._writer
@@ -198,22 +257,153 @@ class Database(Component):
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for ordinary reads."""
-        async with self.primary.connect() as conn:
+        """A connection for ordinary reads (a fresh-enough replica when there is one)."""
+        async with self._routed(QueryClass.READ) as conn:
             yield conn
 
     @asynccontextmanager
     async def search(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for full-text search queries (routed to search replicas in a cluster)."""
+        """A connection for full-text search: search replicas, then replicas, then primary."""
+        async with self._routed(QueryClass.SEARCH) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read_primary(self) -> AsyncIterator[AsyncConnection]:
+        """A read that must see the latest commit."""
+        self.metrics.served(QueryClass.FRESH, Role.PRIMARY)
         async with self.primary.connect() as conn:
             yield conn
+
+    def _rotation(self, query_class: QueryClass) -> list[ReplicaEngine]:
+        engines = self.engines
+        turn = next(self._round_robin)
+        groups = [engines.replicas]
+        if query_class is QueryClass.SEARCH:
+            groups.insert(0, engines.search_replicas)
+        out: list[ReplicaEngine] = []
+        for group in groups:
+            live = [r for r in group if r.state.in_rotation]
+            if live:
+                k = turn % len(live)
+                out += live[k:] + live[:k]
+        return out
+
+    async def _replica_connection(
+        self, replica: ReplicaEngine, need: int
+    ) -> AsyncConnection | None:
+        """A connection to `replica` if it has replayed up to `need`, else None."""
+        try:
+            conn = await replica.engine.connect()
+        except Exception as exc:
+            self.monitor.report_failure(replica, exc)
+            return None
+        state = replica.state
+        if need and state.replay_lsn < need and not state.promoted:
+            try:
+                replayed = parse_lsn(await conn.scalar(REPLAY_POSITION))
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+                self.monitor.report_failure(replica, exc)
+                return None
+            state.replay_lsn = max(state.replay_lsn, replayed)
+            if replayed < need:
+                await conn.close()
+                return None
+            await conn.rollback()  # the check's implicit transaction; the caller starts fresh
+        return conn
+
+    async def _acquire(
+        self, query_class: QueryClass
+    ) -> tuple[AsyncConnection, ReplicaEngine | None]:
+        reader = current_reader()
+        if reader is not None and self.has_replicas and not reader.pinned:
+            need = await reader.min_lsn()
+            if need >= 0:
+                for replica in self._rotation(query_class):
+                    conn = await self._replica_connection(replica, need)
+                    if conn is not None:
+                        return conn, replica
+        try:
+            return await self.primary.connect(), None
+        except Exception:
+            # No primary: reads carry on from any replica that answers (the freshest data
+            # there is until a new primary takes over).
+            for replica in self._rotation(query_class):
+                conn = await self._replica_connection(replica, 0)
+                if conn is not None:
+                    return conn, replica
+            raise
+
+    @asynccontextmanager
+    async def _routed(self, query_class: QueryClass) -> AsyncIterator[AsyncConnection]:
+        conn, replica = await self._acquire(query_class)
+        role = Role.PRIMARY if replica is None else replica.role
+        reader = current_reader()
+        if reader is None or reader.pinned:
+            # Not a request's read (background work, session lookups, event delivery): the
+            # primary, always; counted apart so `read` is the routable share.
+            query_class = QueryClass.FRESH
+        else:
+            reader.routed[role] = reader.routed.get(role, 0) + 1
+        self.metrics.served(query_class, role)
+        try:
+            yield conn
+        except DBAPIError as exc:
+            if replica is not None and exc.connection_invalidated:
+                self.monitor.report_failure(replica, exc)
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     async def ping(self) -> None:
         async with self.primary.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
+    def status(self) -> dict[str, Any]:
+        """The roles and their health, for the cluster status and the operator console."""
+        return self.monitor.status()
+
+    async def reconfigure(self, settings: SqlConfig) -> bool:
+        """Applies a reloaded `SqlSettings`; True when the engines were replaced (a data
+        source or a pool setting changed). In-flight queries finish on the old engines."""
+        self.monitor.configure(
+            interval=settings.ReplicaMonitorIntervalSeconds,
+            max_lag_bytes=settings.ReplicaMaxLagBytes,
+            max_lag_seconds=settings.ReplicaMaxLagSeconds,
+        )
+        old = self.engines
+        self.settings = settings
+        if self.is_sqlite or not engines_differ(old.settings, settings):
+            return False
+        self.engines = Engines(settings)
+        self.metrics.recycles.inc()
+        await old.dispose()
+        await self._probe()
+        return True
+
+    async def recycle(self) -> None:
+        """Closes every pooled connection (all roles): the next queries connect again, to
+        whichever server the data sources now lead to (after a failover)."""
+        if self.is_sqlite:
+            return
+        log.info("recycling database connections")
+        self.metrics.recycles.inc()
+        await self.engines.dispose()
+        await self._probe()
+
+    async def _probe(self) -> None:
+        try:
+            await self.monitor.probe_once()
+        except Exception:
+            log.warning("replica probe after a change failed", exc_info=True)
+
     async def start(self) -> None:
-        """Starts background maintenance: on SQLite, WAL checkpoints off the write path."""
+        """Starts background maintenance: replica monitoring (PostgreSQL), WAL checkpoints off
+        the write path (SQLite)."""
+        if not self.is_sqlite:
+            await self.monitor.start()
         if (
             self.is_sqlite
             and self._checkpointer is None
@@ -239,6 +429,7 @@ class Database(Component):
         await self.close()
 
     async def close(self) -> None:
+        await self.monitor.stop()
         if self._checkpointer is not None:
             await stop_task(self._checkpointer)
             self._checkpointer = None
@@ -247,4 +438,4 @@ class Database(Component):
                 if self._writer is not None:
                     await self._writer.close()
                     self._writer = None
-        await self.primary.dispose()
+        await self.engines.dispose()
