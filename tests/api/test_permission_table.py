@@ -567,6 +567,16 @@ async def operator_console(api: API, cast: Cast) -> Attempt:
     return await api.raw("GET", "/hubbub/console", cast.actor.token), None
 
 
+@door("reload_config", "system_user")
+async def reload_configuration(api: API, cast: Cast) -> Attempt:
+    return await api.raw("POST", "/config/reload", cast.actor.token), None
+
+
+@door("recycle_database_connections", "system_user")
+async def recycle_database(api: API, cast: Cast) -> Attempt:
+    return await api.raw("POST", "/database/recycle", cast.actor.token), None
+
+
 async def _nickname_effect(api: API, cast: Cast, user: User, nickname: str) -> Effect:
     async def effect() -> bool:
         return bool((await get(api, cast.admin.token, f"/users/{user.id}"))["nickname"] == nickname)

@@ -72,7 +72,7 @@ class ConfigStore:
     ) -> None:
         self.config = config
         self.appliers = list(appliers)
-        self.environ = environ
+        self.environ = config.environ if environ is None else environ
         self._lock = asyncio.Lock()
         self.last_result = ReloadResult(hash=config.hash)
 
@@ -93,7 +93,9 @@ class ConfigStore:
             new = effective(running, loaded.settings)
             applied = _diff(running, new)
             restart = [k for k in _diff(new, loaded.settings)]
-            self.config = LoadedConfig(settings=new, ignored=loaded.ignored, source=loaded.source)
+            self.config = LoadedConfig(
+                settings=new, ignored=loaded.ignored, source=loaded.source, environ=self.environ
+            )
             if applied:
                 for apply in self.appliers:
                     await apply(new)

@@ -28,6 +28,8 @@ class LoadedConfig:
     settings: Settings
     ignored: list[str] = field(default_factory=list)
     source: str = "defaults"
+    # The MM_* variables it was read with when not the process's own (a reload reads them again).
+    environ: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def hash(self) -> str:
@@ -78,7 +80,9 @@ def load_config(
         settings = Settings.model_validate(known)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
-    return LoadedConfig(settings=settings, ignored=sorted(ignored), source=source)
+    return LoadedConfig(
+        settings=settings, ignored=sorted(ignored), source=source, environ=environ
+    )
 
 
 def _from_env(path: str, text: str, annotation: Any) -> Any:
