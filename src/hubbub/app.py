@@ -29,10 +29,12 @@ from hubbub.api.drafts import DraftRoutes
 from hubbub.api.emoji import EmojiRoutes
 from hubbub.api.errors import make_handlers
 from hubbub.api.files import FileRoutes
+from hubbub.api.forwarded import ForwardedHeaders, ProxyTrust
 from hubbub.api.jobs import JobRoutes
 from hubbub.api.middleware import APIMiddleware
 from hubbub.api.posts import PostRoutes
 from hubbub.api.preferences import PreferenceRoutes
+from hubbub.api.ratelimit import RateLimiter, RateLimitMiddleware
 from hubbub.api.reactions import ReactionRoutes
 from hubbub.api.roles import RoleRoutes
 from hubbub.api.search import SearchRoutes
@@ -297,6 +299,15 @@ class Hubbub:
         )
 
         # Operations
+        self.proxy_trust = ProxyTrust(
+            s.ServiceSettings.TrustedProxies, s.ServiceSettings.TrustedProxyIPHeader
+        )
+        self.rate_limiter = RateLimiter(
+            s.RateLimitSettings,
+            self.metrics,
+            redis=self.backends.redis,
+            prefix=f"hubbub:{s.ClusterSettings.ClusterName or 'hubbub'}:ratelimit:",
+        )
         self.metrics_endpoint = MetricsEndpoint(s.MetricsSettings, self.metrics.registry)
         self.console = OperatorConsole(
             s,
@@ -386,8 +397,16 @@ class Hubbub:
             exception_handlers=make_handlers(s.ServiceSettings.EnableDeveloper),  # type: ignore[arg-type]
             lifespan=None,
         )
+        limited: ASGIApp = app
+        if s.RateLimitSettings.Enable:
+            limited = RateLimitMiddleware(
+                app,
+                self.rate_limiter,
+                s.RateLimitSettings,
+                s.ServiceSettings.EnableDeveloper,
+            )
         api = APIMiddleware(
-            app,
+            limited,
             auth=self.auth,
             version_id=server_version,
             max_body=s.ServiceSettings.MaximumPayloadSizeBytes,
@@ -395,7 +414,7 @@ class Hubbub:
             strict_csrf=s.ServiceSettings.ExperimentalStrictCSRFEnforcement,
             developer=s.ServiceSettings.EnableDeveloper,
         )
-        return WebSocketFirst(self.websocket, api)
+        return ForwardedHeaders(WebSocketFirst(self.websocket, api), self.proxy_trust)
 
     async def start(self) -> None:
         await self.lifecycle.start(self.parts())

@@ -59,6 +59,16 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
             registry=r,
         )
+        self.rate_limited = Counter(
+            "hubbub_http_rate_limited_total",
+            "API requests refused with 429 by RateLimitSettings",
+            registry=r,
+        )
+        self.ratelimit_store_errors = Counter(
+            "hubbub_ratelimit_store_errors_total",
+            "Rate-limit decisions made in this node's memory because Redis did not answer",
+            registry=r,
+        )
 
         self._broadcast_children: dict[str, Any] = {}
 
