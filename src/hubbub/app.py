@@ -25,6 +25,7 @@ from hubbub.api.channel_members import ChannelMemberRoutes
 from hubbub.api.channels import ChannelRoutes
 from hubbub.api.client_config import ClientConfigRoutes
 from hubbub.api.cluster import ClusterRoutes
+from hubbub.api.doctor import DoctorRoutes
 from hubbub.api.drafts import DraftRoutes
 from hubbub.api.emoji import EmojiRoutes
 from hubbub.api.errors import make_handlers
@@ -54,6 +55,7 @@ from hubbub.cluster.outbox import Outbox
 from hubbub.cluster.topology import ClusterCleanup, SharedStorageCheck
 from hubbub.config import LoadedConfig
 from hubbub.config.settings import Settings, split_address
+from hubbub.doctor.node_facts import NodeFacts
 from hubbub.files import make_backend
 from hubbub.ids import new_id
 from hubbub.jobs.cleanup import Cleanup
@@ -308,6 +310,15 @@ class Hubbub:
             redis=self.backends.redis,
             prefix=f"hubbub:{s.ClusterSettings.ClusterName or 'hubbub'}:ratelimit:",
         )
+        self.node_facts = NodeFacts(
+            lambda: self.config,
+            self.db,
+            self.proxy_trust,
+            node_name=self.node_name,
+            version=server_version,
+            websockets=self.hub.count,
+            problems=self.health.problems,
+        )
         self.metrics_endpoint = MetricsEndpoint(s.MetricsSettings, self.metrics.registry)
         self.console = OperatorConsole(
             s,
@@ -382,6 +393,7 @@ class Hubbub:
             *ClusterRoutes(self.cluster_status).routes(),
             *JobRoutes(self.jobs).routes(),
             *AdminRoutes(self.console).routes(),
+            *DoctorRoutes(self.node_facts).routes(),
             WebSocketRoute("/websocket", self.websocket),
             WebSocketRoute("/websocket/", self.websocket),
         ]
@@ -447,7 +459,9 @@ class WebSocketFirst:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] in self.PATHS:
+        # A plain GET on the websocket path too: the endpoint answers what arrived (a proxy
+        # that dropped the upgrade), which `hubbub doctor` reads.
+        if scope["type"] in {"websocket", "http"} and scope["path"] in self.PATHS:
             await self.websocket(scope, receive, send)
         else:
             await self.app(scope, receive, send)

@@ -1,0 +1,24 @@
+"""`GET /api/v4/hubbub/doctor` (system admins only): this node's facts for `hubbub doctor`
+(`hubbub.doctor.node_facts`). Like `/hubbub/console`, outside Mattermost's paths."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from hubbub.api.auth import require_admin
+from hubbub.api.http import JSONResponse
+from hubbub.doctor.node_facts import NodeFacts
+
+
+class DoctorRoutes:
+    def __init__(self, facts: NodeFacts) -> None:
+        self.facts = facts
+
+    def routes(self) -> list[BaseRoute]:
+        return [Route("/hubbub/doctor", self.node_facts, methods=["GET"])]
+
+    async def node_facts(self, request: Request) -> Response:
+        require_admin(request)
+        return JSONResponse(await self.facts.collect(dict(request.scope)))
