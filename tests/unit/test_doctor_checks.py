@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hubbub.doctor import checks
 
 
@@ -103,3 +105,19 @@ def test_exit_status_and_cluster_view() -> None:
     green = checks.node_state("node0", {"state": "green", "reasons": ["ok"]})
     assert checks.exit_status([green]) == 0
     assert checks.exit_status([green, red]) == 1
+
+
+def test_the_deploy_files_pass_the_doctor() -> None:
+    """deploy/sysctl.d/90-hubbub.conf and the systemd unit's LimitNOFILE are what the doctor
+    asks for: an operator who installs them gets no kernel or open-file warning."""
+    deploy = Path(__file__).resolve().parents[2] / "deploy"
+    sysctl = {}
+    for line in (deploy / "sysctl.d" / "90-hubbub.conf").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            sysctl[key.strip()] = value.strip()
+    found = checks.kernel("n", sysctl)
+    assert len(found) == 5 and all(f.status == "ok" for f in found), found
+    unit = (deploy / "hubbub.service").read_text()
+    limit = next(int(x.split("=")[1]) for x in unit.splitlines() if x.startswith("LimitNOFILE="))
+    assert checks.host_limits("n", {"nofile_soft": limit}, 0).status == "ok"
