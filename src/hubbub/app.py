@@ -76,6 +76,7 @@ from hubbub.jobs.worker import JobHandler, JobServer
 from hubbub.lifecycle import Lifecycle, Part
 from hubbub.observability.console import OperatorConsole
 from hubbub.observability.health import HealthMonitor
+from hubbub.observability.http_metrics import HTTPMetrics
 from hubbub.observability.metrics import Metrics, MetricsEndpoint
 from hubbub.observability.node_report import NodeReport
 from hubbub.observability.websocket_stats import WebsocketStats
@@ -426,7 +427,8 @@ class Hubbub:
             strict_csrf=s.ServiceSettings.ExperimentalStrictCSRFEnforcement,
             developer=s.ServiceSettings.EnableDeveloper,
         )
-        return ForwardedHeaders(WebSocketFirst(self.websocket, api), self.proxy_trust)
+        measured = HTTPMetrics(api, self.metrics)
+        return ForwardedHeaders(WebSocketFirst(self.websocket, measured), self.proxy_trust)
 
     async def start(self) -> None:
         await self.lifecycle.start(self.parts())
