@@ -14,24 +14,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.cluster import Cluster, start_cluster
+from tests.support.cluster import Cluster
 from tests.support.nginx import Nginx
 from tests.support.ops_nginx import start_proxy
-from tests.support.postgres import PostgresInstance, fresh_postgres_database
+from tests.support.ratelimit import LIMIT, PER_SEC, RATE_LIMIT_SETTINGS
 from tests.support.rest import Account, Rest
 from tests.support.server import ServerProcess, start_server
 from tests.support.wait import wait_until
 from tests.support.ws import RawWS, hello_of
 
-LIMIT = 20
-PER_SEC = 2
-LIMITS = {
-    "MM_RATELIMITSETTINGS_ENABLE": "true",
-    "MM_RATELIMITSETTINGS_PERSEC": str(PER_SEC),
-    "MM_RATELIMITSETTINGS_MAXBURST": str(LIMIT - 1),
-    # Only nginx (127.0.0.1) may say who the client is; 127.0.0.2 plays a stranger.
-    "MM_SERVICESETTINGS_TRUSTEDPROXIES": '["127.0.0.1/32"]',
-}
+LIMITS = RATE_LIMIT_SETTINGS
 ERROR_ID = "api.context.rate_limit_exceeded.app_error"
 
 
@@ -191,20 +183,13 @@ def test_forwarded_addresses_from_an_untrusted_peer_are_ignored(node: ServerProc
 # Three nodes, one Redis: one limit.
 
 
-@pytest.fixture(scope="module")
-def cluster(postgres: PostgresInstance) -> Iterator[Cluster]:
-    started = start_cluster(fresh_postgres_database(postgres), settings=LIMITS)
-    try:
-        yield started
-    finally:
-        started.close()
-
-
-def test_the_limit_holds_across_three_nodes_sharing_redis(cluster: Cluster) -> None:
+def test_the_limit_holds_across_three_nodes_sharing_redis(
+    ops_cluster: Cluster, ops_admin: Account
+) -> None:
+    cluster = ops_cluster
     rest = Rest(cluster[0].url)
     try:
-        admin = rest.user(None, "admin")
-        carol = rest.user(admin, "carol")
+        carol = rest.user(ops_admin, "carol")
     finally:
         rest.close()
     auth = {"Authorization": f"Bearer {carol.token}"}

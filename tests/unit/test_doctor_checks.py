@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from hubbub.cli.main import main
 from hubbub.doctor import checks
 
 
@@ -121,3 +124,8 @@ def test_the_deploy_files_pass_the_doctor() -> None:
     unit = (deploy / "hubbub.service").read_text()
     limit = next(int(x.split("=")[1]) for x in unit.splitlines() if x.startswith("LimitNOFILE="))
     assert checks.host_limits("n", {"nofile_soft": limit}, 0).status == "ok"
+
+
+def test_doctor_refuses_a_url_it_cannot_use(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--url", "ftp://chat.example.com"]) == 2
+    assert "not an http(s) URL" in capsys.readouterr().err

@@ -22,7 +22,14 @@ from typing import Any
 from hubbub.config import LoadedConfig, split_address
 from hubbub.doctor import checks
 from hubbub.doctor.checks import Finding
-from hubbub.doctor.probes import Target, get_json, hold_idle, websocket_handshake
+from hubbub.doctor.probes import (
+    Target,
+    get_json,
+    hold_idle,
+    put_json,
+    wait_text,
+    websocket_handshake,
+)
 
 DEFAULT_IDLE_MAX = 300.0
 
@@ -280,6 +287,79 @@ class Doctor:
             self.add(checks.clock(label, facts.get("clock", {})))
             self.add(checks.host_limits(label, facts.get("limits", {}), self.expected))
             self.add(*checks.kernel(label, facts.get("sysctl", {})))
+        self.check_echo(urls)
+
+    def check_echo(self, urls: list[str]) -> None:
+        """An event published on the first node reaches this user's websocket on every node:
+        the event bus between the nodes works, and how fast. The event is a preference of the
+        doctor's own user (`preferences_changed` goes to all of a user's connections)."""
+        if not urls or not self.token:
+            return
+        me = get_json(urls[0], "/api/v4/users/me", self.token)
+        if me.status != 200 or not isinstance(me.body, dict):
+            return
+        sockets = {}
+        for url in urls:
+            hs = websocket_handshake(Target.parse(url), self.token)
+            if hs.sock is not None:
+                sockets[url] = hs
+        try:
+            # The hello first: the socket is attached before the event is published.
+            readers = {url: wait_text(hs, '"hello"', 5.0)[1] for url, hs in sockets.items()}
+            marker = f"echo-{time.time_ns()}"
+            sent = time.monotonic()
+            answer = put_json(
+                urls[0],
+                "/api/v4/users/me/preferences",
+                self.token,
+                [
+                    {
+                        "user_id": me.body["id"],
+                        "category": "hubbub_doctor",
+                        "name": "echo",
+                        "value": marker,
+                    }
+                ],
+            )
+            if answer.status != 200:
+                self.add(
+                    Finding(
+                        "event bus: echo", "skip", f"could not publish an event ({answer.status})"
+                    )
+                )
+                return
+            origin = urls[0]
+            for url, hs in sockets.items():
+                arrived, _ = wait_text(hs, marker, 5.0, readers[url])
+                where = "the same node" if url == origin else url
+                if arrived is None:
+                    self.add(
+                        Finding(
+                            f"event bus: {origin} -> {url}",
+                            "fail",
+                            f"an event published on {origin} did not reach a websocket on "
+                            f"{where} within 5 s",
+                            "Users connected to that node miss new posts and updates until "
+                            "they reload.",
+                            "Check CacheSettings (every node on the same Redis) and the "
+                            "node's log for event bus errors.",
+                        )
+                    )
+                else:
+                    ms = (arrived - sent) * 1000
+                    self.add(
+                        Finding(
+                            f"event bus: {origin} -> {url}",
+                            "ok" if ms < 1000 else "warn",
+                            f"an event published on {origin} reached {where} in {ms:.0f} ms",
+                            "" if ms < 1000 else "Events take long to cross between nodes.",
+                            data={"latency_ms": round(ms, 1)},
+                        )
+                    )
+        finally:
+            for hs in sockets.values():
+                if hs.sock is not None:
+                    hs.sock.close()
 
     def check_idle(self, ping_interval: float) -> None:
         if self.idle_max <= 0:

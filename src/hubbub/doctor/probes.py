@@ -249,3 +249,37 @@ def hold_idle(
     finally:
         with contextlib.suppress(OSError):
             handshake.sock.close()
+
+
+def wait_text(
+    handshake: Handshake, contains: str, timeout: float, frames: _Frames | None = None
+) -> tuple[float | None, _Frames]:
+    """Reads text frames until one contains `contains`; its arrival (monotonic) or None."""
+    assert handshake.sock is not None
+    reader = frames or _Frames(handshake.sock, handshake.buffered)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            frame = reader.next(deadline)
+        except (TimeoutError, OSError):
+            return None, reader
+        if frame is None:
+            return None, reader
+        opcode, payload = frame
+        if opcode == OP_TEXT and contains.encode() in payload:
+            return time.monotonic(), reader
+
+
+def put_json(base: str, path: str, token: str, body: Any, timeout: float = 5.0) -> HTTPAnswer:
+    started = time.monotonic()
+    try:
+        resp = httpx.put(
+            base + path,
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+        )
+    except httpx.HTTPError as exc:
+        return HTTPAnswer(0, error=f"{type(exc).__name__}: {exc}")
+    elapsed = (time.monotonic() - started) * 1000
+    return HTTPAnswer(resp.status_code, dict(resp.headers), resp.text[:300], elapsed_ms=elapsed)
