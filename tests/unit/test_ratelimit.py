@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hubbub.api.forwarded import ProxyTrust
+from hubbub.api.forwarded import ForwardedHeaders, ProxyTrust
 from hubbub.api.ratelimit import GCRA, MemoryBuckets, RateLimiter, rate_limit_key
 from hubbub.config.settings import RateLimitConfig
 from hubbub.observability.metrics import Metrics
@@ -160,3 +160,26 @@ def test_forwarded_address_is_believed_only_from_trusted_proxies() -> None:
     assert trust.scheme("192.0.2.44", proto, "http") == "http"
     nobody = ProxyTrust([], ["X-Forwarded-For"])
     assert nobody.client_address("127.0.0.1", xff) == "127.0.0.1"
+
+
+def test_forwarded_headers_rewrite_the_scope_only_for_trusted_peers() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(dict(scope))
+
+    layer = ForwardedHeaders(app, ProxyTrust(["127.0.0.1/32"], ["X-Forwarded-For"]))
+    headers = [(b"x-forwarded-for", b"203.0.113.9"), (b"x-forwarded-proto", b"https")]
+
+    async def run() -> None:
+        for peer in ("127.0.0.1", "192.0.2.1"):
+            scope = {"type": "http", "client": (peer, 5000), "scheme": "http", "headers": headers}
+            await layer(scope, None, None)
+        await layer({"type": "lifespan"}, None, None)
+
+    asyncio.run(run())
+    trusted, stranger, lifespan = seen
+    assert trusted["client"] == ("203.0.113.9", 0) and trusted["scheme"] == "https"
+    assert trusted["hubbub.peer"] == "127.0.0.1"
+    assert stranger["client"] == ("192.0.2.1", 5000) and stranger["scheme"] == "http"
+    assert "hubbub.peer" not in lifespan
