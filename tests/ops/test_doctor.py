@@ -179,3 +179,35 @@ def test_without_a_token_the_idle_timeout_is_not_measured(
     assert finding(report, "proxy: websocket upgrade")["status"] == "ok"
     assert finding(report, "proxy: idle websocket timeout")["status"] == "skip"
     assert finding(report, "node facts")["status"] == "skip"
+
+
+def test_a_proxy_missing_from_trusted_proxies_is_named(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """A node that trusts no proxy (`TrustedProxies` empty) behind nginx: the doctor says the
+    forwarded address is ignored and which entry to add."""
+    server = start_server(
+        tmp_path_factory.mktemp("doctor-untrusting"),
+        {"MM_SERVICESETTINGS_TRUSTEDPROXIES": "[]"},
+    )
+    try:
+        rest = Rest(server.url)
+        try:
+            admin = rest.user(None, "admin")
+        finally:
+            rest.close()
+        proxy = start_proxy([server.port])
+        try:
+            status, report = doctor(
+                f"http://127.0.0.1:{proxy.port}", admin.token, tmp_path, "--skip-idle"
+            )
+        finally:
+            proxy.stop()
+    finally:
+        server.stop()
+    forwarded = finding(report, "proxy: client address and scheme")
+    assert forwarded["status"] == "fail", forwarded
+    assert "does not trust it" in forwarded["summary"]
+    assert '"127.0.0.1/32"' in forwarded["fix"]
+    assert forwarded["data"]["client"] == "127.0.0.1"  # the proxy's, not the forwarded one
+    assert status == 1
