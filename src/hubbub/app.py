@@ -25,15 +25,18 @@ from hubbub.api.channel_members import ChannelMemberRoutes
 from hubbub.api.channels import ChannelRoutes
 from hubbub.api.client_config import ClientConfigRoutes
 from hubbub.api.cluster import ClusterRoutes
+from hubbub.api.doctor import DoctorRoutes
 from hubbub.api.drafts import DraftRoutes
 from hubbub.api.emoji import EmojiRoutes
 from hubbub.api.errors import make_handlers
 from hubbub.api.files import FileRoutes
+from hubbub.api.forwarded import ForwardedHeaders, ProxyTrust
 from hubbub.api.jobs import JobRoutes
 from hubbub.api.middleware import APIMiddleware
 from hubbub.api.operations import OperationRoutes
 from hubbub.api.posts import PostRoutes
 from hubbub.api.preferences import PreferenceRoutes
+from hubbub.api.ratelimit import RateLimiter, RateLimitMiddleware
 from hubbub.api.reactions import ReactionRoutes
 from hubbub.api.roles import RoleRoutes
 from hubbub.api.search import SearchRoutes
@@ -54,6 +57,7 @@ from hubbub.cluster.topology import ClusterCleanup, SharedStorageCheck
 from hubbub.config import ConfigError, LoadedConfig
 from hubbub.config.live import ConfigStore, ConfigSync
 from hubbub.config.settings import Settings, split_address
+from hubbub.doctor.node_facts import NodeFacts
 from hubbub.files import make_backend
 from hubbub.ids import new_id
 from hubbub.jobs.cleanup import Cleanup
@@ -74,6 +78,7 @@ from hubbub.jobs.worker import JobHandler, JobServer
 from hubbub.lifecycle import Lifecycle, Part
 from hubbub.observability.console import OperatorConsole
 from hubbub.observability.health import HealthMonitor
+from hubbub.observability.http_metrics import HTTPMetrics
 from hubbub.observability.metrics import Metrics, MetricsEndpoint
 from hubbub.observability.node_report import NodeReport
 from hubbub.observability.websocket_stats import WebsocketStats
@@ -323,6 +328,24 @@ class Hubbub:
         )
 
         # Operations
+        self.proxy_trust = ProxyTrust(
+            s.ServiceSettings.TrustedProxies, s.ServiceSettings.TrustedProxyIPHeader
+        )
+        self.rate_limiter = RateLimiter(
+            s.RateLimitSettings,
+            self.metrics,
+            redis=self.backends.redis,
+            prefix=f"hubbub:{s.ClusterSettings.ClusterName or 'hubbub'}:ratelimit:",
+        )
+        self.node_facts = NodeFacts(
+            lambda: self.config,
+            self.db,
+            self.proxy_trust,
+            node_name=self.node_name,
+            version=server_version,
+            websockets=self.hub.count,
+            problems=self.health.problems,
+        )
         self.metrics_endpoint = MetricsEndpoint(s.MetricsSettings, self.metrics.registry)
         self.console = OperatorConsole(
             s,
@@ -418,6 +441,7 @@ class Hubbub:
             *JobRoutes(self.jobs, self.permissions).routes(),
             *AdminRoutes(self.console, self.permissions).routes(),
             *OperationRoutes(self.config_sync, self.recycler, self.permissions).routes(),
+            *DoctorRoutes(self.node_facts, self.permissions).routes(),
             WebSocketRoute("/websocket", self.websocket),
             WebSocketRoute("/websocket/", self.websocket),
         ]
@@ -433,8 +457,16 @@ class Hubbub:
             exception_handlers=make_handlers(s.ServiceSettings.EnableDeveloper),  # type: ignore[arg-type]
             lifespan=None,
         )
+        limited: ASGIApp = app
+        if s.RateLimitSettings.Enable:
+            limited = RateLimitMiddleware(
+                app,
+                self.rate_limiter,
+                s.RateLimitSettings,
+                s.ServiceSettings.EnableDeveloper,
+            )
         api = APIMiddleware(
-            app,
+            limited,
             auth=self.auth,
             version_id=server_version,
             max_body=s.ServiceSettings.MaximumPayloadSizeBytes,
@@ -443,7 +475,8 @@ class Hubbub:
             developer=s.ServiceSettings.EnableDeveloper,
             positions=self.positions,
         )
-        return WebSocketFirst(self.websocket, api)
+        measured = HTTPMetrics(api, self.metrics)
+        return ForwardedHeaders(WebSocketFirst(self.websocket, measured), self.proxy_trust)
 
     async def start(self) -> None:
         await self.lifecycle.start(self.parts())
@@ -476,7 +509,9 @@ class WebSocketFirst:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] in self.PATHS:
+        # A plain GET on the websocket path too: the endpoint answers what arrived (a proxy
+        # that dropped the upgrade), which `hubbub doctor` reads.
+        if scope["type"] in {"websocket", "http"} and scope["path"] in self.PATHS:
             await self.websocket(scope, receive, send)
         else:
             await self.app(scope, receive, send)

@@ -120,8 +120,9 @@ def serve(config: LoadedConfig, seams: Seams | None = None) -> int:
         ws_ping_interval=None,
         ws_ping_timeout=None,
         ws_per_message_deflate=False,
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        # Client address and scheme from X-Forwarded-* are resolved by hubbub itself, trusted
+        # only from ServiceSettings.TrustedProxies (hubbub.api.forwarded), in one place.
+        proxy_headers=False,
         timeout_graceful_shutdown=settings.ServiceSettings.GracefulShutdownTimeoutSeconds,
         server_header=False,
     )

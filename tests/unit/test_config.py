@@ -65,9 +65,23 @@ MATTERMOST_DEFAULTS: dict[str, dict[str, Any]] = {
         "AmazonS3Endpoint": "s3.amazonaws.com",
         "AmazonS3SSL": True,
     },
-    "LogSettings": {"EnableConsole": True, "ConsoleJson": True},
+    "LogSettings": {
+        "EnableConsole": True,
+        "ConsoleJson": True,
+        "FileLevel": "INFO",
+        "FileJson": True,
+        "FileLocation": "",
+    },
     "MetricsSettings": {"Enable": False, "ListenAddress": ":8067"},
-    "RateLimitSettings": {"Enable": False, "PerSec": 10, "MaxBurst": 100},
+    "RateLimitSettings": {
+        "Enable": False,
+        "PerSec": 10,
+        "MaxBurst": 100,
+        "MemoryStoreSize": 10000,
+        "VaryByRemoteAddr": True,
+        "VaryByUser": False,
+        "VaryByHeader": "",
+    },
     "JobSettings": {"RunJobs": True, "RunScheduler": True, "CleanupJobsThresholdDays": -1},
     "DataRetentionSettings": {
         "EnableMessageDeletion": False,
@@ -92,6 +106,11 @@ DELIBERATE_DIFFERENCES: dict[str, Any] = {
     "FileSettings.Directory": "./data/files/",  # Mattermost: "./data/"
     # DEBUG would log every websocket frame (uvicorn hands its logger to the protocol).
     "LogSettings.ConsoleLevel": "INFO",  # Mattermost: "DEBUG"
+    # stderr (the journal under systemd) is the log; a file is opt-in.
+    "LogSettings.EnableFile": False,  # Mattermost: true
+    # Read only from ServiceSettings.TrustedProxies (Mattermost reads it from anyone), so the
+    # headers nginx sets are safe to default to.
+    "ServiceSettings.TrustedProxyIPHeader": ["X-Forwarded-For", "X-Real-IP"],  # Mattermost: []
 }
 
 # Settings Mattermost does not have at all.
@@ -101,6 +120,9 @@ HUBBUB_ONLY = {
     "ServiceSettings.GracefulShutdownTimeoutSeconds",
     "ServiceSettings.MaxPostSize",
     "ServiceSettings.WebappDirectory",
+    "ServiceSettings.TrustedProxies",
+    "LogSettings.FileMaxSizeMB",
+    "LogSettings.FileMaxBackups",
     "ClusterSettings.HeartbeatSeconds",
     "ClusterSettings.LiveSeconds",
     "ClusterSettings.LeaseSeconds",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import HTTPConnection
@@ -44,6 +45,10 @@ from hubbub.services.session import Session
 log = logging.getLogger("hubbub.realtime")
 
 REGISTRY_TIMEOUT = 3.0  # seconds a close may spend updating the (shared) connection registry
+# `?hubbub_diagnostic=no_ping` (system admins only): no keep-alive pings on this socket, so
+# `hubbub doctor` can measure when an idle proxy cuts it; closed after this much silence.
+DIAGNOSTIC_PARAM = "hubbub_diagnostic"
+DIAGNOSTIC_SILENCE_SECONDS = 900.0
 
 
 class WebSocketEndpoint:
@@ -113,6 +118,18 @@ class WebSocketEndpoint:
         if reported is not None and reported in VALID_CLIENT_CODES:
             info.client_reported_code = reported
             self.metrics.client_reported.labels(str(reported)).inc()
+        limits = self.limits
+        if query.get(DIAGNOSTIC_PARAM) == "no_ping":
+            # `hubbub doctor` measuring the proxy's idle timeout: this socket must stay silent.
+            # Only a system admin may ask; a bounded silence, then the usual timeout closes it.
+            if session is not None and session.is_system_admin:
+                limits = replace(
+                    limits,
+                    ping_interval=DIAGNOSTIC_SILENCE_SECONDS,
+                    pong_timeout=DIAGNOSTIC_SILENCE_SECONDS + 1,
+                )
+            else:
+                log.info("websocket diagnostic mode refused: not a system admin")
         link = scope.get("extensions", {}).get("hubbub.frames")
         if link is None:
             # Served by a server without hubbub's websocket protocol (see hubbub.server).
@@ -121,7 +138,7 @@ class WebSocketEndpoint:
         conn = WebConn(
             send,
             link,
-            self.limits,
+            limits,
             self.hub.registry,
             self.metrics,
             info,
@@ -369,5 +386,26 @@ async def _deny(scope: Scope, send: Send, status: int, error_id: str) -> None:
 
 
 async def _plain_error(scope: Scope, send: Send, status: int, error_id: str) -> None:
-    error = AppError(error_id, "Websocket upgrade required.", status)
-    await send_error(send, render_error(error, scope, developer=False))
+    """A plain HTTP request on the websocket path: usually a proxy that did not pass the
+    upgrade. The answer says what arrived (`X-Hubbub-Upgrade-Seen`, read by `hubbub doctor`)."""
+    seen = upgrade_seen(scope)
+    error = AppError(
+        error_id,
+        "Websocket upgrade required.",
+        status,
+        detailed_error=f"the request arrived as {seen}",
+    )
+    await send_error(
+        send,
+        render_error(error, scope, developer=True),
+        [(b"x-hubbub-upgrade-seen", seen.encode("latin-1", "replace"))],
+    )
+
+
+def upgrade_seen(scope: Scope) -> str:
+    """`HTTP/1.0; upgrade=; connection=close`: how a request reached this node."""
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    return (
+        f"HTTP/{scope.get('http_version', '1.1')}; upgrade={headers.get('upgrade', '')}; "
+        f"connection={headers.get('connection', '')}"
+    )

@@ -1,4 +1,5 @@
-"""The `hubbub` command: serve (default), db, user, token, cluster, proxy-config, config, jobs."""
+"""The `hubbub` command: serve (default), db, user, token, cluster, proxy-config, doctor, config,
+jobs."""
 
 from __future__ import annotations
 
@@ -237,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     from hubbub.cli.proxy_config import add_parser as add_proxy_config
 
     add_proxy_config(sub, _load)
+
+    from hubbub.doctor.command import add_parser as add_doctor
+
+    add_doctor(sub, _load)
 
     from hubbub.jobs.commands import add_parser as add_jobs
 

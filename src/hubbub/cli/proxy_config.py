@@ -107,6 +107,10 @@ def render_nginx(options: NginxOptions, command: str = "") -> str:
         "# is retried on the next node. Point an active checker (nginx Plus",
         "# `health_check uri=/api/v4/system/ping`, HAProxy `option httpchk GET",
         "# /api/v4/system/ping`, a cloud load balancer) at the ping.",
+        "#",
+        "# The nodes believe X-Forwarded-For / X-Forwarded-Proto only from the addresses in",
+        "# ServiceSettings.TrustedProxies (default: loopback). When nginx runs on another host,",
+        "# add its address there; `hubbub doctor --url <site>` checks it (docs/operations.md).",
         "",
         f"upstream {UPSTREAM_NAME} {{",
     ]

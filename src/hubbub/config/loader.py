@@ -80,9 +80,7 @@ def load_config(
         settings = Settings.model_validate(known)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
-    return LoadedConfig(
-        settings=settings, ignored=sorted(ignored), source=source, environ=environ
-    )
+    return LoadedConfig(settings=settings, ignored=sorted(ignored), source=source, environ=environ)
 
 
 def _from_env(path: str, text: str, annotation: Any) -> Any:

@@ -6,6 +6,7 @@ aside by the loader and reported as ignored, so an operator can bring a real Mat
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -40,11 +41,30 @@ class ServiceConfig(_Section):
     # hubbub's own: the `client/` folder of a Mattermost release to serve instead of hubbub's
     # web client (docs/web.md). Empty: hubbub's client at `/`.
     WebappDirectory: str = ""
+    # Which request headers carry the client's address (the first one present wins), as in
+    # Mattermost; read only when the direct peer is one of TrustedProxies (hubbub's own: a
+    # list of addresses or CIDRs). Mattermost's default header list is empty and it believes
+    # the header from anyone; hubbub believes it from the proxies only, so it can default to
+    # the headers nginx sets (docs/operations.md, "Client addresses behind a proxy").
+    TrustedProxyIPHeader: list[str] = Field(
+        default_factory=lambda: ["X-Forwarded-For", "X-Real-IP"]
+    )
+    TrustedProxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
 
     @field_validator("ListenAddress")
     @classmethod
     def _address(cls, value: str) -> str:
         _split_address(value)
+        return value
+
+    @field_validator("TrustedProxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
         return value
 
     @field_validator("WebappDirectory")
@@ -153,6 +173,17 @@ class LogConfig(_Section):
     EnableConsole: bool = True
     ConsoleLevel: Literal["DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
     ConsoleJson: bool = True
+    # Mattermost writes ./logs/mattermost.log by default; hubbub logs to stderr (the journal
+    # under systemd) unless EnableFile is set. FileLocation: a directory (hubbub.log inside it)
+    # or a file path ending in .log; "": ./logs/ (docs/operations.md, "Logs").
+    EnableFile: bool = False
+    FileLevel: Literal["DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
+    FileJson: bool = True
+    FileLocation: str = ""
+    # hubbub's own: size-based rotation of the log file (Mattermost rotates at 100 MB and keeps
+    # its old files; hubbub keeps FileMaxBackups of them). 0 MB: never rotate.
+    FileMaxSizeMB: int = Field(default=100, ge=0)
+    FileMaxBackups: int = Field(default=10, ge=0)
 
 
 class MetricsConfig(_Section):
@@ -169,7 +200,11 @@ class MetricsConfig(_Section):
 class RateLimitConfig(_Section):
     Enable: bool = False
     PerSec: int = Field(default=10, ge=1)
-    MaxBurst: int = Field(default=100, ge=1)
+    MaxBurst: int = Field(default=100, ge=0)
+    MemoryStoreSize: int = Field(default=10000, ge=1)
+    VaryByRemoteAddr: bool = True
+    VaryByUser: bool = False
+    VaryByHeader: str = ""
 
 
 class JobConfig(_Section):

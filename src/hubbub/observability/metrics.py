@@ -59,6 +59,33 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
             registry=r,
         )
+        # HTTP, as Mattermost names them (hubbub.observability.http_metrics).
+        self.http_requests = Counter(
+            "mattermost_http_requests_total", "The total number of http API requests.", registry=r
+        )
+        self.http_errors = Counter(
+            "mattermost_http_errors_total", "The total number of http API errors.", registry=r
+        )
+        self.api_time = Histogram(
+            "mattermost_api_time",
+            "Time to execute the api handler",
+            ["handler", "method", "status_code", "origin_client", "page_load_context"],
+            registry=r,
+        )
+        self.start_time = Gauge(
+            "mattermost_system_server_start_time", "The time the server started.", registry=r
+        )
+        self.start_time.set_to_current_time()
+        self.rate_limited = Counter(
+            "hubbub_http_rate_limited_total",
+            "API requests refused with 429 by RateLimitSettings",
+            registry=r,
+        )
+        self.ratelimit_store_errors = Counter(
+            "hubbub_ratelimit_store_errors_total",
+            "Rate-limit decisions made in this node's memory because Redis did not answer",
+            registry=r,
+        )
 
         self._broadcast_children: dict[str, Any] = {}
 
