@@ -229,6 +229,7 @@ class Hubbub:
             hub=self.hub,
             presence=self.presence,
             channels=self.channel_access,
+            permissions=self.permissions,
             events=self.events,
             metrics=self.metrics,
             limits=ConnLimits(

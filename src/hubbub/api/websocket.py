@@ -40,6 +40,7 @@ from hubbub.realtime.protocol import (
 from hubbub.realtime.session import ConnInfo, ConnLimits, WebConn
 from hubbub.services.auth import AuthService
 from hubbub.services.channel_access import ChannelAccess
+from hubbub.services.permissions import Permissions
 from hubbub.services.session import Session
 
 log = logging.getLogger("hubbub.realtime")
@@ -61,6 +62,7 @@ class WebSocketEndpoint:
         hub: Hub,
         presence: Presence,
         channels: ChannelAccess,
+        permissions: Permissions,
         events: EventPublisher,
         metrics: Metrics,
         limits: ConnLimits,
@@ -72,6 +74,7 @@ class WebSocketEndpoint:
         self.hub = hub
         self.presence = presence
         self.channels = channels
+        self.permissions = permissions
         self.events = events
         self.metrics = metrics
         self.limits = limits
@@ -122,7 +125,7 @@ class WebSocketEndpoint:
         if query.get(DIAGNOSTIC_PARAM) == "no_ping":
             # `hubbub doctor` measuring the proxy's idle timeout: this socket must stay silent.
             # Only a system admin may ask; a bounded silence, then the usual timeout closes it.
-            if session is not None and session.is_system_admin:
+            if session is not None and await self.permissions.has(session, "manage_system"):
                 limits = replace(
                     limits,
                     ping_interval=DIAGNOSTIC_SILENCE_SECONDS,
