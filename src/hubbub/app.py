@@ -31,6 +31,7 @@ from hubbub.api.errors import make_handlers
 from hubbub.api.files import FileRoutes
 from hubbub.api.jobs import JobRoutes
 from hubbub.api.middleware import APIMiddleware
+from hubbub.api.origins import OriginGuard, OriginPolicy
 from hubbub.api.posts import PostRoutes
 from hubbub.api.preferences import PreferenceRoutes
 from hubbub.api.reactions import ReactionRoutes
@@ -194,6 +195,7 @@ class Hubbub:
         self.server_info = ServerInfo(db, self.metrics.registry)
 
         # Websockets
+        self.origins = OriginPolicy.from_settings(s.ServiceSettings)
         self.hub = Hub(eventlog, registry, self.metrics, bus)
         self.presence = Presence(self.statuses, registry)
         self.websocket = WebSocketEndpoint(
@@ -210,6 +212,7 @@ class Hubbub:
             node_name=self.node_name,
             server_version=server_version,
             is_draining=lambda: self.draining,
+            origins=self.origins,
         )
 
         # Jobs (docs/jobs.md): handlers per type, this node's workers, the API's service.
@@ -387,7 +390,7 @@ class Hubbub:
             lifespan=None,
         )
         api = APIMiddleware(
-            app,
+            OriginGuard(app, self.origins),
             auth=self.auth,
             version_id=server_version,
             max_body=s.ServiceSettings.MaximumPayloadSizeBytes,

@@ -13,12 +13,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import Receive, Scope, Send
 
 from hubbub import MATTERMOST_VERSION
 from hubbub.api.auth import resolve_session
 from hubbub.api.errors import render_error, send_error
+from hubbub.api.origins import OriginPolicy, cross_origin_refused, has_session_cookie
 from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.errors import AppError
 from hubbub.ids import is_valid_id, now_ms
@@ -62,6 +64,7 @@ class WebSocketEndpoint:
         node_name: str,
         server_version: str,
         is_draining: Callable[[], bool],
+        origins: OriginPolicy,
     ) -> None:
         self.auth = auth
         self.hub = hub
@@ -73,6 +76,7 @@ class WebSocketEndpoint:
         self.node_name = node_name
         self.server_version = server_version
         self.is_draining = is_draining
+        self.origins = origins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
@@ -85,10 +89,31 @@ class WebSocketEndpoint:
             # Refuse rather than accept and hang: the client retries elsewhere at once.
             await _deny(scope, send, 503, "api.web_socket.connect.draining.app_error")
             return
+        refused = self._cross_origin(scope)
+        if refused is not None:
+            # Cross-site websocket hijacking: another site's page opening a socket with the
+            # user's cookie. Refused before the upgrade, so no hello and no event ever leaves.
+            await send_error(
+                send, render_error(refused, scope, developer=False), websocket=True
+            )
+            return
         opened = await self._open(scope, send)
         if opened is not None:
             # Only what the read loop needs stays referenced for the life of the socket.
             await self._read_loop(*opened, receive)
+
+    def _cross_origin(self, scope: Scope) -> AppError | None:
+        headers = Headers(scope=scope)
+        if not has_session_cookie(headers):
+            return None  # a token comes in the authentication challenge, never from a browser
+        origin = headers.get("origin")
+        if self.origins.trusts(origin, headers.get("host", "")):
+            return None
+        log.info(
+            "websocket upgrade refused: session cookie from an untrusted origin",
+            extra={"origin": origin or ""},
+        )
+        return cross_origin_refused(origin or "")
 
     async def _open(self, scope: Scope, send: Send) -> tuple[WebConn, str, int | None] | None:
         """Accepts the socket and attaches it when the upgrade carried credentials."""

@@ -24,6 +24,14 @@ class ServiceConfig(_Section):
     EnableUserAccessTokens: bool = False
     EnableBotAccountCreation: bool = False
     ExperimentalStrictCSRFEnforcement: bool = False
+    # Cross-origin requests (hubbub/api/origins.py): space-separated origins (`*`: any), the
+    # headers a cross-origin script may read, and whether it may send the session cookie.
+    AllowCorsFrom: str = ""
+    CorsExposedHeaders: str = ""
+    CorsAllowCredentials: bool = False
+    CorsDebug: bool = False
+    EnableMultifactorAuthentication: bool = False
+    EnforceMultifactorAuthentication: bool = False
     SessionLengthWebInHours: int = Field(default=720, ge=1)
     SessionLengthMobileInHours: int = Field(default=720, ge=1)
     SessionCacheInMinutes: int = Field(default=10, ge=0)
@@ -47,6 +55,19 @@ class ServiceConfig(_Section):
         _split_address(value)
         return value
 
+    @field_validator("AllowCorsFrom")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for entry in value.split():
+            if entry != "*" and (
+                "://" not in entry or entry.count("*") > 1 or "/" in entry.split("://", 1)[1]
+            ):
+                raise ValueError(
+                    f"{entry!r} is not an origin: expected `*` or scheme://host[:port] (one `*` "
+                    "wildcard allowed), separated by spaces"
+                )
+        return value
+
     @field_validator("WebappDirectory")
     @classmethod
     def _webapp(cls, value: str) -> str:
@@ -66,6 +87,10 @@ class TeamConfig(_Section):
 
 class PasswordConfig(_Section):
     MinimumLength: int = Field(default=8, ge=5, le=72)
+    Lowercase: bool = False
+    Uppercase: bool = False
+    Number: bool = False
+    Symbol: bool = False
 
 
 class SqlConfig(_Section):
