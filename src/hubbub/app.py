@@ -30,8 +30,10 @@ from hubbub.api.emoji import EmojiRoutes
 from hubbub.api.errors import make_handlers
 from hubbub.api.files import FileRoutes
 from hubbub.api.jobs import JobRoutes
+from hubbub.api.mfa import MfaRoutes
 from hubbub.api.middleware import APIMiddleware
 from hubbub.api.origins import OriginGuard, OriginPolicy
+from hubbub.api.passwords import PasswordRoutes
 from hubbub.api.posts import PostRoutes
 from hubbub.api.preferences import PreferenceRoutes
 from hubbub.api.reactions import ReactionRoutes
@@ -90,6 +92,8 @@ from hubbub.services.channels import ChannelsService
 from hubbub.services.drafts import DraftsService
 from hubbub.services.emoji import EmojiService
 from hubbub.services.files import FilesService
+from hubbub.services.mfa import MfaService
+from hubbub.services.password_reset import PasswordResets
 from hubbub.services.permissions import Permissions
 from hubbub.services.post_lists import PostLists
 from hubbub.services.post_render import PostRenderer
@@ -161,7 +165,9 @@ class Hubbub:
         # Services are peers: each gets the others it uses here, none builds another.
         db, events = self.db, self.events
         self.users = UsersService(db, s, events)
-        self.auth = AuthService(db, s, self.users, bus)
+        self.mfa = MfaService(db, s, self.users)
+        self.auth = AuthService(db, s, self.users, bus, self.mfa)
+        self.password_resets = PasswordResets(db, self.users)
         self.team_access = TeamAccess(db)
         self.team_members = TeamMembers(db, s, self.users, self.team_access, events)
         self.teams = TeamsService(db, s, self.users, self.team_access, self.team_members, events)
@@ -361,6 +367,8 @@ class Hubbub:
                 lambda: self.draining,
                 self.health.problems,
             ).routes(),
+            *MfaRoutes(self.mfa, self.auth).routes(),
+            *PasswordRoutes(self.users, self.auth, self.password_resets).routes(),
             *UserRoutes(s, self.users, self.auth).routes(),
             *TeamRoutes(s, self.teams).routes(),
             *TeamMemberRoutes(s, self.team_members).routes(),
@@ -397,6 +405,7 @@ class Hubbub:
             max_upload=s.FileSettings.MaxFileSize + 64 * 1024,
             strict_csrf=s.ServiceSettings.ExperimentalStrictCSRFEnforcement,
             developer=s.ServiceSettings.EnableDeveloper,
+            enforce_mfa=self.mfa.enforced,
         )
         return WebSocketFirst(self.websocket, api)
 

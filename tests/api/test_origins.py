@@ -69,9 +69,7 @@ async def test_cookie_request_from_another_site_is_refused_without_effect(
     assert await _nickname(api, admin, victim) == ""
 
 
-@pytest.mark.parametrize(
-    "origin", [OWN, TRUSTED, "https://chat.partner.example", None], ids=str
-)
+@pytest.mark.parametrize("origin", [OWN, TRUSTED, "https://chat.partner.example", None], ids=str)
 async def test_cookie_request_from_a_trusted_origin_or_none_passes(
     api: API, admin: User, origin: str | None
 ) -> None:

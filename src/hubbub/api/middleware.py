@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hubbub.api.auth import resolve_session
 from hubbub.api.errors import render_error, send_error
+from hubbub.api.mfa import mfa_required_error, must_set_up_mfa
 from hubbub.errors import AppError
 from hubbub.ids import new_id
 from hubbub.services.auth import AuthService
@@ -49,6 +50,7 @@ class APIMiddleware:
         max_upload: int,
         strict_csrf: bool,
         developer: bool,
+        enforce_mfa: bool = False,
     ) -> None:
         self.app = app
         self.auth = auth
@@ -57,6 +59,7 @@ class APIMiddleware:
         self.max_upload = max_upload
         self.strict_csrf = strict_csrf
         self.developer = developer
+        self.enforce_mfa = enforce_mfa
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in {"http", "websocket"}:
@@ -72,6 +75,8 @@ class APIMiddleware:
         session, auth_error = await resolve_session(conn, self.auth, self.strict_csrf)
         scope["hubbub.session"] = session
         scope["hubbub.auth_error"] = auth_error
+        if must_set_up_mfa(session, scope.get("method", "GET"), scope["path"], self.enforce_mfa):
+            scope["hubbub.mfa_error"] = mfa_required_error()
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return

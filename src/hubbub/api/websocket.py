@@ -93,9 +93,7 @@ class WebSocketEndpoint:
         if refused is not None:
             # Cross-site websocket hijacking: another site's page opening a socket with the
             # user's cookie. Refused before the upgrade, so no hello and no event ever leaves.
-            await send_error(
-                send, render_error(refused, scope, developer=False), websocket=True
-            )
+            await send_error(send, render_error(refused, scope, developer=False), websocket=True)
             return
         opened = await self._open(scope, send)
         if opened is not None:

@@ -18,6 +18,7 @@ class Session:
     device_id: str = ""
     is_access_token: bool = False
     is_bot: bool = False
+    mfa_active: bool = False
 
     @property
     def is_system_admin(self) -> bool:
