@@ -28,6 +28,22 @@ _UPLOAD_PATH = re.compile(r"^/api/v4/(emoji|users/[^/]+/image)$")
 _REPEATED_SLASHES = re.compile(r"/{2,}")
 
 
+# On every answer, unless the route set its own: no type sniffing, no referrer leaving the site,
+# and framing only by this site's own pages (pages, files and the console set stricter ones).
+_SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"SAMEORIGIN"),
+    (b"content-security-policy", b"frame-ancestors 'self'"),
+)
+
+
+def security_headers(present: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The security headers `present` (a response's headers, lower-case names) lacks."""
+    names = {name.lower() for name, _ in present}
+    return [(name, value) for name, value in _SECURITY_HEADERS if name not in names]
+
+
 class _TooLarge(AppError):
     def __init__(self, limit: int, upload: bool = False) -> None:
         super().__init__(
@@ -119,8 +135,7 @@ class APIMiddleware:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.append((b"x-version-id", self.version_id.encode()))
-                headers.append((b"x-content-type-options", b"nosniff"))
-                headers.append((b"referrer-policy", b"no-referrer"))
+                headers += security_headers(headers)
                 if scope["method"] == "GET" and path.startswith("/api/"):
                     headers.append((b"expires", b"0"))
                 message["headers"] = headers
@@ -153,5 +168,6 @@ class APIMiddleware:
             [
                 (b"x-request-id", scope["hubbub.request_id"].encode()),
                 (b"x-version-id", self.version_id.encode()),
+                *security_headers([]),
             ],
         )
