@@ -214,6 +214,9 @@ class Hubbub:
             limits=ConnLimits(
                 ping_interval=s.ServiceSettings.WebsocketPingIntervalSeconds,
                 pong_timeout=s.ServiceSettings.WebsocketPongTimeoutSeconds,
+                actions_per_second=s.ServiceSettings.WebsocketActionsPerSecond,
+                action_burst=s.ServiceSettings.WebsocketActionBurst,
+                typing_interval=s.ServiceSettings.TimeBetweenUserTypingUpdatesMilliseconds / 2000,
             ),
             node_name=self.node_name,
             server_version=server_version,

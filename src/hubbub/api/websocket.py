@@ -27,8 +27,10 @@ from hubbub.ids import is_valid_id, now_ms
 from hubbub.observability.metrics import Metrics
 from hubbub.realtime.connstate import ConnState
 from hubbub.realtime.hub import Hub
+from hubbub.realtime.limits import ActionBudget, TypingGate, Verdict
 from hubbub.realtime.presence import Presence
 from hubbub.realtime.protocol import (
+    CLOSE_UNSUPPORTED,
     VALID_CLIENT_CODES,
     ClientRequest,
     CloseReason,
@@ -198,6 +200,10 @@ class WebSocketEndpoint:
     async def _read_loop(
         self, conn: WebConn, requested_id: str, sequence: int | None, receive: Receive
     ) -> None:
+        clock = asyncio.get_running_loop().time
+        limits = self.limits
+        budget = ActionBudget(clock(), limits.actions_per_second, limits.action_burst)
+        typing = TypingGate(limits.typing_interval)
         while True:
             message = await receive()
             kind = message["type"]
@@ -218,8 +224,13 @@ class WebSocketEndpoint:
                 continue
             text = message.get("text")
             if text is None:
-                # Binary (msgpack) frames are not supported: close as a protocol error.
-                await conn.close(CloseReason.PROTOCOL_ERROR)
+                # Binary (msgpack) frames are not supported: 1003, unsupported data.
+                await conn.close(CloseReason.PROTOCOL_ERROR, CLOSE_UNSUPPORTED)
+                continue
+            verdict = budget.take(clock())
+            if verdict is Verdict.CLOSE:
+                self.metrics.refused_actions.labels("rate_limited").inc()
+                await conn.close(CloseReason.RATE_LIMITED)
                 continue
             try:
                 parsed = parse_request(text)
@@ -229,8 +240,12 @@ class WebSocketEndpoint:
             if isinstance(parsed, AppError):
                 conn.send_reply(error_reply(parsed))
                 continue
+            if verdict is Verdict.REFUSE:
+                self.metrics.refused_actions.labels("rate_limited").inc()
+                conn.send_reply(error_reply(_with_seq(_rate_limited(), parsed.seq)))
+                continue
             try:
-                await self._handle(conn, parsed, requested_id, sequence)
+                await self._handle(conn, parsed, requested_id, sequence, typing)
             except Exception:
                 log.exception("websocket action failed", extra={"action": parsed.action})
                 conn.send_reply(
@@ -247,7 +262,12 @@ class WebSocketEndpoint:
                 )
 
     async def _handle(
-        self, conn: WebConn, request: ClientRequest, requested_id: str, sequence: int | None
+        self,
+        conn: WebConn,
+        request: ClientRequest,
+        requested_id: str,
+        sequence: int | None,
+        typing: TypingGate,
     ) -> None:
         if request.action == "authentication_challenge":
             if conn.state is not ConnState.AWAITING_AUTH:
@@ -274,13 +294,15 @@ class WebSocketEndpoint:
             )
             return
         try:
-            data = await self._action(conn, request)
+            data = await self._action(conn, request, typing)
         except AppError as exc:
             conn.send_reply(error_reply(_with_seq(exc, request.seq)))
             return
         conn.send_reply(reply(request.seq, data))
 
-    async def _action(self, conn: WebConn, request: ClientRequest) -> dict[str, Any] | None:
+    async def _action(
+        self, conn: WebConn, request: ClientRequest, typing: TypingGate
+    ) -> dict[str, Any] | None:
         action, data = request.action, request.data
         if action == "ping":
             return {
@@ -304,6 +326,9 @@ class WebSocketEndpoint:
                     "You do not have the appropriate permissions.",
                     403,
                 )
+            if not typing.allow(str(channel_id), parent_id, asyncio.get_running_loop().time()):
+                self.metrics.refused_actions.labels("typing_coalesced").inc()
+                return None
             await self.events.publish(
                 Event(
                     "typing",
@@ -370,6 +395,14 @@ class WebSocketEndpoint:
             await self.hub.registry.forget(conn.connection_id)
         if await self.hub.registry.live_connections(conn.user_id) == 0:
             await self.presence.disconnected(conn.user_id)
+
+
+def _rate_limited() -> AppError:
+    return AppError(
+        "api.web_socket_router.rate_limit.app_error",
+        "Too many websocket actions: this one was not run. Slow down.",
+        429,
+    )
 
 
 def _with_seq(error: AppError, seq: int) -> AppError:

@@ -32,6 +32,13 @@ class ServiceConfig(_Section):
     CorsDebug: bool = False
     EnableMultifactorAuthentication: bool = False
     EnforceMultifactorAuthentication: bool = False
+    # Clients send `user_typing` at most this often; the server publishes at most one per half
+    # of it per channel and connection (0: every one). hubbub/realtime/limits.py
+    TimeBetweenUserTypingUpdatesMilliseconds: int = Field(default=5000, ge=0)
+    # hubbub's own: the actions one websocket connection may send, per second and at once;
+    # beyond them actions are refused (429 reply), and a client that goes on is closed (1008).
+    WebsocketActionsPerSecond: float = Field(default=10.0, gt=0)
+    WebsocketActionBurst: int = Field(default=50, ge=1)
     SessionLengthWebInHours: int = Field(default=720, ge=1)
     SessionLengthMobileInHours: int = Field(default=720, ge=1)
     SessionCacheInMinutes: int = Field(default=10, ge=0)
