@@ -6,7 +6,8 @@ authenticated by the cookie is only honoured from an origin the site trusts:
 
 * its own: `ServiceSettings.SiteURL` (scheme and host), or, with no SiteURL, the host the request
   was sent to (`Host`), as Mattermost's `OriginChecker` does; the scheme is not compared then,
-  since a proxy that terminates TLS hides it;
+  since a proxy that terminates TLS hides it, nor the port when `Host` has none (a proxy that
+  forwards nginx's `$host` drops it);
 * one listed in `ServiceSettings.AllowCorsFrom` (space-separated origins, one `*` wildcard in an
   entry, or `*` alone for any origin).
 
@@ -62,11 +63,13 @@ class _Pattern:
     def matches(self, origin: str) -> bool:
         if self.suffix is None:
             return origin == self.prefix
-        return (
-            len(origin) >= len(self.prefix) + len(self.suffix)
-            and origin.startswith(self.prefix)
-            and origin.endswith(self.suffix)
-        )
+        if len(origin) < len(self.prefix) + len(self.suffix):
+            return False
+        if not (origin.startswith(self.prefix) and origin.endswith(self.suffix)):
+            return False
+        # The `*` stands for host name labels only, never a path, a port or credentials.
+        middle = origin[len(self.prefix) : len(origin) - len(self.suffix)]
+        return all(c.isalnum() or c in ".-" for c in middle)
 
 
 def _pattern(entry: str) -> _Pattern:
@@ -86,6 +89,13 @@ def _host_of(origin: str) -> tuple[str, str] | None:
     if not parts.scheme or not parts.netloc:
         return None
     return parts.scheme.lower(), parts.netloc.lower()
+
+
+def _hostname(netloc: str) -> str:
+    """`host` of `host:port` (IPv6 literals keep their brackets)."""
+    if netloc.startswith("["):
+        return netloc.split("]", 1)[0] + "]"
+    return netloc.rsplit(":", 1)[0] if ":" in netloc else netloc
 
 
 class OriginPolicy:
@@ -131,7 +141,14 @@ class OriginPolicy:
             return False
         if self.site is not None:
             return parsed == self.site
-        return bool(host) and parsed[1] == host.lower()
+        host = host.lower()
+        if not host:
+            return False
+        if parsed[1] == host:
+            return True
+        # A proxy forwarding nginx's `$host` drops the port the browser used: a Host without a
+        # port then matches the origin's host name on any port.
+        return ":" not in host.rsplit("]", 1)[-1] and _hostname(parsed[1]) == host
 
     def trusts(self, origin: str | None, host: str) -> bool:
         """May a request carrying the session cookie come from `origin` (None: no header)?
