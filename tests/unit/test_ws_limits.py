@@ -43,6 +43,6 @@ def test_typing_gate_memory_is_bounded_and_zero_disables_it() -> None:
     gate = TypingGate(2.5)
     for i in range(10 * TYPING_KEYS):
         assert gate.allow(f"c{i}", "", 0.0)
-    assert len(gate._last) == TYPING_KEYS
+    assert gate._last is not None and len(gate._last) == TYPING_KEYS
     off = TypingGate(0)
     assert all(off.allow("c", "", 0.0) for _ in range(10))

@@ -57,11 +57,14 @@ class TypingGate:
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
-        self._last: OrderedDict[tuple[str, str], float] = OrderedDict()
+        # Made on the first typing: most connections never type, and each one costs memory.
+        self._last: OrderedDict[tuple[str, str], float] | None = None
 
     def allow(self, channel_id: str, parent_id: str, now: float) -> bool:
         if self.interval <= 0:
             return True
+        if self._last is None:
+            self._last = OrderedDict()
         key = (channel_id, parent_id)
         last = self._last.get(key)
         if last is not None and now - last < self.interval:
