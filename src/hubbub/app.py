@@ -216,7 +216,7 @@ class Hubbub:
                 pong_timeout=s.ServiceSettings.WebsocketPongTimeoutSeconds,
                 actions_per_second=s.ServiceSettings.WebsocketActionsPerSecond,
                 action_burst=s.ServiceSettings.WebsocketActionBurst,
-                typing_interval=s.ServiceSettings.TimeBetweenUserTypingUpdatesMilliseconds / 2000,
+                typing_interval=s.ServiceSettings.TimeBetweenUserTypingUpdatesMilliseconds / 4000,
             ),
             node_name=self.node_name,
             server_version=server_version,

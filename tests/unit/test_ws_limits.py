@@ -3,7 +3,7 @@ passed in."""
 
 from __future__ import annotations
 
-from hubbub.realtime.limits import TYPING_KEYS, ActionBudget, TypingGate, Verdict
+from hubbub.realtime.limits import TYPING_BURST, ActionBudget, TypingGate, Verdict
 
 
 def test_budget_allows_a_burst_then_refuses_then_closes_a_client_that_goes_on() -> None:
@@ -30,19 +30,25 @@ def test_a_steady_client_under_the_rate_is_never_refused() -> None:
     assert all(budget.take(i * 0.1) is Verdict.RUN for i in range(1000))
 
 
-def test_typing_is_coalesced_per_channel_and_thread() -> None:
-    gate = TypingGate(2.5)
-    assert gate.allow("c1", "", 0.0)
-    assert not gate.allow("c1", "", 1.0)
-    assert gate.allow("c1", "root", 1.0)
-    assert gate.allow("c2", "", 1.0)
-    assert gate.allow("c1", "", 2.5)
+def test_typing_passes_a_burst_then_one_per_interval() -> None:
+    gate = TypingGate(1.25)
+    assert [gate.allow(100.0) for _ in range(TYPING_BURST + 2)] == [True] * TYPING_BURST + [
+        False,
+        False,
+    ]
+    assert not gate.allow(101.0)
+    assert gate.allow(101.3)  # 1.3 s later: one more
+    assert not gate.allow(101.4)
+    assert [gate.allow(1000.0) for _ in range(TYPING_BURST + 1)] == [True] * TYPING_BURST + [False]
 
 
-def test_typing_gate_memory_is_bounded_and_zero_disables_it() -> None:
-    gate = TypingGate(2.5)
-    for i in range(10 * TYPING_KEYS):
-        assert gate.allow(f"c{i}", "", 0.0)
-    assert gate._last is not None and len(gate._last) == TYPING_KEYS
+def test_typing_as_the_clients_send_it_always_passes() -> None:
+    # One every 3 s while typing, and one right after each post (every 5 s here, for 5 min).
+    gate = TypingGate(1.25)
+    times = sorted([i * 3.0 for i in range(100)] + [i * 5.0 + 0.1 for i in range(60)])
+    assert all(gate.allow(t) for t in times)
+
+
+def test_zero_interval_lets_every_typing_through() -> None:
     off = TypingGate(0)
-    assert all(off.allow("c", "", 0.0) for _ in range(10))
+    assert all(off.allow(0.0) for _ in range(100))

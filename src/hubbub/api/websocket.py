@@ -326,7 +326,7 @@ class WebSocketEndpoint:
                     "You do not have the appropriate permissions.",
                     403,
                 )
-            if not typing.allow(str(channel_id), parent_id, asyncio.get_running_loop().time()):
+            if not typing.allow(asyncio.get_running_loop().time()):
                 self.metrics.refused_actions.labels("typing_coalesced").inc()
                 return None
             await self.events.publish(

@@ -32,8 +32,8 @@ class ServiceConfig(_Section):
     CorsDebug: bool = False
     EnableMultifactorAuthentication: bool = False
     EnforceMultifactorAuthentication: bool = False
-    # Clients send `user_typing` at most this often; the server publishes at most one per half
-    # of it per channel and connection (0: every one). hubbub/realtime/limits.py
+    # Clients send `user_typing` at most this often; past a burst of 5, a connection's typing is
+    # published at most once per quarter of it (0: every one). hubbub/realtime/limits.py
     TimeBetweenUserTypingUpdatesMilliseconds: int = Field(default=5000, ge=0)
     # hubbub's own: the actions one websocket connection may send, per second and at once;
     # beyond them actions are refused (429 reply), and a client that goes on is closed (1008).

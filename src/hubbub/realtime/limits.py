@@ -7,11 +7,10 @@ whole channel), so one connection that floods must not slow everyone else down:
   `WebsocketActionBurst`). An action beyond it is answered with an error reply (429) instead of
   being run; a client that keeps sending after a whole burst of refusals is closed (1008, policy
   violation). A real client sends a few actions a minute.
-* `TypingGate`: `user_typing` is published at most once per half of
-  `TimeBetweenUserTypingUpdatesMilliseconds` per channel and thread for a connection (the
-  official clients send it at most that often); extra ones are answered OK and dropped (typing
-  is best effort). It remembers a bounded number of channels; a client cycling through more is
-  still held by its budget.
+* `TypingGate`: `user_typing` is a best-effort signal that fans out to a whole channel, so a
+  connection publishes a burst of `TYPING_BURST` and then at most one per quarter of
+  `TimeBetweenUserTypingUpdatesMilliseconds` (the official clients send one per that interval
+  while someone types, and one at once after a post); extra ones are answered OK and dropped.
 
 Both live in the connection's read loop (hubbub/api/websocket.py), a few hundred bytes each.
 """
@@ -19,9 +18,8 @@ Both live in the connection's read loop (hubbub/api/websocket.py), a few hundred
 from __future__ import annotations
 
 import enum
-from collections import OrderedDict
 
-TYPING_KEYS = 16
+TYPING_BURST = 5
 
 
 class Verdict(enum.Enum):
@@ -53,24 +51,22 @@ class ActionBudget:
 
 
 class TypingGate:
-    __slots__ = ("_last", "interval")
+    """A token bucket for `user_typing` publishes; `interval` 0 lets every one through."""
+
+    __slots__ = ("interval", "stamp", "tokens")
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
-        # Made on the first typing: most connections never type, and each one costs memory.
-        self._last: OrderedDict[tuple[str, str], float] | None = None
+        self.tokens = float(TYPING_BURST)
+        self.stamp = 0.0
 
-    def allow(self, channel_id: str, parent_id: str, now: float) -> bool:
+    def allow(self, now: float) -> bool:
         if self.interval <= 0:
             return True
-        if self._last is None:
-            self._last = OrderedDict()
-        key = (channel_id, parent_id)
-        last = self._last.get(key)
-        if last is not None and now - last < self.interval:
-            return False
-        self._last[key] = now
-        self._last.move_to_end(key)
-        while len(self._last) > TYPING_KEYS:
-            self._last.popitem(last=False)
-        return True
+        elapsed = max(0.0, now - self.stamp) if self.stamp else 0.0
+        self.stamp = now
+        self.tokens = min(float(TYPING_BURST), self.tokens + elapsed / self.interval)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False

@@ -49,7 +49,7 @@ class ConnLimits:
     # What the client may ask for (hubbub/realtime/limits.py).
     actions_per_second: float = 10.0
     action_burst: int = 50
-    typing_interval: float = 2.5  # seconds; 0: no coalescing
+    typing_interval: float = 1.25  # seconds between typing publishes past a burst; 0: no limit
 
 
 @dataclass(slots=True)
