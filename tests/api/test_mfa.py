@@ -9,6 +9,7 @@ window is one step either side)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import time
@@ -91,6 +92,13 @@ async def test_enrol_then_login_needs_a_code_and_a_code_works_once(api: API, adm
     replayed = await _login(api, user, next_code)
     assert replayed.status_code == 401
     assert replayed.json()["id"] == "api.user.check_user_mfa.bad_code.app_error"
+
+
+async def test_one_code_raced_by_many_logins_opens_one_session(api: API, admin: User) -> None:
+    user = await api.new_user(admin.token)
+    _, next_code = await _enrol(api, user)
+    answers = await asyncio.gather(*(_login(api, user, next_code) for _ in range(8)))
+    assert sorted(r.status_code for r in answers) == [200] + [401] * 7, [r.text for r in answers]
 
 
 async def test_the_activation_code_cannot_log_in(api: API, admin: User) -> None:
