@@ -32,8 +32,11 @@ from hubbub.api.errors import make_handlers
 from hubbub.api.files import FileRoutes
 from hubbub.api.forwarded import ForwardedHeaders, ProxyTrust
 from hubbub.api.jobs import JobRoutes
+from hubbub.api.mfa import MfaRoutes
 from hubbub.api.middleware import APIMiddleware
 from hubbub.api.operations import OperationRoutes
+from hubbub.api.origins import OriginGuard, OriginPolicy
+from hubbub.api.passwords import PasswordRoutes
 from hubbub.api.posts import PostRoutes
 from hubbub.api.preferences import PreferenceRoutes
 from hubbub.api.ratelimit import RateLimiter, RateLimitMiddleware
@@ -96,6 +99,8 @@ from hubbub.services.channels import ChannelsService
 from hubbub.services.drafts import DraftsService
 from hubbub.services.emoji import EmojiService
 from hubbub.services.files import FilesService
+from hubbub.services.mfa import MfaService
+from hubbub.services.password_reset import PasswordResets
 from hubbub.services.permissions import Permissions
 from hubbub.services.post_lists import PostLists
 from hubbub.services.post_render import PostRenderer
@@ -181,7 +186,9 @@ class Hubbub:
         # Services are peers: each gets the others it uses here, none builds another.
         db, events = self.db, self.events
         self.users = UsersService(db, s, events)
-        self.auth = AuthService(db, s, self.users, bus)
+        self.mfa = MfaService(db, s, self.users)
+        self.auth = AuthService(db, s, self.users, bus, self.mfa)
+        self.password_resets = PasswordResets(db, self.users)
         # Every permission check resolves roles through these two (services/permissions.py).
         self.roles = RolesService(db, events, bus)
         self.permissions = Permissions(db, self.roles)
@@ -216,6 +223,7 @@ class Hubbub:
         self.server_info = ServerInfo(db, self.metrics.registry)
 
         # Websockets
+        self.origins = OriginPolicy.from_settings(s.ServiceSettings)
         self.hub = Hub(
             eventlog,
             registry,
@@ -235,10 +243,14 @@ class Hubbub:
             limits=ConnLimits(
                 ping_interval=s.ServiceSettings.WebsocketPingIntervalSeconds,
                 pong_timeout=s.ServiceSettings.WebsocketPongTimeoutSeconds,
+                actions_per_second=s.ServiceSettings.WebsocketActionsPerSecond,
+                action_burst=s.ServiceSettings.WebsocketActionBurst,
+                typing_interval=s.ServiceSettings.TimeBetweenUserTypingUpdatesMilliseconds / 4000,
             ),
             node_name=self.node_name,
             server_version=server_version,
             is_draining=lambda: self.draining,
+            origins=self.origins,
         )
 
         # Jobs (docs/jobs.md): handlers per type, this node's workers, the API's service.
@@ -428,6 +440,8 @@ class Hubbub:
                 self.permissions,
                 self.health.problems,
             ).routes(),
+            *MfaRoutes(self.mfa, self.auth, self.permissions).routes(),
+            *PasswordRoutes(self.users, self.auth, self.password_resets, self.permissions).routes(),
             *UserRoutes(s, self.users, self.auth, self.permissions).routes(),
             *TeamRoutes(s, self.teams).routes(),
             *TeamMemberRoutes(s, self.team_members).routes(),
@@ -467,7 +481,7 @@ class Hubbub:
                 s.ServiceSettings.EnableDeveloper,
             )
         api = APIMiddleware(
-            limited,
+            OriginGuard(limited, self.origins),
             auth=self.auth,
             version_id=server_version,
             max_body=s.ServiceSettings.MaximumPayloadSizeBytes,
@@ -475,6 +489,7 @@ class Hubbub:
             strict_csrf=s.ServiceSettings.ExperimentalStrictCSRFEnforcement,
             developer=s.ServiceSettings.EnableDeveloper,
             positions=self.positions,
+            enforce_mfa=self.mfa.enforced,
         )
         measured = HTTPMetrics(api, self.metrics)
         return ForwardedHeaders(WebSocketFirst(self.websocket, measured), self.proxy_trust)

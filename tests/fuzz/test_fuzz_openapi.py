@@ -331,6 +331,8 @@ def fuzz_server(
         "MM_FILESETTINGS_DIRECTORY": str(workdir / "files"),
         "MM_SERVICESETTINGS_ENABLEUSERACCESSTOKENS": "true",
         "MM_SERVICESETTINGS_ENABLEBOTACCOUNTCREATION": "true",
+        # Off, the MFA endpoints answer 501 as Mattermost's do: on, they are fuzzed for real.
+        "MM_SERVICESETTINGS_ENABLEMULTIFACTORAUTHENTICATION": "true",
         "MM_LOGSETTINGS_CONSOLELEVEL": "WARN",
     }
     if request.param == "sqlite":

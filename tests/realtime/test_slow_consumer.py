@@ -28,7 +28,14 @@ BIG = 60_000  # characters in a filler post: fills socket buffers in few request
 @pytest.fixture(scope="module")
 def live_node_settings() -> dict[str, str]:
     # The stalled client sends nothing either; a long pong timeout keeps read_timeout out of it.
-    return {**keepalive_settings(25, 60), "MM_SERVICESETTINGS_MAXPOSTSIZE": str(BIG + 100)}
+    # The typer floods typing events on purpose: no coalescing, no action budget to speak of.
+    return {
+        **keepalive_settings(25, 60),
+        "MM_SERVICESETTINGS_MAXPOSTSIZE": str(BIG + 100),
+        "MM_SERVICESETTINGS_TIMEBETWEENUSERTYPINGUPDATESMILLISECONDS": "0",
+        "MM_SERVICESETTINGS_WEBSOCKETACTIONSPERSECOND": "100000",
+        "MM_SERVICESETTINGS_WEBSOCKETACTIONBURST": "100000",
+    }
 
 
 def _reply_to(seq: int) -> Callable[[dict[str, Any]], bool]:

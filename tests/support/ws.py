@@ -62,7 +62,9 @@ class RawWS:
         rcvbuf: int | None = None,
         timeout: float = 5.0,
         host: str = "127.0.0.1",
+        headers: dict[str, str] | None = None,
     ) -> RawWS:
+        """`headers`: more request headers for the upgrade (a browser's `Cookie`, `Origin`)."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             # Set before connect so the advertised window is small from the first segment.
@@ -83,6 +85,7 @@ class RawWS:
             ]
             if token:
                 lines.append(f"Authorization: Bearer {token}")
+            lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
             sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
             raw = b""
             deadline = time.monotonic() + timeout

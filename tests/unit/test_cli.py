@@ -189,6 +189,65 @@ def test_token_create_warns_when_tokens_are_disabled(tmp_path: Path) -> None:
     assert missing.stderr.startswith("hubbub: ")
 
 
+async def test_user_reset_token_sets_a_new_password_once(tmp_path: Path) -> None:
+    env = {
+        **sqlite_env(tmp_path),
+        "MM_SERVICESETTINGS_SITEURL": "https://chat.example.com",
+        "MM_PASSWORDSETTINGS_NUMBER": "true",
+    }
+    weak = run(
+        "user",
+        "create",
+        "--email",
+        "w@example.com",
+        "--username",
+        "weak",
+        "--password",
+        "no-digits-here",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert weak.returncode == 1
+    assert "model.user.is_valid.pwd_number.app_error" in weak.stderr
+    created = run(
+        "user",
+        "create",
+        "--email",
+        "b@example.com",
+        "--username",
+        "bea",
+        "--password",
+        "password-123",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert created.returncode == 0, created.stderr
+    issued = run("user", "reset-token", "--user", "bea", cwd=tmp_path, env=env)
+    assert issued.returncode == 0, issued.stderr
+    out = json.loads(issued.stdout)
+    assert len(out["token"]) == 64
+    assert out["link"] == f"https://chat.example.com/reset_password_complete?token={out['token']}"
+    missing = run("user", "reset-token", "--user", "nobody", cwd=tmp_path, env=env)
+    assert missing.returncode == 1 and missing.stderr.startswith("hubbub: ")
+
+    node = Hubbub(load_config(None, environ=env))
+    await node.start()
+    try:
+        transport = httpx.ASGITransport(app=node.asgi)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hubbub.test") as c:
+            body = {"token": out["token"], "new_password": "new-password-456"}
+            first = await c.post("/api/v4/users/password/reset", json=body)
+            again = await c.post("/api/v4/users/password/reset", json=body)
+            login = await c.post(
+                "/api/v4/users/login", json={"login_id": "bea", "password": "new-password-456"}
+            )
+    finally:
+        await node.stop()
+    assert first.status_code == 200, first.text
+    assert again.json()["id"] == "api.user.reset_password.invalid_link.app_error"
+    assert login.status_code == 200, login.text
+
+
 def test_serve_with_an_invalid_env_value_exits_with_the_key_path(tmp_path: Path) -> None:
     out = run(
         "serve", cwd=tmp_path, env={**sqlite_env(tmp_path), "MM_SQLSETTINGS_DRIVERNAME": "mysql"}

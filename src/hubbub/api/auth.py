@@ -59,10 +59,16 @@ def require_session(conn: HTTPConnection) -> Session:
     session: Session | None = conn.scope.get("hubbub.session")
     if session is None:
         raise conn.scope.get("hubbub.auth_error") or unauthorized()
+    mfa_error: AppError | None = conn.scope.get("hubbub.mfa_error")
+    if mfa_error is not None:
+        raise mfa_error
     return session
 
 
 def optional_session(conn: HTTPConnection) -> Session | None:
+    """The caller's session, or None (also for one that must set MFA up first)."""
+    if conn.scope.get("hubbub.mfa_error") is not None:
+        return None
     return conn.scope.get("hubbub.session")
 
 

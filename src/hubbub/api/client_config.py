@@ -113,7 +113,6 @@ _FIXED: dict[str, str] = {
     "EnableMetrics": "false",
     "EnableMobileFileDownload": "true",
     "EnableMobileFileUpload": "true",
-    "EnableMultifactorAuthentication": "false",
     "EnableOAuthServiceProvider": "false",
     "EnableOnboardingFlow": "false",  # not served: the first-admin onboarding calls
     "EnableOutgoingOAuthConnections": "false",
@@ -140,7 +139,6 @@ _FIXED: dict[str, str] = {
     "EnableUserManagedAttributes": "false",
     "EnableUserStatuses": "true",
     "EnableUserTypingMessages": "true",
-    "EnforceMultifactorAuthentication": "false",
     "ExperimentalEnableAuthenticationTransfer": "true",
     "ExperimentalEnableAutomaticReplies": "false",
     "ExperimentalEnableDefaultChannelLeaveJoinMessages": "true",
@@ -195,11 +193,6 @@ _FIXED: dict[str, str] = {
     "MinimumHashtagLength": "3",
     "OpenIdButtonColor": "",
     "OpenIdButtonText": "",
-    "PasswordEnableForgotLink": "true",
-    "PasswordRequireLowercase": "false",
-    "PasswordRequireNumber": "false",
-    "PasswordRequireSymbol": "false",
-    "PasswordRequireUppercase": "false",
     "PersistentNotificationIntervalMinutes": "5",
     "PersistentNotificationMaxRecipients": "5",
     "PluginsEnabled": "true",  # served: GET /plugins/webapp answers an empty list
@@ -233,7 +226,6 @@ _FIXED: dict[str, str] = {
     "TeammateNameDisplay": "username",
     "TelemetryId": "",
     "TermsOfServiceLink": "https://mattermost.com/pl/terms-of-use/",
-    "TimeBetweenUserTypingUpdatesMilliseconds": "5000",
     "UniqueEmojiReactionLimitPerPost": "50",
     "UpgradedFromTE": "false",
     "UseAnonymousURLs": "false",
@@ -270,6 +262,20 @@ def client_config(settings: Settings, config_hash: str, no_accounts: bool) -> di
         "MaxFileSize": str(s.FileSettings.MaxFileSize),
         "MaxPostSize": str(s.ServiceSettings.MaxPostSize),
         "PasswordMinimumLength": str(s.PasswordSettings.MinimumLength),
+        "PasswordRequireLowercase": _bool(s.PasswordSettings.Lowercase),
+        "PasswordRequireUppercase": _bool(s.PasswordSettings.Uppercase),
+        "PasswordRequireNumber": _bool(s.PasswordSettings.Number),
+        "PasswordRequireSymbol": _bool(s.PasswordSettings.Symbol),
+        # No mail: a reset link comes from the operator (`hubbub user reset-token`).
+        "PasswordEnableForgotLink": "false",
+        "EnableMultifactorAuthentication": _bool(s.ServiceSettings.EnableMultifactorAuthentication),
+        "EnforceMultifactorAuthentication": _bool(
+            s.ServiceSettings.EnableMultifactorAuthentication
+            and s.ServiceSettings.EnforceMultifactorAuthentication
+        ),
+        "TimeBetweenUserTypingUpdatesMilliseconds": str(
+            s.ServiceSettings.TimeBetweenUserTypingUpdatesMilliseconds
+        ),
         "SQLDriverName": s.SqlSettings.DriverName,
         # Performance reports are counted in the metrics, so only asked for when those are on.
         "EnableClientMetrics": _bool(s.MetricsSettings.Enable),

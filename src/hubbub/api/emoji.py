@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from hubbub.api.auth import require_session
+from hubbub.api.files import FILE_CSP
 from hubbub.api.http import JSONResponse, ok, paging, path_id, read_json, read_object
 from hubbub.errors import AppError, bad_param
 from hubbub.services.emoji import (
@@ -153,5 +154,6 @@ class EmojiRoutes:
                 "content-type": mime,
                 "cache-control": "max-age=2592000, private",
                 "x-content-type-options": "nosniff",
+                "content-security-policy": FILE_CSP,
             },
         )

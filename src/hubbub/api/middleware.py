@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hubbub.api.auth import resolve_session
 from hubbub.api.errors import render_error, send_error
+from hubbub.api.mfa import mfa_required_error, must_set_up_mfa
 from hubbub.errors import AppError
 from hubbub.ids import new_id
 from hubbub.services.auth import AuthService
@@ -26,6 +27,22 @@ UPLOAD_PATHS = ("/api/v4/files",)
 _UPLOAD_PATH = re.compile(r"^/api/v4/(emoji|users/[^/]+/image)$")
 
 _REPEATED_SLASHES = re.compile(r"/{2,}")
+
+
+# On every answer, unless the route set its own: no type sniffing, no referrer leaving the site,
+# and framing only by this site's own pages (pages, files and the console set stricter ones).
+_SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"SAMEORIGIN"),
+    (b"content-security-policy", b"frame-ancestors 'self'"),
+)
+
+
+def security_headers(present: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The security headers `present` (a response's headers, lower-case names) lacks."""
+    names = {name.lower() for name, _ in present}
+    return [(name, value) for name, value in _SECURITY_HEADERS if name not in names]
 
 
 class _TooLarge(AppError):
@@ -51,6 +68,7 @@ class APIMiddleware:
         strict_csrf: bool,
         developer: bool,
         positions: PositionStore | None = None,
+        enforce_mfa: bool = False,
     ) -> None:
         self.app = app
         # Reads of a signed-in request are routed as that user's (read-your-writes,
@@ -62,6 +80,7 @@ class APIMiddleware:
         self.max_upload = max_upload
         self.strict_csrf = strict_csrf
         self.developer = developer
+        self.enforce_mfa = enforce_mfa
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in {"http", "websocket"}:
@@ -77,6 +96,8 @@ class APIMiddleware:
         session, auth_error = await resolve_session(conn, self.auth, self.strict_csrf)
         scope["hubbub.session"] = session
         scope["hubbub.auth_error"] = auth_error
+        if must_set_up_mfa(session, scope.get("method", "GET"), scope["path"], self.enforce_mfa):
+            scope["hubbub.mfa_error"] = mfa_required_error()
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
@@ -119,8 +140,7 @@ class APIMiddleware:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.append((b"x-version-id", self.version_id.encode()))
-                headers.append((b"x-content-type-options", b"nosniff"))
-                headers.append((b"referrer-policy", b"no-referrer"))
+                headers += security_headers(headers)
                 if scope["method"] == "GET" and path.startswith("/api/"):
                     headers.append((b"expires", b"0"))
                 message["headers"] = headers
@@ -180,5 +200,6 @@ class APIMiddleware:
             [
                 (b"x-request-id", scope["hubbub.request_id"].encode()),
                 (b"x-version-id", self.version_id.encode()),
+                *security_headers([]),
             ],
         )

@@ -218,7 +218,13 @@ class UserRoutes:
         device_id = data.get("device_id") or data.get("deviceId") or ""
         if not isinstance(device_id, str):
             device_id = ""
-        user, session = await self.auth.login(data.get("login_id"), data.get("password"), device_id)
+        mfa_token = data.get("token")
+        user, session = await self.auth.login(
+            data.get("login_id"),
+            data.get("password"),
+            device_id,
+            mfa_token if isinstance(mfa_token, str) else "",
+        )
         response = JSONResponse(user, headers={"Token": session.token})
         if request.headers.get("x-requested-with") == "XMLHttpRequest":
             service = self.settings.ServiceSettings

@@ -14,20 +14,24 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import Receive, Scope, Send
 
 from hubbub import MATTERMOST_VERSION
 from hubbub.api.auth import resolve_session
 from hubbub.api.errors import render_error, send_error
+from hubbub.api.origins import OriginPolicy, cross_origin_refused, has_session_cookie
 from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.errors import AppError, forbidden
 from hubbub.ids import is_valid_id, now_ms
 from hubbub.observability.metrics import Metrics
 from hubbub.realtime.connstate import ConnState
 from hubbub.realtime.hub import Hub
+from hubbub.realtime.limits import ActionBudget, TypingGate, Verdict
 from hubbub.realtime.presence import Presence
 from hubbub.realtime.protocol import (
+    CLOSE_UNSUPPORTED,
     VALID_CLIENT_CODES,
     ClientRequest,
     CloseReason,
@@ -69,6 +73,7 @@ class WebSocketEndpoint:
         node_name: str,
         server_version: str,
         is_draining: Callable[[], bool],
+        origins: OriginPolicy,
     ) -> None:
         self.auth = auth
         self.hub = hub
@@ -81,6 +86,7 @@ class WebSocketEndpoint:
         self.node_name = node_name
         self.server_version = server_version
         self.is_draining = is_draining
+        self.origins = origins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
@@ -93,10 +99,29 @@ class WebSocketEndpoint:
             # Refuse rather than accept and hang: the client retries elsewhere at once.
             await _deny(scope, send, 503, "api.web_socket.connect.draining.app_error")
             return
+        refused = self._cross_origin(scope)
+        if refused is not None:
+            # Cross-site websocket hijacking: another site's page opening a socket with the
+            # user's cookie. Refused before the upgrade, so no hello and no event ever leaves.
+            await send_error(send, render_error(refused, scope, developer=False), websocket=True)
+            return
         opened = await self._open(scope, send)
         if opened is not None:
             # Only what the read loop needs stays referenced for the life of the socket.
             await self._read_loop(*opened, receive)
+
+    def _cross_origin(self, scope: Scope) -> AppError | None:
+        headers = Headers(scope=scope)
+        if not has_session_cookie(headers):
+            return None  # a token comes in the authentication challenge, never from a browser
+        origin = headers.get("origin")
+        if self.origins.trusts(origin, headers.get("host", "")):
+            return None
+        log.info(
+            "websocket upgrade refused: session cookie from an untrusted origin",
+            extra={"origin": origin or ""},
+        )
+        return cross_origin_refused(origin or "")
 
     async def _open(self, scope: Scope, send: Send) -> tuple[WebConn, str, int | None] | None:
         """Accepts the socket and attaches it when the upgrade carried credentials."""
@@ -195,6 +220,10 @@ class WebSocketEndpoint:
     async def _read_loop(
         self, conn: WebConn, requested_id: str, sequence: int | None, receive: Receive
     ) -> None:
+        clock = asyncio.get_running_loop().time
+        limits = self.limits
+        budget = ActionBudget(clock(), limits.actions_per_second, limits.action_burst)
+        typing = TypingGate(limits.typing_interval)
         while True:
             message = await receive()
             kind = message["type"]
@@ -215,8 +244,13 @@ class WebSocketEndpoint:
                 continue
             text = message.get("text")
             if text is None:
-                # Binary (msgpack) frames are not supported: close as a protocol error.
-                await conn.close(CloseReason.PROTOCOL_ERROR)
+                # Binary (msgpack) frames are not supported: 1003, unsupported data.
+                await conn.close(CloseReason.PROTOCOL_ERROR, CLOSE_UNSUPPORTED)
+                continue
+            verdict = budget.take(clock())
+            if verdict is Verdict.CLOSE:
+                self.metrics.refused_actions.labels("rate_limited").inc()
+                await conn.close(CloseReason.RATE_LIMITED)
                 continue
             try:
                 parsed = parse_request(text)
@@ -226,8 +260,12 @@ class WebSocketEndpoint:
             if isinstance(parsed, AppError):
                 conn.send_reply(error_reply(parsed))
                 continue
+            if verdict is Verdict.REFUSE:
+                self.metrics.refused_actions.labels("rate_limited").inc()
+                conn.send_reply(error_reply(_with_seq(_rate_limited(), parsed.seq)))
+                continue
             try:
-                await self._handle(conn, parsed, requested_id, sequence)
+                await self._handle(conn, parsed, requested_id, sequence, typing)
             except Exception:
                 log.exception("websocket action failed", extra={"action": parsed.action})
                 conn.send_reply(
@@ -244,7 +282,12 @@ class WebSocketEndpoint:
                 )
 
     async def _handle(
-        self, conn: WebConn, request: ClientRequest, requested_id: str, sequence: int | None
+        self,
+        conn: WebConn,
+        request: ClientRequest,
+        requested_id: str,
+        sequence: int | None,
+        typing: TypingGate,
     ) -> None:
         if request.action == "authentication_challenge":
             if conn.state is not ConnState.AWAITING_AUTH:
@@ -271,13 +314,15 @@ class WebSocketEndpoint:
             )
             return
         try:
-            data = await self._action(conn, request)
+            data = await self._action(conn, request, typing)
         except AppError as exc:
             conn.send_reply(error_reply(_with_seq(exc, request.seq)))
             return
         conn.send_reply(reply(request.seq, data))
 
-    async def _action(self, conn: WebConn, request: ClientRequest) -> dict[str, Any] | None:
+    async def _action(
+        self, conn: WebConn, request: ClientRequest, typing: TypingGate
+    ) -> dict[str, Any] | None:
         action, data = request.action, request.data
         if action == "ping":
             return {
@@ -300,6 +345,9 @@ class WebSocketEndpoint:
             channel = await self.channels.get_row(str(channel_id))
             if session is None or not await self.channels.has(session, channel, "create_post"):
                 raise forbidden("create_post")
+            if not typing.allow(asyncio.get_running_loop().time()):
+                self.metrics.refused_actions.labels("typing_coalesced").inc()
+                return None
             await self.events.publish(
                 Event(
                     "typing",
@@ -366,6 +414,14 @@ class WebSocketEndpoint:
             await self.hub.registry.forget(conn.connection_id)
         if await self.hub.registry.live_connections(conn.user_id) == 0:
             await self.presence.disconnected(conn.user_id)
+
+
+def _rate_limited() -> AppError:
+    return AppError(
+        "api.web_socket_router.rate_limit.app_error",
+        "Too many websocket actions: this one was not run. Slow down.",
+        429,
+    )
 
 
 def _with_seq(error: AppError, seq: int) -> AppError:

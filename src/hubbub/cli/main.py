@@ -135,6 +135,32 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user_reset_token(args: argparse.Namespace) -> int:
+    """A one-hour password reset token for a user (hubbub sends no mail: the operator hands the
+    link over); the user sets a new password with `POST /api/v4/users/password/reset`."""
+    from hubbub.errors import AppError
+
+    config = _load(args)
+
+    async def work(node: Any) -> dict[str, Any]:
+        try:
+            user = await node.users.get_by_username(args.user)
+        except AppError:
+            user = await node.users.get(args.user)
+        return dict(await node.password_resets.issue(user["id"]))
+
+    try:
+        issued = _with_app(config, work)
+    except AppError as exc:
+        print(f"hubbub: {exc.message} ({exc.id})", file=sys.stderr)
+        return 1
+    site = config.settings.ServiceSettings.SiteURL.rstrip("/")
+    if site:
+        issued["link"] = f"{site}/reset_password_complete?token={issued['token']}"
+    print(json.dumps(issued))
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     config = _load(args)
     if args.config_command == "reload":
@@ -221,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--password", required=True)
     create.add_argument("--system-admin", action="store_true")
     create.set_defaults(func=cmd_user_create)
+    reset = user_sub.add_parser(
+        "reset-token", help="print a one-hour password reset token for a user"
+    )
+    reset.add_argument("--user", required=True, help="username or user id")
+    reset.set_defaults(func=cmd_user_reset_token)
 
     token = sub.add_parser("token", help="personal access tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)

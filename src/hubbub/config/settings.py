@@ -25,6 +25,21 @@ class ServiceConfig(_Section):
     EnableUserAccessTokens: bool = False
     EnableBotAccountCreation: bool = False
     ExperimentalStrictCSRFEnforcement: bool = False
+    # Cross-origin requests (hubbub/api/origins.py): space-separated origins (`*`: any), the
+    # headers a cross-origin script may read, and whether it may send the session cookie.
+    AllowCorsFrom: str = ""
+    CorsExposedHeaders: str = ""
+    CorsAllowCredentials: bool = False
+    CorsDebug: bool = False
+    EnableMultifactorAuthentication: bool = False
+    EnforceMultifactorAuthentication: bool = False
+    # Clients send `user_typing` at most this often; past a burst of 5, a connection's typing is
+    # published at most once per quarter of it (0: every one). hubbub/realtime/limits.py
+    TimeBetweenUserTypingUpdatesMilliseconds: int = Field(default=5000, ge=0)
+    # hubbub's own: the actions one websocket connection may send, per second and at once;
+    # beyond them actions are refused (429 reply), and a client that goes on is closed (1008).
+    WebsocketActionsPerSecond: float = Field(default=10.0, gt=0)
+    WebsocketActionBurst: int = Field(default=50, ge=1)
     SessionLengthWebInHours: int = Field(default=720, ge=1)
     SessionLengthMobileInHours: int = Field(default=720, ge=1)
     SessionCacheInMinutes: int = Field(default=10, ge=0)
@@ -67,6 +82,19 @@ class ServiceConfig(_Section):
                 raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
         return value
 
+    @field_validator("AllowCorsFrom")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for entry in value.split():
+            if entry != "*" and (
+                "://" not in entry or entry.count("*") > 1 or "/" in entry.split("://", 1)[1]
+            ):
+                raise ValueError(
+                    f"{entry!r} is not an origin: expected `*` or scheme://host[:port] (one `*` "
+                    "wildcard allowed), separated by spaces"
+                )
+        return value
+
     @field_validator("WebappDirectory")
     @classmethod
     def _webapp(cls, value: str) -> str:
@@ -86,6 +114,10 @@ class TeamConfig(_Section):
 
 class PasswordConfig(_Section):
     MinimumLength: int = Field(default=8, ge=5, le=72)
+    Lowercase: bool = False
+    Uppercase: bool = False
+    Number: bool = False
+    Symbol: bool = False
 
 
 class SqlConfig(_Section):

@@ -128,6 +128,20 @@ class ConsoleFormatter(logging.Formatter):
         return line
 
 
+class QuietClientErrors(logging.Filter):
+    """uvicorn logs a traceback at error level for every websocket text message that is not
+    UTF-8 (it then closes with 1007), and a client can send those at will, filling the log:
+    one info line without the traceback instead; the close itself is logged by hubbub."""
+
+    MESSAGE = "Invalid UTF-8 sequence received from client"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and str(record.msg).startswith(self.MESSAGE):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def log_file_path(location: str) -> Path:
     """`FileLocation` as Mattermost reads it: a directory (the log file inside it), or a file;
     empty means ./logs/."""
@@ -171,3 +185,6 @@ def setup_logging(settings: LogConfig, throttle: TracebackThrottle | None = None
         root.addHandler(handler)
     root.setLevel(min(h.level for h in handlers))
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, QuietClientErrors) for f in uvicorn_errors.filters):
+        uvicorn_errors.addFilter(QuietClientErrors())

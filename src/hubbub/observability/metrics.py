@@ -50,6 +50,13 @@ class Metrics:
             ["event"],
             registry=r,
         )
+        self.refused_actions = Counter(
+            "hubbub_websocket_refused_actions_total",
+            "Client websocket actions not run: over the connection's budget (rate_limited) or "
+            "a user_typing within a second of the last one (typing_coalesced)",
+            ["reason"],
+            registry=r,
+        )
         self.replayed = Counter(
             "hubbub_websocket_replayed_events_total", "Events replayed on resume", registry=r
         )

@@ -30,6 +30,7 @@ from hubbub.cluster.eventlog import EventMeta, LogEntry
 from hubbub.realtime.protocol import (
     CLOSE_AUTH_FAILED,
     CLOSE_NORMAL,
+    CLOSE_POLICY,
     CLOSE_PROTOCOL_ERROR,
     CLOSE_READ_TIMEOUT,
     CLOSE_REPLACED,
@@ -86,6 +87,7 @@ _CLOSE_CODES = {
     CloseReason.WRITE_TIMEOUT: CLOSE_TRY_AGAIN,
     CloseReason.RESYNC: CLOSE_TRY_AGAIN,
     CloseReason.BACKEND_ERROR: CLOSE_TRY_AGAIN,
+    CloseReason.RATE_LIMITED: CLOSE_POLICY,
 }
 
 

@@ -164,6 +164,7 @@ class CloseReason(enum.Enum):
     SESSION_REVOKED = "session_revoked"
     RESYNC = "resync"  # the node lost continuity of live delivery; the client resumes
     BACKEND_ERROR = "backend_error"  # attaching failed (Redis unreachable): try again later
+    RATE_LIMITED = "rate_limited"  # the client kept flooding after its actions were refused
 
     @property
     def expected(self) -> bool:

@@ -46,6 +46,10 @@ class ConnLimits:
     ping_interval: float = 25.0
     pong_timeout: float = 60.0
     auth_timeout: float = 5.0
+    # What the client may ask for (hubbub/realtime/limits.py).
+    actions_per_second: float = 10.0
+    action_burst: int = 50
+    typing_interval: float = 1.25  # seconds between typing publishes past a burst; 0: no limit
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ from hubbub.cluster.bus import BusMessage, ClusterBus
 from hubbub.config import Settings
 from hubbub.errors import AppError, not_found
 from hubbub.ids import new_id, now_ms
+from hubbub.services.mfa import MfaService
 from hubbub.services.passwords import verify_password
 from hubbub.services.session import Session
 from hubbub.services.users import UsersService, user_json
@@ -73,12 +74,18 @@ class UserSessionsChanged(BusMessage, kind="invalidate_user"):
 
 class AuthService:
     def __init__(
-        self, db: Database, settings: Settings, users_service: UsersService, bus: ClusterBus
+        self,
+        db: Database,
+        settings: Settings,
+        users_service: UsersService,
+        bus: ClusterBus,
+        mfa: MfaService,
     ) -> None:
         self.db = db
         self.settings = settings
         self.users = users_service
         self.bus = bus
+        self.mfa = mfa
         self.cache = SessionCache(settings.ServiceSettings.SessionCacheInMinutes * 60)
         bus.subscribe(SessionsRevoked, self._on_revoked)
         bus.subscribe(UserSessionsChanged, self._on_user_changed)
@@ -101,7 +108,7 @@ class AuthService:
         self.cache.drop_user(message.user_id)
 
     async def login(
-        self, login_id: object, password: object, device_id: str = ""
+        self, login_id: object, password: object, device_id: str = "", mfa_token: str = ""
     ) -> tuple[dict[str, Any], Session]:
         if not isinstance(login_id, str) or not login_id or not isinstance(password, str):
             raise AppError(
@@ -139,13 +146,16 @@ class AuthService:
                 401,
             )
         if not await verify_password(row.password, password):
-            async with self.db.write() as conn:
-                await conn.execute(
-                    update(users)
-                    .where(users.c.id == row.id)
-                    .values(failed_attempts=users.c.failed_attempts + 1)
-                )
+            await self._count_failure(row.id)
             raise invalid
+        try:
+            await self.mfa.check_login(row, mfa_token)
+        except AppError:
+            # Without a code this was the client asking whether one is needed (Mattermost's
+            # pre-flight); a wrong code counts as a failed attempt.
+            if mfa_token:
+                await self._count_failure(row.id)
+            raise
         session = await self.create_session(row.id, row.roles, device_id)
         async with self.db.write() as conn:
             await conn.execute(
@@ -154,6 +164,35 @@ class AuthService:
                 .values(failed_attempts=0, last_login=now_ms())
             )
         return user_json(row), session
+
+    async def _count_failure(self, user_id: str) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(users)
+                .where(users.c.id == user_id)
+                .values(failed_attempts=users.c.failed_attempts + 1)
+            )
+
+    async def double_check_password(self, user_id: str, password: object) -> None:
+        """For a signed-in user proving who they are again (changing their password): the
+        login's attempt limit and failure count apply (Mattermost's `DoubleCheckPassword`)."""
+        row = await self.users.get_row(user_id)
+        if row.failed_attempts >= self.settings.ServiceSettings.MaximumLoginAttempts:
+            raise AppError(
+                "api.user.check_user_login_attempts.too_many.app_error",
+                "Your account is locked because of too many failed password attempts.",
+                401,
+            )
+        if not isinstance(password, str) or not await verify_password(row.password, password):
+            await self._count_failure(row.id)
+            raise AppError(
+                "api.user.update_password.incorrect.app_error",
+                'The "Current Password" you entered is incorrect. Please check that Caps Lock '
+                "is off and try again.",
+                400,
+            )
+        async with self.db.write() as conn:
+            await conn.execute(update(users).where(users.c.id == row.id).values(failed_attempts=0))
 
     async def create_session(self, user_id: str, roles: str, device_id: str = "") -> Session:
         service = self.settings.ServiceSettings
@@ -200,6 +239,7 @@ class AuthService:
                         users.c.roles.label("user_roles"),
                         users.c.delete_at,
                         users.c.is_bot,
+                        users.c.mfa_active,
                     )
                     .join(users, users.c.id == sessions.c.user_id)
                     .where(sessions.c.token == token)
@@ -217,6 +257,7 @@ class AuthService:
                     expires_at=row.expires_at,
                     device_id=row.device_id,
                     is_bot=row.is_bot,
+                    mfa_active=row.mfa_active,
                 )
                 self.cache.put(session)
                 return session
@@ -224,7 +265,13 @@ class AuthService:
                 return None
             pat = (
                 await conn.execute(
-                    select(user_access_tokens, users.c.roles, users.c.delete_at, users.c.is_bot)
+                    select(
+                        user_access_tokens,
+                        users.c.roles,
+                        users.c.delete_at,
+                        users.c.is_bot,
+                        users.c.mfa_active,
+                    )
                     .join(users, users.c.id == user_access_tokens.c.user_id)
                     .where(user_access_tokens.c.token == token)
                 )
@@ -240,6 +287,7 @@ class AuthService:
             expires_at=0,
             is_access_token=True,
             is_bot=pat.is_bot,
+            mfa_active=pat.mfa_active,
         )
         self.cache.put(session)
         return session
@@ -282,16 +330,14 @@ class AuthService:
             for r in rows
         ]
 
-    async def revoke_all(self, user_id: str) -> None:
+    async def revoke_all(self, user_id: str, keep_session_id: str = "") -> None:
+        """Ends every session of the user (but `keep_session_id`'s) on every node."""
+        where = [sessions.c.user_id == user_id]
+        if keep_session_id:
+            where.append(sessions.c.id != keep_session_id)
         async with self.db.write() as conn:
-            tokens = set(
-                (
-                    await conn.execute(
-                        select(sessions.c.token).where(sessions.c.user_id == user_id)
-                    )
-                ).scalars()
-            )
-            await conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
+            tokens = set((await conn.execute(select(sessions.c.token).where(*where))).scalars())
+            await conn.execute(delete(sessions).where(*where))
         self.cache.drop_user(user_id)
         await self._revoked(tokens)
 

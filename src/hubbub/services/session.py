@@ -16,6 +16,7 @@ class Session:
     device_id: str = ""
     is_access_token: bool = False
     is_bot: bool = False
+    mfa_active: bool = False
 
     def to_json(self, create_at: int = 0, last_activity_at: int = 0) -> dict[str, object]:
         return {

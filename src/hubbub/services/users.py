@@ -14,7 +14,7 @@ from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.config import Settings
 from hubbub.errors import AppError, not_found
 from hubbub.ids import new_id, now_ms
-from hubbub.services.passwords import hash_password
+from hubbub.services.passwords import check_password, hash_password
 from hubbub.store.db import Database
 from hubbub.store.tables import bots, systems, users
 
@@ -66,6 +66,8 @@ def user_json(row: Row[Any] | Mapping[str, Any]) -> dict[str, Any]:
         data["is_bot"] = True
     if u["last_activity_at"]:
         data["last_activity_at"] = u["last_activity_at"]
+    if u["mfa_active"]:
+        data["mfa_active"] = True
     return data
 
 
@@ -104,14 +106,26 @@ class UsersService:
             await self.events.publish(Event(event, data, Broadcast()), conn)
 
     def validate_password(self, password: object) -> str:
-        minimum = self.settings.PasswordSettings.MinimumLength
-        if not isinstance(password, str) or not minimum <= len(password) <= 72:
-            raise AppError(
-                "model.user.is_valid.pwd_length.app_error",
-                f"Your password must contain between {minimum} and 72 characters.",
-                400,
+        return check_password(password, self.settings.PasswordSettings)
+
+    async def set_password(self, user_id: str, password: object) -> None:
+        """Checks `password` against `PasswordSettings`, stores its hash, and clears the failed
+        login count (as Mattermost's `UpdatePassword`)."""
+        hashed = await hash_password(self.validate_password(password))
+        async with self.db.write() as conn:
+            row = await self.get_row(user_id, conn)
+            if row.is_bot:
+                raise AppError(
+                    "api.user.update_password.valid_account.app_error",
+                    "Bots have no password.",
+                    400,
+                )
+            now = now_ms()
+            await conn.execute(
+                update(users)
+                .where(users.c.id == user_id)
+                .values(password=hashed, last_password_update=now, update_at=now, failed_attempts=0)
             )
-        return password
 
     async def count(self) -> int:
         async with self.db.read() as conn:
@@ -163,6 +177,8 @@ class UsersService:
             "failed_attempts": 0,
             "locale": locale or "en",
             "mfa_active": False,
+            "mfa_secret": "",
+            "mfa_used_timestamps": "",
             "is_bot": is_bot,
             "last_activity_at": 0,
             "last_login": 0,

@@ -80,6 +80,10 @@ users = Table(
     _bool("is_bot"),
     _ms("last_activity_at"),
     _ms("last_login"),
+    # Migration 0008: the base32 TOTP secret (set by `mfa/generate`, kept until MFA is turned
+    # off) and the time steps of the codes already used, space-separated (no code twice).
+    _str("mfa_secret", 128),
+    _str("mfa_used_timestamps", 256),
 )
 
 sessions = Table(
@@ -449,4 +453,15 @@ jobs = Table(
     Index("ix_jobs_status_type", "status", "type"),
     Index("ix_jobs_type_create", "type", "create_at"),
     UniqueConstraint("type", "schedule_key", "schedule_slot", name="uq_jobs_schedule_slot"),
+)
+
+# One-time tokens (migration 0008), as Mattermost's Tokens table: a password reset token with
+# `extra` = the user id, valid for an hour from `create_at`.
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token", String(64), primary_key=True),
+    _ms("create_at"),
+    Column("type", String(64), nullable=False),
+    Column("extra", Text, nullable=False),
 )
