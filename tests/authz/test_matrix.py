@@ -121,6 +121,9 @@ ROUTES: dict[str, Door] = {
     "GET /license/client": public("the client licence (none)"),
     "GET /cluster/status": admin(write("/cluster/status")),
     "GET /hubbub/console": admin(write("/hubbub/console")),
+    "GET /hubbub/doctor": admin(write("/hubbub/doctor")),
+    "POST /config/reload": admin(write("/config/reload")),
+    "POST /database/recycle": admin(write("/database/recycle")),
     "GET /jobs": admin(write("/jobs")),
     "POST /jobs": admin(write("/jobs", {"type": "cleanup"})),
     "GET /jobs/type/{job_type}": admin(write("/jobs/type/cleanup")),
@@ -227,6 +230,15 @@ ROUTES: dict[str, Door] = {
     "POST /users": public("sign-up follows TeamSettings (tests/api/test_users.py)"),
     "GET /users": shared("the user directory, as Mattermost shows every user"),
     "POST /users/login": public("login"),
+    "POST /users/mfa": public(
+        "whether a login id needs an MFA code (Mattermost asks it signed out)"
+    ),
+    "POST /users/password/reset": public("redeems a reset token: the token is the credential"),
+    "POST /users/{user_id}/mfa/generate": guarded(write(ALICE + "/mfa/generate")),
+    "PUT /users/{user_id}/mfa": guarded(write(ALICE + "/mfa", {"activate": False})),
+    "PUT /users/{user_id}/password": guarded(
+        write(ALICE + "/password", {"new_password": "Pwned-pass-123"})
+    ),
     "POST /users/logout": own("ends the caller's session"),
     "POST /users/ids": shared("user profiles"),
     "POST /users/usernames": shared("user profiles"),
