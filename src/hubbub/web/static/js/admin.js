@@ -277,7 +277,7 @@ function layout() {
     websockets: h("div", { class: "table-wrap" }),
     updated: h("p", { class: "muted updated", role: "status" }),
     jobs: h("div", { class: "table-wrap" }),
-    jobResult: h("p", { class: "action-result job-result", role: "status" }),
+    jobResult: h("p", { class: "job-result", role: "status" }),
     refresh: () => {},
   };
   replaceChildren(
