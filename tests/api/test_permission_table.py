@@ -16,16 +16,12 @@ for permission names and fails if one that a check uses has no door here.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-import orjson
 import pytest
 
-from hubbub.services.role_catalog import BUILT_IN_ROLES, KNOWN_PERMISSIONS
+from hubbub.services.role_catalog import KNOWN_PERMISSIONS
 from tests.support.api import API, User
 from tests.support.authz import (
     Cast,
@@ -33,77 +29,25 @@ from tests.support.authz import (
     fresh_name,
     make_cast,
     post,
-    role,
-    set_role_permissions,
-    set_user_roles,
     team_member,
 )
 from tests.support.files import png, upload
-
-Effect = Callable[[], Awaitable[bool]]
-# The answer, and how to see whether the change happened (None: a read, the answer is all).
-Attempt = tuple[httpx.Response, Effect | None]
-
-
-@dataclass(frozen=True)
-class Door:
-    permission: str
-    role: str  # the actor's role the walk takes the permission from and gives it to
-    name: str  # what the door is, for the test id
-    attempt: Callable[[API, Cast], Awaitable[Attempt]]
-    refused: int = 403  # 200: a listing that hides what the permission would show
-    also: tuple[str, ...] = field(default=())  # granted throughout (a door behind another)
-    named: str = ""  # the permission the 403 names, when not `permission` (Mattermost's)
-    assign: bool = False  # grant by giving the actor `role` (for an unpatchable permission)
-
-
-DOORS: list[Door] = []
-
-
-def door(
-    permission: str,
-    role_name: str,
-    refused: int = 403,
-    also: tuple[str, ...] = (),
-    named: str = "",
-    assign: bool = False,
-) -> Callable[
-    [Callable[[API, Cast], Awaitable[Attempt]]], Callable[[API, Cast], Awaitable[Attempt]]
-]:
-    def register(
-        fn: Callable[[API, Cast], Awaitable[Attempt]],
-    ) -> Callable[[API, Cast], Awaitable[Attempt]]:
-        DOORS.append(
-            Door(permission, role_name, fn.__name__, fn, refused, also, named or permission, assign)
-        )
-        return fn
-
-    return register
-
-
-async def get(api: API, token: str, path: str) -> Any:
-    return await api.call("GET", path, token=token)
-
-
-async def is_member(api: API, cast: Cast, channel_id: str, user_id: str) -> bool:
-    resp = await api.raw("GET", f"/channels/{channel_id}/members/{user_id}", cast.admin.token)
-    return resp.status_code == 200
-
-
-async def in_team(api: API, cast: Cast, team_id: str, user_id: str) -> bool:
-    resp = await api.raw("GET", f"/teams/{team_id}/members/{user_id}", cast.admin.token)
-    return resp.status_code == 200 and resp.json()["delete_at"] == 0
-
-
-async def post_message(api: API, cast: Cast, post_id: str) -> str:
-    found = await api.raw("GET", f"/posts/{post_id}", cast.admin.token)
-    return str(found.json()["message"]) if found.status_code == 200 else "<deleted>"
-
-
-async def reactions_of(api: API, cast: Cast, post_id: str) -> set[str]:
-    found = await get(api, cast.admin.token, f"/posts/{post_id}/reactions")
-    return {r["user_id"] for r in found or []}
-
+from tests.support.permission_doors import (
+    DOORS,
+    Attempt,
+    Effect,
+    door,
+    get,
+    in_team,
+    is_member,
+    patch_role,
+    post_message,
+    reacted,
+    reactions_of,
+    token_for,
+    upload_emoji,
+    walk_door,
+)
 
 # Channel scope: the actor's `channel_user` role
 
@@ -148,16 +92,9 @@ async def add_reaction(api: API, cast: Cast) -> Attempt:
     return resp, effect
 
 
-async def _reacted(api: API, cast: Cast, user: User) -> str:
-    target = await post(api, cast.other.token, cast.public["id"])
-    body = {"user_id": user.id, "post_id": target["id"], "emoji_name": "smile"}
-    await api.call("POST", "/reactions", token=user.token, json=body, expect=201)
-    return str(target["id"])
-
-
 @door("remove_reaction", "channel_user")
 async def remove_own_reaction(api: API, cast: Cast) -> Attempt:
-    post_id = await _reacted(api, cast, cast.actor)
+    post_id = await reacted(api, cast, cast.actor)
     path = f"/users/{cast.actor.id}/posts/{post_id}/reactions/smile"
     resp = await api.raw("DELETE", path, cast.actor.token)
 
@@ -169,7 +106,7 @@ async def remove_own_reaction(api: API, cast: Cast) -> Attempt:
 
 @door("remove_others_reactions", "channel_user")
 async def remove_others_reaction(api: API, cast: Cast) -> Attempt:
-    post_id = await _reacted(api, cast, cast.other)
+    post_id = await reacted(api, cast, cast.other)
     path = f"/users/{cast.other.id}/posts/{post_id}/reactions/smile"
     resp = await api.raw("DELETE", path, cast.actor.token)
 
@@ -685,17 +622,6 @@ async def create_own_token(api: API, cast: Cast) -> Attempt:
     return resp, effect
 
 
-async def _token_for(api: API, cast: Cast, user: User) -> dict[str, Any]:
-    found: dict[str, Any] = await api.call(
-        "POST",
-        f"/users/{user.id}/tokens",
-        token=cast.admin.token,
-        json={"description": "t"},
-        expect=201,
-    )
-    return found
-
-
 @door("read_user_access_token", "system_user")
 async def list_own_tokens(api: API, cast: Cast) -> Attempt:
     return await api.raw("GET", f"/users/{cast.actor.id}/tokens", cast.actor.token), None
@@ -703,13 +629,13 @@ async def list_own_tokens(api: API, cast: Cast) -> Attempt:
 
 @door("read_user_access_token", "system_user")
 async def read_own_token(api: API, cast: Cast) -> Attempt:
-    token = await _token_for(api, cast, cast.actor)
+    token = await token_for(api, cast, cast.actor)
     return await api.raw("GET", f"/users/tokens/{token['id']}", cast.actor.token), None
 
 
 @door("revoke_user_access_token", "system_user")
 async def revoke_own_token(api: API, cast: Cast) -> Attempt:
-    token = await _token_for(api, cast, cast.actor)
+    token = await token_for(api, cast, cast.actor)
     body = {"token_id": token["id"]}
     resp = await api.raw("POST", "/users/tokens/revoke", cast.actor.token, json=body)
 
@@ -797,25 +723,9 @@ async def active_user_count(api: API, cast: Cast) -> Attempt:
     return resp, effect
 
 
-async def _patch_role(api: API, cast: Cast, name: str, permission: str) -> Attempt:
-    target = await role(api, cast.admin.token, name)
-    toggled = sorted(set(target["permissions"]) ^ {permission})
-    path = f"/roles/{target['id']}/patch"
-    resp = await api.raw("PUT", path, cast.actor.token, json={"permissions": toggled})
-
-    async def effect() -> bool:
-        now = await role(api, cast.admin.token, name)
-        changed = set(now["permissions"]) != set(target["permissions"])
-        if changed:
-            await set_role_permissions(api, cast.admin.token, now["id"], target["permissions"])
-        return changed
-
-    return resp, effect
-
-
 @door("sysconsole_write_user_management_permissions", "system_user")
 async def patch_scheme_role(api: API, cast: Cast) -> Attempt:
-    return await _patch_role(api, cast, "run_member", "run_create")
+    return await patch_role(api, cast, "run_member", "run_create")
 
 
 # Like `manage_roles`, Mattermost lets no patch add or remove this one; without the admin role
@@ -827,23 +737,12 @@ async def patch_scheme_role(api: API, cast: Cast) -> Attempt:
     named="sysconsole_write_user_management_permissions",
 )
 async def patch_system_role(api: API, cast: Cast) -> Attempt:
-    return await _patch_role(api, cast, "system_post_all_public", "use_group_mentions")
-
-
-async def _upload_emoji(api: API, cast: Cast, user: User) -> httpx.Response:
-    emoji = {"name": fresh_name("emo"), "creator_id": user.id}
-    return await api.raw(
-        "POST",
-        "/emoji",
-        user.token,
-        data={"emoji": orjson.dumps(emoji).decode()},
-        files={"image": ("e.png", png(8, 8))},
-    )
+    return await patch_role(api, cast, "system_post_all_public", "use_group_mentions")
 
 
 @door("create_emojis", "system_user")
 async def create_emoji(api: API, cast: Cast) -> Attempt:
-    resp = await _upload_emoji(api, cast, cast.actor)
+    resp = await upload_emoji(api, cast, cast.actor)
 
     async def effect() -> bool:
         return resp.status_code < 300  # a refused upload has no id to look up
@@ -852,7 +751,7 @@ async def create_emoji(api: API, cast: Cast) -> Attempt:
 
 
 async def _delete_emoji(api: API, cast: Cast, owner: User) -> Attempt:
-    made = await _upload_emoji(api, cast, owner)
+    made = await upload_emoji(api, cast, owner)
     assert made.status_code < 300, made.text
     emoji_id = made.json()["id"]
     resp = await api.raw("DELETE", f"/emoji/{emoji_id}", cast.actor.token)
@@ -881,24 +780,6 @@ def config_overrides() -> dict[str, str]:
     return {"MM_SERVICESETTINGS_ENABLECUSTOMEMOJI": "true"}
 
 
-async def _refused(api: API, cast: Cast, d: Door, phase: str) -> None:
-    resp, effect = await d.attempt(api, cast)
-    assert resp.status_code == d.refused, f"{d.name} {phase}: {resp.status_code} {resp.text}"
-    if d.refused == 403:
-        body = resp.json()
-        assert body["id"] == "api.context.permissions.app_error", f"{d.name}: {body}"
-        assert body["message"].endswith(f" {d.named}."), f"{d.name}: {body['message']}"
-    if effect is not None:
-        assert not await effect(), f"{d.name} {phase}: refused, but the change happened"
-
-
-async def _allowed(api: API, cast: Cast, d: Door) -> None:
-    resp, effect = await d.attempt(api, cast)
-    assert resp.status_code < 300, f"{d.name} granted: {resp.status_code} {resp.text}"
-    if effect is not None:
-        assert await effect(), f"{d.name} granted: answered {resp.status_code}, nothing changed"
-
-
 SCOPES = ("channel", "team", "system")
 
 
@@ -910,56 +791,7 @@ async def test_doors(api: API, admin: User, scope: str) -> None:
     doors = [d for d in DOORS if d.role.startswith(scope + "_")]
     assert doors
     for d in doors:
-        await _door(api, cast, d)
-
-
-async def _door(api: API, cast: Cast, d: Door) -> None:
-    assert d.role in BUILT_IN_ROLES
-    if d.assign:
-        await _walk(api, cast, d, *_assigning(api, cast, d))
-        return
-    admin = cast.admin
-    target = await role(api, admin.token, d.role)
-    default = list(target["permissions"])
-    base = set(default) | set(d.also)
-
-    async def grant() -> None:
-        await set_role_permissions(api, admin.token, target["id"], sorted(base | {d.permission}))
-
-    async def take() -> None:
-        await set_role_permissions(api, admin.token, target["id"], sorted(base - {d.permission}))
-
-    try:
-        await _walk(api, cast, d, grant, take)
-    finally:
-        await set_role_permissions(api, admin.token, target["id"], default)
-
-
-def _assigning(
-    api: API, cast: Cast, d: Door
-) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
-    async def grant() -> None:
-        await set_user_roles(api, cast.admin.token, cast.actor.id, f"system_user {d.role}")
-
-    async def take() -> None:
-        await set_user_roles(api, cast.admin.token, cast.actor.id, "system_user")
-
-    return grant, take
-
-
-async def _walk(
-    api: API,
-    cast: Cast,
-    d: Door,
-    grant: Callable[[], Awaitable[None]],
-    take: Callable[[], Awaitable[None]],
-) -> None:
-    await take()
-    await _refused(api, cast, d, "without the permission")
-    await grant()
-    await _allowed(api, cast, d)
-    await take()
-    await _refused(api, cast, d, "after losing it again")
+        await walk_door(api, cast, d)
 
 
 # Permission names that appear in the code only as the name in an error, not as a check.
