@@ -240,7 +240,8 @@ class RolesService:
                 if not self._seeded:
                     await self._seed()
                 generation = self._generation
-                async with self.db.read() as conn:
+                # From the primary: a lagging replica's roles would be kept CACHE_SECONDS.
+                async with self.db.read_primary() as conn:
                     rows = (await conn.execute(select(roles))).all()
                 loaded = {row.name: _from_row(row) for row in rows}
                 self._by_name = loaded
@@ -252,7 +253,7 @@ class RolesService:
     async def _seed(self) -> None:
         """Inserts the built-in roles this database lacks. Several nodes may do it at once: the
         unique role name keeps one row per role, whichever insert came first."""
-        async with self.db.read() as conn:
+        async with self.db.read_primary() as conn:
             present = set((await conn.execute(select(roles.c.name))).scalars())
         missing = [r for name, r in BUILT_IN_ROLES.items() if name not in present]
         if missing:
