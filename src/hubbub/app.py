@@ -80,6 +80,7 @@ from hubbub.jobs.store import JobStore
 from hubbub.jobs.worker import JobHandler, JobServer
 from hubbub.lifecycle import Lifecycle, Part
 from hubbub.observability.console import OperatorConsole
+from hubbub.observability.console_watch import ConsoleWatch
 from hubbub.observability.health import HealthMonitor
 from hubbub.observability.http_metrics import HTTPMetrics
 from hubbub.observability.metrics import Metrics, MetricsEndpoint
@@ -310,10 +311,20 @@ class Hubbub:
             listeners=[self.topology.observe],
             config_hash=lambda: self.config.hash,
         )
+        self.console = OperatorConsole(
+            s,
+            discovery=self.discovery,
+            leader_id=lambda: current_holder(self.db),
+            db=self.db,
+            backends=self.backends,
+            files=self.files,
+            node_name=self.node_name,
+        )
         self.leader = Leader(
             self.db,
             self.node_id,
             duties=[
+                ConsoleWatch(self.console, db, registry, self.permissions, self.events).run,
                 ClusterCleanup(self.discovery, self.topology).run,
                 self.presence.expire_orphans,
                 Reaper(
@@ -360,15 +371,6 @@ class Hubbub:
             problems=self.health.problems,
         )
         self.metrics_endpoint = MetricsEndpoint(s.MetricsSettings, self.metrics.registry)
-        self.console = OperatorConsole(
-            s,
-            discovery=self.discovery,
-            leader_id=lambda: current_holder(self.db),
-            db=self.db,
-            backends=self.backends,
-            files=self.files,
-            node_name=self.node_name,
-        )
         self.lifecycle = Lifecycle()
         self.asgi: ASGIApp = self._build_asgi(server_version)
 

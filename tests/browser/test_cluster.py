@@ -26,6 +26,7 @@ from tests.support.browser_chat import PASSWORD, Chat
 from tests.support.cluster import Cluster, ClusterNode, start_cluster, write_config
 from tests.support.postgres import PostgresInstance, fresh_postgres_database
 from tests.support.rest import Account, Org, Rest, make_org
+from tests.support.stream import Stream
 from tests.support.wait import wait_until
 
 # Records every websocket state the page goes through, with the time and the banner's text.
@@ -206,12 +207,22 @@ def test_the_console_names_a_config_mismatch_and_turns_green_after_the_fix(
 
     # A node whose config.json differs: red, naming the setting. The fix is the file and the
     # console's reload button, which reloads every node: green again, with no restart.
+    # The leader tells the admins' websockets (on any node) when the picture changes; others
+    # hear nothing of it.
+    admin_ws = Stream.open(cluster[1], org.admin)
+    alice_ws = Stream.open(cluster[1], org.alice)
+    admin_ws.hello()
+    alice_ws.hello()
     odd = cluster[2]
     write_config(odd.server.workdir, {"SqlSettings": {"QueryTimeout": 31}})
     _reload_from_the_console(page)
     row = _row(page, odd)
     expect(row).to_have_attribute("data-state", "red", timeout=30_000)
     expect(row.locator(".reasons")).to_have_text("config mismatch: SqlSettings.QueryTimeout")
+    admin_ws.expect_event("hubbub_console_changed", 30)
+    alice_ws.none_within(lambda m: m.get("event") == "hubbub_console_changed", 1.0)
+    admin_ws.close()
+    alice_ws.close()
     for node in (cluster[0], cluster[1]):
         expect(_row(page, node)).to_have_attribute("data-state", "green")
 

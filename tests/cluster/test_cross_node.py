@@ -66,6 +66,10 @@ COVERED = CORE | {
     "role_updated",
 }
 
+# tests/browser/test_cluster.py (the console test): the leader, whichever node it is, tells the
+# system admins' websockets on every node that the cluster's picture changed.
+COVERED |= {"hubbub_console_changed"}
+
 LATENCY_POSTS = 200
 
 # test_thread_draft_and_emoji_events_cross_nodes (at the end of this file)

@@ -185,6 +185,25 @@ class OperatorConsole:
         nodes = [me if n.id == me.id else n for n in await self.discovery.all_nodes()]
         return nodes if any(n.id == me.id for n in nodes) else [*nodes, me]
 
+    async def picture(self) -> dict[str, Any]:
+        """What the console's cluster table shows, without the data tier's probes: each node's
+        state and reasons, and the leader (`console_watch.py` compares it between heartbeats)."""
+        nodes = await self._nodes()
+        leader = await self.leader_id()
+        timing = self.discovery.timing
+        assessed = assess(
+            nodes,
+            now=now_ms(),
+            heartbeat_seconds=timing.heartbeat,
+            live_seconds=timing.live,
+            me=self.discovery.node_id,
+            leader_id=leader,
+        )
+        return {
+            "leader": next((n["node_name"] for n in assessed if n["leader"]), None),
+            "nodes": sorted((n["node_name"], n["state"], tuple(n["reasons"])) for n in assessed),
+        }
+
     async def view(self) -> dict[str, Any]:
         nodes = await self._nodes()
         leader, database, redis, files = await asyncio.gather(

@@ -1,13 +1,15 @@
 // The operator console (/admin): the cluster's nodes with their state and why, the leader, the
-// data tier, the websocket figures per node and the latest jobs, redrawn every 2 s from
-// GET /api/v4/hubbub/console and GET /api/v4/jobs (system admins only: anyone else sees
-// "Forbidden").
+// data tier, the websocket figures per node and the latest jobs, from GET /api/v4/hubbub/console
+// and GET /api/v4/jobs (system admins only: anyone else sees "Forbidden"). It redraws at once
+// when the websocket says the cluster changed (`hubbub_console_changed`, sent by the leader),
+// when it had to resync, after an action, and every POLL_MS anyway (figures, job progress).
 
 import { Api } from "./api.js";
 import { showAuth } from "./auth_view.js";
 import { h, replaceChildren } from "./dom.js";
+import { Socket } from "./socket.js";
 
-const POLL_MS = 2000;
+const POLL_MS = 5000;
 const STATE_WORD = { green: "OK", yellow: "Warning", red: "Problem" };
 const JOBS_SHOWN = 10;
 // The jobs an operator starts from here; an import needs a file in the store (hubbub jobs run).
@@ -352,6 +354,21 @@ async function poll(parts) {
   if (await refresh(parts)) setTimeout(() => poll(parts), POLL_MS);
 }
 
+// Live updates: the cluster changed (or the stream had to start over): redraw now.
+function listen(parts) {
+  const socket = new Socket({
+    url: "/api/v4/websocket",
+    onEvent: (msg) => {
+      if (msg.event === "hubbub_console_changed") parts.refresh();
+    },
+    onResync: () => parts.refresh(),
+    onState: (state) => {
+      document.body.dataset.wsState = state;
+    },
+  });
+  socket.connect();
+}
+
 async function start() {
   try {
     await api.get("/users/me");
@@ -364,6 +381,7 @@ async function start() {
   }
   const parts = layout();
   parts.refresh = () => refresh(parts);
+  listen(parts);
   poll(parts);
 }
 
