@@ -75,6 +75,7 @@ from hubbub.observability.health import HealthMonitor
 from hubbub.observability.metrics import Metrics, MetricsEndpoint
 from hubbub.observability.node_report import NodeReport
 from hubbub.observability.websocket_stats import WebsocketStats
+from hubbub.realtime.commitclock import commit_clock
 from hubbub.realtime.hub import Hub
 from hubbub.realtime.presence import Presence
 from hubbub.realtime.protocol import CloseReason
@@ -194,7 +195,10 @@ class Hubbub:
         self.server_info = ServerInfo(db, self.metrics.registry)
 
         # Websockets
-        self.hub = Hub(eventlog, registry, self.metrics, bus)
+        # With an outbox, events can be appended after a client's hello (republished): the
+        # hello's commit snapshot tells the hub which ones the client refetched instead.
+        clock = commit_clock(self.db) if self.backends.outbox is not None else None
+        self.hub = Hub(eventlog, registry, self.metrics, bus, clock=clock)
         self.presence = Presence(self.statuses, registry)
         self.websocket = WebSocketEndpoint(
             auth=self.auth,
@@ -246,7 +250,9 @@ class Hubbub:
             grace_seconds=2 * timing.heartbeat,
         )
         self.health = HealthMonitor(
-            {"database": self.db.ping}, [self.backends.problems, self.topology.problems]
+            {"database": self.db.ping},
+            [self.backends.problems, self.topology.problems],
+            degradations=[self.backends.degraded],
         )
         # What this node tells the operator console through its discovery row, every heartbeat.
         self.node_report = NodeReport(
@@ -357,6 +363,7 @@ class Hubbub:
                 self.config.hash,
                 lambda: self.draining,
                 self.health.problems,
+                self.health.degraded,
             ).routes(),
             *UserRoutes(s, self.users, self.auth).routes(),
             *TeamRoutes(s, self.teams).routes(),

@@ -27,6 +27,7 @@ class SystemRoutes:
         config_hash: str,
         is_draining: Callable[[], bool],
         problems: Callable[[], list[str]] = list,
+        degraded: Callable[[], list[str]] = list,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -34,6 +35,7 @@ class SystemRoutes:
         self.config_hash = config_hash
         self.is_draining = is_draining
         self.problems = problems
+        self.degraded = degraded
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -61,6 +63,10 @@ class SystemRoutes:
                 headers[key] = str(body[key])
             if "UNHEALTHY" in (body["database_status"], body["filestore_status"]):
                 body["status"] = "UNHEALTHY"
+        degraded = self.degraded()
+        if degraded:
+            # Still serving (REST works; events wait in the outbox): stay in the pool.
+            body["degraded"] = degraded
         problems = self.problems()
         if problems:
             # The node cannot serve correctly (database or event bus unreachable, file store

@@ -10,10 +10,17 @@ Per-channel order (invariant 6): an event that carries a channel sequence (posts
 deletes, reactions: `channels.event_seq`, taken in the committing transaction, so gap-free in
 commit order) is appended only after the channel's previous sequence number has been appended,
 by whichever node. `ChannelOrder` keeps, per channel, the newest sequence appended; a publisher
-whose predecessor is still in flight waits for it (normally a millisecond or two), and if the
-predecessor's node died between commit and publish, for the sweeper to republish it (a few
-seconds). A wait is bounded, so a predecessor that never comes cannot stall a channel. As each
-node delivers appends in the log's global order, live delivery then follows commit order.
+whose predecessor is still in flight waits for it (normally a millisecond or two). A writer's
+request waits at most `PUBLISH_WAIT`: if the predecessor's node died between commit and publish,
+or Redis restarted, the row stays in the outbox and the sweeper appends both in order a few
+seconds later (the writer never stalls). The sweeper's own wait is bounded too (5 s); an event
+appended after a later one of its channel anyway is marked late by the log, and no client ever
+gets it after its successor: a connection that would gets a fresh hello instead (refetch). As
+each node delivers appends in the log's global order, live delivery follows commit order.
+
+Each row records its transaction's PostgreSQL id (`meta.xid`), so that a connection whose
+hello came after the commit can skip it when the sweeper republishes it (after Redis lost its
+data, the log's idempotence markers are gone): see `hubbub.realtime.commitclock`.
 """
 
 from __future__ import annotations
@@ -23,11 +30,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from redis.exceptions import RedisError
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.cluster.eventlog import EventLog, EventMeta
@@ -52,27 +58,27 @@ class OutboxRow:
 
 OlderPending = Callable[[], Awaitable[bool]]
 
+# How long a writer's request waits for the channel's previous event to be appended before it
+# leaves its own to the sweeper (a few ms normally; longer only when a node died or Redis
+# restarted, and then the writer must not stall).
+PUBLISH_WAIT = 0.25
+
 
 class ChannelOrder(Component):
     """No ordering across publishers (one node: appends already follow commit order)."""
 
     async def wait_turn(
-        self, channel_id: str, seq: int, older_pending: OlderPending | None = None
-    ) -> None:
-        return None
+        self,
+        channel_id: str,
+        seq: int,
+        older_pending: OlderPending | None = None,
+        max_wait: float | None = None,
+    ) -> bool:
+        """Waits until `seq`'s predecessor was appended; False when the wait gave up."""
+        return True
 
     async def done(self, channel_id: str, seq: int) -> None:
         return None
-
-
-# KEYS[1] the channel's newest appended sequence; ARGV[1] seq, ARGV[2] ttl ms. Never goes back.
-_ADVANCE = """
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > cur then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-end
-return cur
-"""
 
 
 class RedisChannelOrder(ChannelOrder):
@@ -98,7 +104,6 @@ class RedisChannelOrder(ChannelOrder):
         self.prefix = prefix
         self.max_wait = max_wait_seconds
         self.ttl_ms = int(ttl_seconds * 1000)
-        self._advance = redis.register_script(_ADVANCE)
         self.waited = 0  # publishes that had to wait for a predecessor
         self.timeouts = 0  # waits that gave up
 
@@ -106,8 +111,14 @@ class RedisChannelOrder(ChannelOrder):
         return f"{self.prefix}chanseq:{channel_id}"
 
     async def wait_turn(
-        self, channel_id: str, seq: int, older_pending: OlderPending | None = None
-    ) -> None:
+        self,
+        channel_id: str,
+        seq: int,
+        older_pending: OlderPending | None = None,
+        max_wait: float | None = None,
+    ) -> bool:
+        limit = self.max_wait if max_wait is None else max_wait
+        turn = True
         key = self._key(channel_id)
         started = time.monotonic()
         delay = 0.001
@@ -121,7 +132,10 @@ class RedisChannelOrder(ChannelOrder):
                 next_db_check = now + 0.1
                 if older_pending is None or not await older_pending():
                     break
-            if now - started >= self.max_wait:
+            if now - started >= limit:
+                turn = False
+                if max_wait is not None:
+                    break  # the caller leaves the event to the sweeper
                 self.timeouts += 1
                 log.warning(
                     "channel event published without its predecessor",
@@ -136,21 +150,12 @@ class RedisChannelOrder(ChannelOrder):
             delay = min(delay * 2, 0.02)
         if time.monotonic() - started > 0.002:
             self.waited += 1
+        return turn
 
     async def done(self, channel_id: str, seq: int) -> None:
-        """Announces `seq` as appended; retried briefly, as successors wait for it."""
-        for attempt in range(5):
-            try:
-                await self._advance(keys=[self._key(channel_id)], args=[seq, self.ttl_ms])
-                return
-            except (RedisError, OSError):
-                if attempt == 4:
-                    log.warning(
-                        "could not announce a channel event as published",
-                        extra={"channel_id": channel_id, "seq": seq},
-                    )
-                    return
-                await asyncio.sleep(0.05 * (attempt + 1))
+        """Nothing to do: the append script advances the channel's sequence atomically with
+        the append (`RedisEventLog.append(channel=...)`)."""
+        return None
 
 
 def meta_to_json(meta: EventMeta) -> dict[str, Any]:
@@ -159,6 +164,7 @@ def meta_to_json(meta: EventMeta) -> dict[str, Any]:
         "ephemeral": meta.ephemeral,
         "connection_id": meta.connection_id,
         "omit_connection_id": meta.omit_connection_id,
+        "xid": meta.xid,
     }
 
 
@@ -168,7 +174,25 @@ def meta_from_json(data: dict[str, Any]) -> EventMeta:
         ephemeral=bool(data.get("ephemeral")),
         connection_id=str(data.get("connection_id", "")),
         omit_connection_id=str(data.get("omit_connection_id", "")),
+        xid=int(data.get("xid") or 0),
     )
+
+
+_XID = "hubbub.xid"
+# The committing transaction's id: with a hello's snapshot it tells exactly whether the event
+# committed before that hello (`hubbub.realtime.commitclock`).
+_CURRENT_XID = text("SELECT pg_current_xact_id()::text")
+
+
+async def transaction_id(conn: AsyncConnection) -> int:
+    """The id of the PostgreSQL transaction open on `conn` (once per transaction); 0 on SQLite,
+    whose single node never needs it."""
+    if conn.dialect.name != "postgresql":
+        return 0
+    xid = conn.info.get(_XID)
+    if xid is None:
+        xid = conn.info[_XID] = int((await conn.execute(_CURRENT_XID)).scalar_one())
+    return int(xid)
 
 
 class Outbox:
@@ -187,6 +211,7 @@ class Outbox:
         self.keep_ms = int(keep_seconds * 1000)
         self._published: list[str] = []
         self.republished = 0
+        self.deferred = 0  # rows left to the sweeper by the writer's path
 
     async def add(
         self,
@@ -197,7 +222,10 @@ class Outbox:
         channel_id: str = "",
         channel_seq: int = 0,
     ) -> OutboxRow:
-        """Records the event in the open transaction `conn`."""
+        """Records the event in the open transaction `conn`, with that transaction's id."""
+        xid = await transaction_id(conn)
+        if xid:
+            meta = replace(meta, xid=xid)
         row = OutboxRow(new_id(), recipients, body, meta, channel_id, channel_seq)
         await conn.execute(
             insert(outbox).values(
@@ -214,23 +242,37 @@ class Outbox:
         return row
 
     async def publish(self, row: OutboxRow) -> None:
-        """Appends a committed row to the event log (called right after the commit)."""
-        await self._append_in_order(row)
+        """Appends a committed row to the event log (called right after the commit, while the
+        writer waits for its answer). It never makes the writer wait long: while the event log
+        is unreachable, or when the channel's previous event is not appended within
+        `PUBLISH_WAIT`, the row stays in the outbox and the sweeper appends it in order."""
+        if not self.eventlog.available():
+            self.deferred += 1
+            return
+        await self._append_in_order(row, PUBLISH_WAIT)
 
-    async def _append_in_order(self, row: OutboxRow) -> None:
+    async def _append_in_order(self, row: OutboxRow, max_wait: float | None = None) -> None:
         """Appends after the channel's previous event; marks the row published (in the next
-        batch) as soon as the append succeeded, whatever happens after."""
+        batch) as soon as the append succeeded, whatever happens after. With `max_wait`, gives
+        up (leaving the row) when the predecessor does not come in time; without it, appends
+        anyway after the order's bounded wait, and the log marks the entry late."""
         ordered = bool(row.channel_id and row.channel_seq)
         if ordered:
 
             async def older_pending() -> bool:
                 return await self._older_pending(row)
 
-            await self.order.wait_turn(row.channel_id, row.channel_seq, older_pending)
-        await self.eventlog.append(row.recipients, row.body, row.meta, event_id=row.id)
+            turn = await self.order.wait_turn(
+                row.channel_id, row.channel_seq, older_pending, max_wait
+            )
+            if not turn and max_wait is not None:
+                self.deferred += 1
+                return
+        channel = (row.channel_id, row.channel_seq) if ordered else None
+        await self.eventlog.append(
+            row.recipients, row.body, row.meta, event_id=row.id, channel=channel
+        )
         self._published.append(row.id)
-        if ordered:
-            await self.order.done(row.channel_id, row.channel_seq)
 
     async def _older_pending(self, row: OutboxRow) -> bool:
         """Whether an earlier event of `row`'s channel is committed but not yet appended (as

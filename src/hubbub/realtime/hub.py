@@ -31,6 +31,8 @@ from hubbub.cluster.eventlog import Delivery, EventLog, LogEntry
 from hubbub.ids import is_valid_id, new_id
 from hubbub.lifecycle import Component
 from hubbub.observability.metrics import Metrics
+from hubbub.realtime.commitclock import CommitClock, Snapshot
+from hubbub.realtime.connstate import Refusal
 from hubbub.realtime.protocol import CloseReason, event_prefix
 from hubbub.services.auth import SessionsRevoked
 from hubbub.tasks import stop_task
@@ -70,8 +72,10 @@ class Hub(Component):
         metrics: Metrics,
         bus: ClusterBus,
         checkpoint_interval: float = CHECKPOINT_INTERVAL,
+        clock: CommitClock | None = None,
     ) -> None:
         self.eventlog = eventlog
+        self.clock = clock or CommitClock()
         self.registry = registry
         self.metrics = metrics
         self.checkpoint_interval = checkpoint_interval
@@ -276,10 +280,16 @@ class Hub(Component):
         conn.begin(seq=0)
         self._add(conn)
         head = await self.eventlog.head(conn.user_id)
+        # After the head: an event appended later than the head read but committed before
+        # this snapshot is in the client's refetch, and skipped here (commitclock.py).
+        snapshot = await self.clock.snapshot()
+        conn.stream.hello_snapshot = Snapshot.parse(snapshot)
         conn.send_hello()
         conn.release(after_pos=head)
         await self.registry.open(
-            ConnectionRecord(conn.connection_id, conn.user_id, self.eventlog.epoch)
+            ConnectionRecord(
+                conn.connection_id, conn.user_id, self.eventlog.epoch, snapshot=snapshot
+            )
         )
         await self.registry.checkpoint(conn.connection_id, Checkpoint(0, head))
         return AttachResult(conn.connection_id, False, "failure" if failed else "fresh")
@@ -293,6 +303,7 @@ class Hub(Component):
         if cp is None:
             return None
         conn.connection_id = record.connection_id
+        conn.stream.hello_snapshot = Snapshot.parse(record.snapshot)
         conn.begin(seq=sequence_number)
         self._add(conn)
         seq = cp.seq
@@ -309,6 +320,14 @@ class Hub(Component):
                 pos = entry.pos
                 if not entry.meta.matches(conn.connection_id):
                     continue
+                if entry.meta.xid or entry.meta.late:
+                    # As live delivery decided (or would have): skipped, or a fresh hello.
+                    refusal = conn.stream.stale_or_late(entry.meta)
+                    if refusal is Refusal.STALE:
+                        continue
+                    if refusal is Refusal.RESYNC:
+                        self.remove(conn)
+                        return None
                 if found:
                     replay.append(entry)  # WebConn.replay skips stale typing/status events
                 else:
