@@ -58,6 +58,9 @@ class RedisInstance:
         """A client as the backends expect one (bytes replies, a pool that waits)."""
         return redis_client(self.url)
 
+    def _extra_args(self) -> list[str]:
+        return []
+
     def _launch(self) -> None:
         log_path = self.base / "redis.log"
         offset = log_path.stat().st_size if log_path.exists() else 0
@@ -78,6 +81,7 @@ class RedisInstance:
                     "no",
                     "--dir",
                     str(self.base),
+                    *self._extra_args(),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -92,6 +92,16 @@ class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     """A Sentinel-managed pool that waits for a free connection, like `redis_client`'s."""
 
 
+class SentinelMaster(Redis):
+    """The master's client; closing it closes the connections to the sentinels too."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        pool = self.connection_pool
+        if isinstance(pool, SentinelConnectionPool):
+            await pool.sentinel_manager.aclose()
+
+
 def parse_sentinels(spec: str) -> list[tuple[str, int]]:
     """`host:port,host:port` (spaces allowed) as (host, port) pairs; port 26379 by default."""
     found = []
@@ -126,6 +136,7 @@ def sentinel_client(
     )
     return sentinel.master_for(
         master_name,
+        redis_class=SentinelMaster,
         connection_pool_class=BlockingSentinelPool,
         max_connections=max_connections,
         timeout=wait_seconds,
@@ -231,6 +242,8 @@ class RedisEventLog(EventLog):
         self.keys = _Keys(prefix)
         self._append = redis.register_script(redis_scripts.APPEND)
         self._read = redis.register_script(redis_scripts.READ)
+        self._swap_epoch = redis.register_script(redis_scripts.SWAP_EPOCH)
+        self._replid = ""  # the replication id of the server the listener last subscribed to
         self._epoch: str | None = None
         self._subscribers: list[Subscriber] = []
         self._reset_callbacks: list[ResetCallback] = []
@@ -418,7 +431,7 @@ class RedisEventLog(EventLog):
                 pubsub = client.pubsub()
                 await pubsub.subscribe(self.keys.channel)
                 await self._confirm_subscribed(pubsub)
-                await self._resync()
+                await self._resync(client)
                 self._subscribed = True
                 self._ready.set()
                 backoff = 0.05
@@ -462,14 +475,39 @@ class RedisEventLog(EventLog):
                 return
         raise BusStalled("no subscribe confirmation")
 
-    async def _resync(self) -> None:
-        """After (re)subscribing: deliver whatever the feed holds that we have not heard."""
+    async def _resync(self, client: Redis) -> None:
+        """After (re)subscribing: deliver whatever the feed holds that we have not heard.
+
+        If the server is another one than before with the same data (a replica promoted by
+        Sentinel), the newest appends the old master acknowledged may be missing on it
+        (replication is asynchronous), and nobody can tell which: the epoch is replaced, so
+        that every client starts over with a fresh hello and refetches (never a silent gap).
+        """
+        replid = await self._replication_id(client)
+        if self._replid and replid != self._replid and self._bus_epoch is not None:
+            if await self._replace_epoch(self._bus_epoch):
+                log.warning(
+                    "Redis master changed (failover): replacing the event log epoch",
+                    extra={"node": self.node_id},
+                )
+        self._replid = replid
         epoch = await self.current_epoch()
         if epoch != self._bus_epoch:
             await self._reset("epoch")
             self._bus_epoch = epoch
             self._bus_seq = 0
         await self._recover(upto=None)
+
+    @staticmethod
+    async def _replication_id(client: Redis) -> str:
+        """The server's replication id: a restart or a promotion gives a new one."""
+        info = await client.info("replication")
+        return str(info.get("master_replid", ""))
+
+    async def _replace_epoch(self, old: str) -> bool:
+        """Sets a new epoch unless another node already did (or Redis lost it anyway)."""
+        replaced = await self._swap_epoch(keys=[self.keys.epoch], args=[old, new_id()])
+        return bool(replaced)
 
     async def _recover(self, upto: int | None) -> None:
         end = "+" if upto is None else f"{upto}-0"

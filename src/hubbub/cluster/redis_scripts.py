@@ -143,6 +143,15 @@ return {head, first, entries}
 """
 )
 
+# KEYS[1] epoch; ARGV[1] the epoch to replace, [2] the new one. 1 if replaced, else 0.
+SWAP_EPOCH = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
 # Connection records: hash fields u user, e epoch, l live flag, o owner (node instance),
 # n node id, t updated ms, c checkpoints "seq:pos;seq:pos" (oldest first), x live until ms,
 # s the hello's commit snapshot (hubbub.realtime.commitclock; "" when unknown).
