@@ -484,12 +484,12 @@ class RedisEventLog(EventLog):
         that every client starts over with a fresh hello and refetches (never a silent gap).
         """
         replid = await self._replication_id(client)
-        if self._replid and replid != self._replid and self._bus_epoch is not None:
-            if await self._replace_epoch(self._bus_epoch):
-                log.warning(
-                    "Redis master changed (failover): replacing the event log epoch",
-                    extra={"node": self.node_id},
-                )
+        moved = self._replid and replid != self._replid and self._bus_epoch is not None
+        if moved and await self._replace_epoch(str(self._bus_epoch)):
+            log.warning(
+                "Redis master changed (failover): replacing the event log epoch",
+                extra={"node": self.node_id},
+            )
         self._replid = replid
         epoch = await self.current_epoch()
         if epoch != self._bus_epoch:
