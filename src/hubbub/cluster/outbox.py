@@ -293,6 +293,40 @@ class Outbox:
             mine = set(self._published)
             return any(i not in mine for i in ids)
 
+    async def _due(self) -> list[Any]:
+        cutoff = now_ms() - self.grace_ms
+        async with self.db.read() as conn:
+            rows = list(
+                (
+                    await conn.execute(
+                        select(outbox)
+                        .where(outbox.c.published_at == 0, outbox.c.create_at < cutoff)
+                        .order_by(outbox.c.channel_id, outbox.c.channel_seq, outbox.c.create_at)
+                        .limit(500)
+                    )
+                ).all()
+            )
+            newest: dict[str, int] = {}
+            for r in rows:
+                if r.channel_id and r.channel_seq:
+                    newest[r.channel_id] = max(newest.get(r.channel_id, 0), int(r.channel_seq))
+            if newest:
+                younger = (
+                    await conn.execute(
+                        select(outbox).where(
+                            outbox.c.published_at == 0,
+                            outbox.c.create_at >= cutoff,
+                            outbox.c.channel_id.in_(list(newest)),
+                            outbox.c.channel_seq > 0,
+                        )
+                    )
+                ).all()
+                rows += [r for r in younger if int(r.channel_seq) < newest[r.channel_id]]
+        mine = set(self._published)  # appended by this node, marked in the next flush
+        rows = [r for r in rows if r.id not in mine]
+        rows.sort(key=lambda r: (r.channel_id, int(r.channel_seq), int(r.create_at)))
+        return rows
+
     async def flush(self) -> None:
         """Marks the rows appended since the last flush as published (one write)."""
         done, self._published = self._published, []
@@ -308,17 +342,13 @@ class Outbox:
             raise
 
     async def sweep(self) -> int:
-        """Republishes rows left unpublished longer than the grace period; returns how many."""
-        cutoff = now_ms() - self.grace_ms
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(outbox)
-                    .where(outbox.c.published_at == 0, outbox.c.create_at < cutoff)
-                    .order_by(outbox.c.channel_id, outbox.c.channel_seq, outbox.c.create_at)
-                    .limit(500)
-                )
-            ).all()
+        """Republishes rows left unpublished longer than the grace period, each channel's in
+        sequence order, together with any younger unpublished predecessors of theirs (so that
+        no event waits for one that only a later round would append); returns how many."""
+        if not self.eventlog.available():
+            rows: list[Any] = []  # Redis is away: the rows wait; only the cleanup below runs
+        else:
+            rows = await self._due()
         for r in rows:
             # In channel order; a row whose predecessor is missing waits a bounded time.
             await self._append_in_order(
