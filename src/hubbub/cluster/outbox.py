@@ -178,21 +178,17 @@ def meta_from_json(data: dict[str, Any]) -> EventMeta:
     )
 
 
-_XID = "hubbub.xid"
 # The committing transaction's id: with a hello's snapshot it tells exactly whether the event
 # committed before that hello (`hubbub.realtime.commitclock`).
 _CURRENT_XID = text("SELECT pg_current_xact_id()::text")
 
 
 async def transaction_id(conn: AsyncConnection) -> int:
-    """The id of the PostgreSQL transaction open on `conn` (once per transaction); 0 on SQLite,
-    whose single node never needs it."""
+    """The id of the PostgreSQL transaction open on `conn`; 0 on SQLite, whose single node
+    never needs it. (Not cached: `conn.info` outlives the transaction, with the connection.)"""
     if conn.dialect.name != "postgresql":
         return 0
-    xid = conn.info.get(_XID)
-    if xid is None:
-        xid = conn.info[_XID] = int((await conn.execute(_CURRENT_XID)).scalar_one())
-    return int(xid)
+    return int((await conn.execute(_CURRENT_XID)).scalar_one())
 
 
 class Outbox:
