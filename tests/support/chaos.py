@@ -296,6 +296,7 @@ class WriterStats:
     committed: dict[str, str] = field(default_factory=dict)  # pending id -> post id
     answers: Counter[str] = field(default_factory=Counter)
     seconds: list[float] = field(default_factory=list)  # per post, first try to success
+    slow: list[str] = field(default_factory=list)  # the slow ones: when, how long, answers
 
 
 async def writer(
@@ -327,7 +328,12 @@ async def writer(
                 stats.answers[str(resp.status_code)] += 1
                 if resp.status_code == 201:
                     stats.committed[pending] = resp.json()["id"]
-                    stats.seconds.append(time.monotonic() - first_try)
+                    took = time.monotonic() - first_try
+                    stats.seconds.append(took)
+                    if took > SLOW_WRITE:
+                        stats.slow.append(
+                            f"{pending} at {first_try - started:.1f}s took {took:.2f}s"
+                        )
                     break
                 if resp.status_code < 500:
                     stats.failures.append(f"{pending}: {resp.status_code} {resp.text[:200]}")
@@ -607,6 +613,7 @@ class ChaosReport:
         ]
         problems = self.verdict.lost + self.verdict.repeated + self.verdict.out_of_order
         out.extend(f"    {p}" for p in problems[:20])
+        out.extend(f"    slow write: {w}" for w in self.stats.slow[:10])
         return out
 
     def assert_clean(self) -> None:
@@ -615,7 +622,7 @@ class ChaosReport:
         assert not stats.failures, stats.failures[:10]
         assert self.total_posts == self.expected_posts, (self.total_posts, self.expected_posts)
         assert len(set(stats.committed.values())) == self.total_posts
-        assert not self.slow_writes, f"writes slower than {SLOW_WRITE}s: {self.slow_writes}"
+        assert not self.slow_writes, f"writes slower than {SLOW_WRITE}s: {self.stats.slow}"
         # Clients.
         errors = [e for c in self.clients for e in c.protocol_errors]
         assert not errors, errors[:10]

@@ -53,5 +53,5 @@ def test_a_bad_sentinel_setting_stops_start_up_naming_its_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MM_CACHESETTINGS_REDISSENTINELS", "a:b")
-    with pytest.raises(ConfigError, match="CacheSettings.RedisSentinels"):
+    with pytest.raises(ConfigError, match=r"CacheSettings\.RedisSentinels"):
         load_config(None)

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -62,6 +63,11 @@ OlderPending = Callable[[], Awaitable[bool]]
 # leaves its own to the sweeper (a few ms normally; longer only when a node died or Redis
 # restarted, and then the writer must not stall).
 PUBLISH_WAIT = 0.25
+# How long a writer's request may spend appending its event at all: while Redis fails over (the
+# sentinels need a couple of seconds to agree), commands retry and would hold the writer; past
+# this the row is left to the sweeper (an append cut off after Redis applied it is not repeated:
+# the sweeper's append of the same event id is ignored).
+PUBLISH_DEADLINE = 0.5
 
 
 class ChannelOrder(Component):
@@ -240,12 +246,20 @@ class Outbox:
     async def publish(self, row: OutboxRow) -> None:
         """Appends a committed row to the event log (called right after the commit, while the
         writer waits for its answer). It never makes the writer wait long: while the event log
-        is unreachable, or when the channel's previous event is not appended within
-        `PUBLISH_WAIT`, the row stays in the outbox and the sweeper appends it in order."""
+        is unreachable, when the channel's previous event is not appended within
+        `PUBLISH_WAIT`, or when the append takes longer than `PUBLISH_DEADLINE` (Redis failing
+        over), the row stays in the outbox and the sweeper appends it in order."""
         if not self.eventlog.available():
             self.deferred += 1
             return
-        await self._append_in_order(row, PUBLISH_WAIT)
+        try:
+            await asyncio.wait_for(self._append_in_order(row, PUBLISH_WAIT), PUBLISH_DEADLINE)
+        except (TimeoutError, RedisError, OSError) as exc:
+            self.deferred += 1
+            log.info(
+                "event left to the outbox sweeper",
+                extra={"event_id": row.id, "cause": repr(exc) or type(exc).__name__},
+            )
 
     async def _append_in_order(self, row: OutboxRow, max_wait: float | None = None) -> None:
         """Appends after the channel's previous event; marks the row published (in the next

@@ -53,9 +53,11 @@ RETRY_DEDUPE_SECONDS = 60  # appends without an event id: long enough for client
 
 # Commands fail over fast instead of stalling: a pooled connection that died with the old
 # server (a restart, a failover) fails at once and the command is retried on a new connection
-# after a short, bounded backoff (about 0.7 s in all); a half-open connection times out after
-# SOCKET_TIMEOUT. Every command the backends send is safe to repeat: appends are idempotent by
-# event id (a seen-key in the same script), the other scripts set state rather than add to it.
+# after a short, bounded backoff (20, 40, 80 ms; redis-py applies the same policy to connecting,
+# so a command gives up after well under a second while Redis is unreachable); a half-open
+# connection times out after SOCKET_TIMEOUT. Every command the backends send is safe to repeat:
+# appends are idempotent by event id (a seen-key in the same script), the other scripts set
+# state rather than add to it.
 SOCKET_TIMEOUT = 2.0
 CONNECT_TIMEOUT = 1.0
 HEALTH_CHECK_SECONDS = 10
@@ -63,8 +65,8 @@ HEALTH_CHECK_SECONDS = 10
 
 def _retry() -> Retry:
     return Retry(
-        ExponentialBackoff(cap=0.2, base=0.01),
-        6,
+        ExponentialBackoff(cap=0.1, base=0.01),
+        3,
         supported_errors=(RedisConnectionError, RedisTimeoutError),
     )
 
