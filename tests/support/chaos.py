@@ -31,11 +31,14 @@ import contextlib
 import json
 import os
 import random
+import shutil
+import tempfile
 import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -373,15 +376,19 @@ def _ms() -> int:
 
 
 async def _kill_and_restart_later(
-    cluster: Cluster, victim: int, down: float, log: ChaosLog, started: float
+    cluster: Cluster, victim: int, down: float, log: ChaosLog, started: float, busy: set[int]
 ) -> None:
-    await asyncio.to_thread(cluster.kill, victim)
-    log.kills += 1
-    log.events.append(
-        f"{time.monotonic() - started:6.1f}s SIGKILL node{victim} at {_ms()}, down {down:.1f}s"
-    )
-    await asyncio.sleep(down)  # pacing the fault, not synchronization
-    await asyncio.to_thread(cluster[victim].start)
+    busy.add(victim)
+    try:
+        await asyncio.to_thread(cluster.kill, victim)
+        log.kills += 1
+        log.events.append(
+            f"{time.monotonic() - started:6.1f}s SIGKILL node{victim} at {_ms()}, down {down:.1f}s"
+        )
+        await asyncio.sleep(down)  # pacing the fault, not synchronization
+        await asyncio.to_thread(cluster[victim].start)
+    finally:
+        busy.discard(victim)
 
 
 def node_kills_and_redis_restarts(
@@ -389,7 +396,8 @@ def node_kills_and_redis_restarts(
 ) -> Faults:
     """A random node SIGKILLed every `kill_every` s (on average) and restarted 0.2-2 s later;
     `redis_restarts` times, spread over the run, Redis SIGKILLed and restarted empty with a
-    node SIGKILLed in the same second (just before or just after)."""
+    node SIGKILLed in the same second (just before or just after). A node being restarted is
+    not killed again until it answers."""
 
     async def run(stop: asyncio.Event, log: ChaosLog) -> None:
         started = time.monotonic()
@@ -398,17 +406,23 @@ def node_kills_and_redis_restarts(
             for k in range(params.redis_restarts)
         ]
         pending: set[asyncio.Task[None]] = set()
+        busy: set[int] = set()
+
+        def pick() -> int | None:
+            free = [i for i in range(len(cluster)) if i not in busy]
+            return rng.choice(free) if free else None
+
         try:
             while not await _pause(stop, rng.uniform(0.5, 1.5) * params.kill_every):
                 if redis_due and time.monotonic() >= redis_due[0]:
                     redis_due.pop(0)
-                    victim = rng.randrange(len(cluster))
+                    victim = pick()
                     before = rng.random() < 0.5
                     down = rng.uniform(0.2, 1.0)
-                    if before:
+                    if before and victim is not None:
                         pending.add(
                             asyncio.create_task(
-                                _kill_and_restart_later(cluster, victim, down, log, started)
+                                _kill_and_restart_later(cluster, victim, down, log, started, busy)
                             )
                         )
                         await asyncio.sleep(rng.uniform(0.0, 0.3))
@@ -418,18 +432,20 @@ def node_kills_and_redis_restarts(
                         f"{time.monotonic() - started:6.1f}s Redis SIGKILLed and restarted "
                         f"empty at {_ms()}"
                     )
-                    if not before:
+                    if not before and victim is not None:
                         await asyncio.sleep(rng.uniform(0.0, 0.3))
                         pending.add(
                             asyncio.create_task(
-                                _kill_and_restart_later(cluster, victim, down, log, started)
+                                _kill_and_restart_later(cluster, victim, down, log, started, busy)
                             )
                         )
                     continue
-                victim = rng.randrange(len(cluster))
-                if not cluster[victim].alive:
+                victim = pick()
+                if victim is None:
                     continue
-                await _kill_and_restart_later(cluster, victim, rng.uniform(0.2, 2.0), log, started)
+                await _kill_and_restart_later(
+                    cluster, victim, rng.uniform(0.2, 2.0), log, started, busy
+                )
         finally:
             if pending:
                 await asyncio.gather(*pending)
@@ -574,6 +590,8 @@ class ChaosReport:
     written_in: float
     settled_in: float
     server_log: Counter[str]
+    crashed: list[str]  # nodes found dead although no fault was pending
+    logs: Path  # copies of the node logs
 
     @property
     def worst_write(self) -> float:
@@ -599,7 +617,8 @@ class ChaosReport:
             f"until committed p50 {post_ms[len(post_ms) // 2]:.0f} ms, "
             f"p99 {post_ms[int(len(post_ms) * 0.99)]:.0f} ms, max {post_ms[-1]:.0f} ms; "
             f"slower than {SLOW_WRITE:g}s: {len(self.slow_writes)}",
-            f"  server logs: {dict(self.server_log)}",
+            f"  server logs: {dict(self.server_log)} (copies in {self.logs}); "
+            f"crashed by themselves: {self.crashed or 'none'}",
             f"  clients: {sum(c.connects for c in self.clients)} connects, "
             f"{sum(c.resumed for c in self.clients)} resumed, "
             f"{sum(c.refetches for c in self.clients)} told to refetch, "
@@ -619,6 +638,7 @@ class ChaosReport:
     def assert_clean(self) -> None:
         stats, verdict = self.stats, self.verdict
         # Writers: every intended post committed exactly once despite retries, none slow.
+        assert not self.crashed, f"nodes crashed by themselves: {self.crashed} (logs: {self.logs})"
         assert not stats.failures, stats.failures[:10]
         assert self.total_posts == self.expected_posts, (self.total_posts, self.expected_posts)
         assert len(set(stats.committed.values())) == self.total_posts
@@ -695,6 +715,8 @@ async def run_chaos(
             written_in = time.monotonic() - started
             stop.set()
             await asyncio.wait_for(chaos, 60)
+            # Every fault has been repaired by now: a node that is down crashed by itself.
+            crashed = [node.name for node in cluster if not node.alive]
             await asyncio.to_thread(cluster.ensure_all_running)
 
             # Settle: every client catches up (live, replay or refetch) or the deadline passes.
@@ -713,6 +735,10 @@ async def run_chaos(
             await asyncio.gather(*tasks, return_exceptions=True)
 
     committed = committed_posts(postgres, database, world)
+    kept = Path(tempfile.mkdtemp(prefix="hubbub-chaos-logs-"))
+    for node in cluster:
+        with contextlib.suppress(OSError):
+            shutil.copy(node.log_path, kept / f"{node.name}.log")
     server_log = Counter(
         phrase
         for node in cluster
@@ -732,4 +758,6 @@ async def run_chaos(
         written_in=written_in,
         settled_in=settled_in,
         server_log=server_log,
+        crashed=crashed,
+        logs=kept,
     )
