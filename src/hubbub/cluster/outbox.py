@@ -252,6 +252,7 @@ class Outbox:
         if not self.eventlog.available():
             self.deferred += 1
             return
+        started = time.monotonic()
         try:
             await asyncio.wait_for(self._append_in_order(row, PUBLISH_WAIT), PUBLISH_DEADLINE)
         except (TimeoutError, RedisError, OSError) as exc:
@@ -260,6 +261,9 @@ class Outbox:
                 "event left to the outbox sweeper",
                 extra={"event_id": row.id, "cause": repr(exc) or type(exc).__name__},
             )
+        took = time.monotonic() - started
+        if took > 2 * PUBLISH_DEADLINE:
+            log.warning("publishing an event held its writer", extra={"seconds": round(took, 3)})
 
     async def _append_in_order(self, row: OutboxRow, max_wait: float | None = None) -> None:
         """Appends after the channel's previous event; marks the row published (in the next
