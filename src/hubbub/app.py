@@ -86,6 +86,7 @@ from hubbub.observability.http_metrics import HTTPMetrics
 from hubbub.observability.metrics import Metrics, MetricsEndpoint
 from hubbub.observability.node_report import NodeReport
 from hubbub.observability.websocket_stats import WebsocketStats
+from hubbub.realtime.commitclock import commit_clock
 from hubbub.realtime.hub import Hub
 from hubbub.realtime.presence import Presence
 from hubbub.realtime.protocol import CloseReason
@@ -225,12 +226,16 @@ class Hubbub:
 
         # Websockets
         self.origins = OriginPolicy.from_settings(s.ServiceSettings)
+        # With an outbox, events can be appended after a client's hello (republished): the
+        # hello's commit snapshot tells the hub which ones the client refetched instead.
+        clock = commit_clock(self.db) if self.backends.outbox is not None else None
         self.hub = Hub(
             eventlog,
             registry,
             self.metrics,
             bus,
             before_hello=lambda user_id: self.db.note_hello(user_id, self.positions),
+            clock=clock,
         )
         self.presence = Presence(self.statuses, registry)
         self.websocket = WebSocketEndpoint(
@@ -288,7 +293,9 @@ class Hubbub:
             grace_seconds=2 * timing.heartbeat,
         )
         self.health = HealthMonitor(
-            {"database": self.db.ping}, [self.backends.problems, self.topology.problems]
+            {"database": self.db.ping},
+            [self.backends.problems, self.topology.problems],
+            degradations=[self.backends.degraded],
         )
         # What this node tells the operator console through its discovery row, every heartbeat.
         self.node_report = NodeReport(
@@ -441,6 +448,7 @@ class Hubbub:
                 lambda: self.draining,
                 self.permissions,
                 self.health.problems,
+                self.health.degraded,
             ).routes(),
             *MfaRoutes(self.mfa, self.auth, self.permissions).routes(),
             *PasswordRoutes(self.users, self.auth, self.password_resets, self.permissions).routes(),

@@ -1,447 +1,36 @@
-"""Chaos with a checker (DESIGN §8): many clients and writers through nginx while nodes are
-SIGKILLed and restarted at random and Redis loses its data once; then, for every client and
-every channel it is in, each committed post must have arrived exactly once (live, by resume
-replay, or by the REST refetch a fresh hello asks for) and live/replayed posts in commit order.
+"""Chaos with a checker (DESIGN §8): 30 clients and 5 writers through nginx while faults are
+injected, then every client must have every committed post exactly once (over all of its
+connections), in commit order per channel, and no write may take longer than 2 s. The run and the
+checker live in tests/support/chaos.py (parameters there, HUBBUB_CHAOS_* for a longer run).
 
-Every client behaves like `@mattermost/client`'s WebSocketClient: it keeps `connection_id` and
-the next expected `seq`, reconnects through nginx with `connection_id` + `sequence_number`, treats
-a hello with a different connection id as "refetch" (and refetches each channel's posts since the
-last one it saw), and on a `seq` gap closes and reconnects (the real client's 4001). Writers retry
-a failed POST with the same `pending_post_id` until it succeeds.
+Two scenarios, each about 40 s of writing:
 
-Parameters (environment, for a longer run): HUBBUB_CHAOS_CLIENTS (30), HUBBUB_CHAOS_USERS (10),
-HUBBUB_CHAOS_CHANNELS (4), HUBBUB_CHAOS_WRITERS (6), HUBBUB_CHAOS_POSTS (3000),
-HUBBUB_CHAOS_SECONDS (75: how long the writers take), HUBBUB_CHAOS_KILL_EVERY (5 s between a
-node's restart and the next kill, on average), HUBBUB_CHAOS_REDIS_RESTARTS (1),
-HUBBUB_CHAOS_SEED (random; printed), HUBBUB_CHAOS_SETTLE (45 s for clients to catch up).
+- node kills and Redis restarts: a random node SIGKILLed every ~5 s and restarted 0.2-2 s later;
+  three times per run Redis is SIGKILLed and restarted empty, with a node SIGKILLed in the same
+  second;
+- Sentinel failover: the cluster's Redis is a master, a replica and three sentinels, all started
+  here; halfway through, the master is SIGKILLed and the sentinels promote the replica.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-import os
 import random
-import time
-import urllib.parse
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
-import httpx
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
-from tests.support.cluster import Cluster
-from tests.support.postgres import PostgresInstance
-from tests.support.rest import Account, Rest
-from tests.support.wait import wait_until_async
-
-
-def _env(name: str, default: float) -> float:
-    return float(os.environ.get(f"HUBBUB_CHAOS_{name}", default))
-
-
-@dataclass(frozen=True)
-class ChaosParams:
-    clients: int
-    users: int
-    channels: int
-    writers: int
-    posts: int
-    seconds: float
-    kill_every: float
-    redis_restarts: int
-    seed: int
-    settle: float
-
-    @classmethod
-    def from_env(cls) -> ChaosParams:
-        return cls(
-            clients=int(_env("CLIENTS", 30)),
-            users=int(_env("USERS", 10)),
-            channels=int(_env("CHANNELS", 4)),
-            writers=int(_env("WRITERS", 6)),
-            posts=int(_env("POSTS", 3000)),
-            seconds=_env("SECONDS", 75),
-            kill_every=_env("KILL_EVERY", 5),
-            redis_restarts=int(_env("REDIS_RESTARTS", 1)),
-            seed=int(_env("SEED", random.randrange(1 << 30))),
-            settle=_env("SETTLE", 45),
-        )
-
-
-# The world: readers (connected), writers (posting), channels
-
-
-@dataclass
-class World:
-    admin: Account
-    readers: list[Account]
-    writers: list[Account]
-    channels: list[str]
-    membership: dict[str, set[str]]  # user id -> channel ids
-    baseline: dict[str, int]  # channel id -> newest create_at before the run
-
-
-def _build_world(rest: Rest, params: ChaosParams, rng: random.Random) -> World:
-    admin = rest.user(None, "chaosadmin")
-    team = rest.team(admin)
-    readers = [rest.user(admin, "reader") for _ in range(params.users)]
-    writers = [rest.user(admin, "writer") for _ in range(params.writers)]
-    for user in (*readers, *writers):
-        rest.join_team(admin, team["id"], user)
-    channels = [rest.channel(admin, team["id"], "O")["id"] for _ in range(params.channels)]
-    membership: dict[str, set[str]] = {u.id: set() for u in readers}
-    for i, reader in enumerate(readers):
-        # Each reader is in about two thirds of the channels, and in at least one.
-        chosen = {c for c in channels if rng.random() < 0.67} or {channels[i % len(channels)]}
-        membership[reader.id] = chosen
-    for channel in channels:
-        for reader in readers:
-            if channel in membership[reader.id]:
-                rest.join_channel(admin, channel, reader)
-        for writer in writers:
-            rest.join_channel(admin, channel, writer)
-    return World(admin, readers, writers, channels, membership, {})
-
-
-# A client that behaves like @mattermost/client's WebSocketClient
-
-
-@dataclass
-class Arrival:
-    post_id: str
-    create_at: int
-    connection_id: str
-
-
-@dataclass
-class ChaosClient:
-    index: int
-    user: Account
-    channels: set[str]
-    ws_url: str
-    http: httpx.AsyncClient
-    baseline: dict[str, int]
-    rng: random.Random
-    connection_id: str = ""
-    next_seq: int = 0
-    arrivals: dict[str, list[Arrival]] = field(default_factory=dict)  # channel -> in order
-    received: Counter[str] = field(default_factory=Counter)  # post id -> websocket deliveries
-    refetched: set[str] = field(default_factory=set)
-    last_seen: dict[str, int] = field(default_factory=dict)  # channel -> newest create_at seen
-    connects: int = 0
-    resumed: int = 0
-    refetches: int = 0
-    unknown_outcome: int = 0
-    seq_gaps: list[str] = field(default_factory=list)
-    protocol_errors: list[str] = field(default_factory=list)
-    close_codes: Counter[str] = field(default_factory=Counter)
-    connected: bool = False
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-    def url(self) -> str:
-        query = {"connection_id": self.connection_id, "sequence_number": str(self.next_seq)}
-        return f"{self.ws_url}?{urllib.parse.urlencode(query)}"
-
-    async def run(self) -> None:
-        while True:
-            try:
-                async with connect(
-                    self.url(),
-                    additional_headers={"Authorization": f"Bearer {self.user.token}"},
-                    open_timeout=5,
-                    ping_interval=None,  # the server pings; the library answers
-                    close_timeout=1,
-                    max_queue=None,
-                    compression=None,
-                    proxy=None,
-                ) as ws:
-                    self.connects += 1
-                    self.connected = True
-                    await self._read(ws)
-            except asyncio.CancelledError:
-                raise
-            except ConnectionClosed as closed:
-                code = closed.rcvd.code if closed.rcvd else "none"
-                self.close_codes[str(code)] += 1
-            except Exception as exc:  # refused upgrade, reset, timeout: try again
-                self.close_codes[type(exc).__name__] += 1
-            finally:
-                self.connected = False
-            # The real client waits minWebSocketRetryTime plus jitter; shortened here.
-            await asyncio.sleep(0.1 + self.rng.random() * 0.3)
-
-    async def _read(self, ws: Any) -> None:
-        first = True
-        async for raw in ws:
-            message = json.loads(raw)
-            if "event" not in message:
-                continue  # a reply
-            if first:
-                first = False
-                if message["event"] != "hello":
-                    if self.connection_id:
-                        self.resumed += 1
-                    else:
-                        self.protocol_errors.append(f"first event is not hello: {message}")
-            if message["event"] == "hello":
-                if not self._on_hello(message):
-                    await ws.close(4001)
-                    return
-                continue
-            if message.get("seq") != self.next_seq:
-                # The real client logs "missed websocket event", closes with 4001 and
-                # reconnects asking for the seq it expected.
-                self.seq_gaps.append(
-                    f"client {self.index}: got seq {message.get('seq')} "
-                    f"({message['event']}), expected {self.next_seq}"
-                )
-                await ws.close(4001)
-                return
-            self.next_seq += 1
-            if message["event"] == "posted":
-                self._on_posted(message)
-
-    def _on_hello(self, message: dict[str, Any]) -> bool:
-        new_id = message["data"]["connection_id"]
-        if message.get("seq") != 0:
-            self.protocol_errors.append(f"hello with seq {message.get('seq')}")
-            return False
-        if self.connection_id and new_id == self.connection_id:
-            self.protocol_errors.append("hello with the same connection id (not a resume)")
-        elif self.connection_id:
-            # Told to refetch: everything since the last post seen in each channel.
-            self.refetches += 1
-            since = {c: self.last_seen.get(c, self.baseline[c]) for c in self.channels}
-            task = asyncio.get_running_loop().create_task(self._refetch(since))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        self.connection_id = new_id
-        self.next_seq = 1
-        return True
-
-    def _on_posted(self, message: dict[str, Any]) -> None:
-        post = json.loads(message["data"]["post"])
-        channel, create_at = post["channel_id"], int(post["create_at"])
-        if channel not in self.channels or create_at <= self.baseline.get(channel, 0):
-            return
-        self.received[post["id"]] += 1
-        self.arrivals.setdefault(channel, []).append(
-            Arrival(post["id"], create_at, self.connection_id)
-        )
-        self.last_seen[channel] = max(self.last_seen.get(channel, 0), create_at)
-
-    async def _refetch(self, since: dict[str, int]) -> None:
-        for channel, after in since.items():
-            cursor = after
-            while True:
-                listing = await self._get(f"/api/v4/channels/{channel}/posts?since={cursor}")
-                posts = list(listing["posts"].values())
-                for post in posts:
-                    if int(post["create_at"]) > self.baseline[channel]:
-                        self.refetched.add(post["id"])
-                if len(posts) < 1000:
-                    break
-                cursor = max(int(p["update_at"]) for p in posts)
-
-    async def _get(self, path: str) -> Any:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                resp = await self.http.get(
-                    path, headers={"Authorization": f"Bearer {self.user.token}"}
-                )
-                if resp.status_code == 200:
-                    return resp.json()
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"client {self.index}: GET {path} kept failing")
-            await asyncio.sleep(0.2)
-
-    async def idle(self) -> None:
-        """Waits for the refetches in flight."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=False)
-
-
-# Writers
-
-
-@dataclass
-class WriterStats:
-    attempts: int = 0
-    retries: int = 0
-    failures: list[str] = field(default_factory=list)
-    committed: dict[str, str] = field(default_factory=dict)  # pending id -> post id
-    answers: Counter[str] = field(default_factory=Counter)
-    seconds: list[float] = field(default_factory=list)  # per post, first try to success
-
-
-async def _writer(
-    http: httpx.AsyncClient,
-    writer: Account,
-    number: int,
-    count: int,
-    channels: list[str],
-    interval: float,
-    started: float,
-    rng: random.Random,
-    stats: WriterStats,
-) -> None:
-    for i in range(count):
-        delay = started + i * interval - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)  # pacing, not synchronization
-        pending = f"{writer.id}:{number}-{i}"
-        body = {"channel_id": rng.choice(channels), "message": f"w{number} #{i}"}
-        body["pending_post_id"] = pending
-        first_try = time.monotonic()
-        deadline = first_try + 60
-        while True:
-            stats.attempts += 1
-            try:
-                resp = await http.post(
-                    "/api/v4/posts", json=body, headers={"Authorization": f"Bearer {writer.token}"}
-                )
-                stats.answers[str(resp.status_code)] += 1
-                if resp.status_code == 201:
-                    stats.committed[pending] = resp.json()["id"]
-                    stats.seconds.append(time.monotonic() - first_try)
-                    break
-                if resp.status_code < 500:
-                    stats.failures.append(f"{pending}: {resp.status_code} {resp.text[:200]}")
-                    break
-            except httpx.HTTPError as exc:
-                stats.answers[type(exc).__name__] += 1
-            if time.monotonic() > deadline:
-                stats.failures.append(f"{pending}: no success within 60 s")
-                break
-            stats.retries += 1
-            await asyncio.sleep(0.1)
-
-
-# Chaos
-
-
-@dataclass
-class ChaosLog:
-    events: list[str] = field(default_factory=list)
-    kills: int = 0
-    redis_restarts: int = 0
-
-
-async def _chaos(
-    cluster: Cluster, params: ChaosParams, rng: random.Random, stop: asyncio.Event, log: ChaosLog
-) -> None:
-    started = time.monotonic()
-    redis_due = [
-        started + params.seconds * (k + 1) / (params.redis_restarts + 1)
-        for k in range(params.redis_restarts)
-    ]
-
-    async def pause(seconds: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
-        return stop.is_set()
-
-    while not await pause(rng.uniform(0.5, 1.5) * params.kill_every):
-        now = time.monotonic() - started
-        if redis_due and time.monotonic() >= redis_due[0]:
-            redis_due.pop(0)
-            await asyncio.to_thread(cluster.redis.restart)
-            log.redis_restarts += 1
-            log.events.append(f"{now:6.1f}s redis restarted (data lost) at {_ms()}")
-            continue
-        victim = rng.randrange(len(cluster))
-        await asyncio.to_thread(cluster.kill, victim)
-        log.kills += 1
-        down = rng.uniform(0.2, 2.0)
-        log.events.append(f"{now:6.1f}s SIGKILL node{victim} at {_ms()}, down {down:.1f}s")
-        await asyncio.sleep(down)
-        await asyncio.to_thread(cluster[victim].start)
-
-
-def _ms() -> int:
-    return int(time.time() * 1000)
-
-
-# The checker
-
-LOG_PHRASES = (
-    "outbox republished events",
-    "channel event published without its predecessor",
-    "closing all websockets to resync",
-    "event log epoch changed",
-    "event log bus missed appends",
+from tests.support.chaos import (
+    ChaosParams,
+    World,
+    build_world,
+    node_kills_and_redis_restarts,
+    run_chaos,
+    sentinel_failover,
 )
-
-
-@dataclass
-class Verdict:
-    expected: int = 0
-    lost: list[str] = field(default_factory=list)
-    duplicated: list[str] = field(default_factory=list)
-    out_of_order: list[str] = field(default_factory=list)
-    via_live_or_replay: int = 0
-    via_refetch_only: int = 0
-
-
-def _committed(postgres: PostgresInstance, database: str, world: World) -> dict[str, list[Any]]:
-    """channel -> [(create_at, post id)] of the posts committed after the baseline, from
-    PostgreSQL itself (not through the server)."""
-    ids = ",".join(f"'{c}'" for c in world.channels)
-    out = postgres.psql(
-        f"SELECT channel_id, create_at, id FROM posts WHERE channel_id IN ({ids}) "
-        "AND delete_at = 0 ORDER BY channel_id, create_at",
-        database,
-    )
-    committed: dict[str, list[Any]] = {c: [] for c in world.channels}
-    for line in out.splitlines():
-        channel, create_at, post_id = line.split("|")
-        if int(create_at) > world.baseline[channel]:
-            committed[channel].append((int(create_at), post_id))
-    return committed
-
-
-def _check(clients: list[ChaosClient], committed: dict[str, list[Any]]) -> Verdict:
-    verdict = Verdict()
-    for client in clients:
-        for channel in client.channels:
-            for _, post_id in committed[channel]:
-                verdict.expected += 1
-                got = client.received[post_id]
-                if got > 1:
-                    verdict.duplicated.append(f"client {client.index}: {post_id} x{got}")
-                if got:
-                    verdict.via_live_or_replay += 1
-                elif post_id in client.refetched:
-                    verdict.via_refetch_only += 1
-                else:
-                    verdict.lost.append(f"client {client.index} channel {channel}: {post_id}")
-            newest = 0
-            for arrival in client.arrivals.get(channel, []):
-                if arrival.create_at <= newest:
-                    verdict.out_of_order.append(
-                        f"client {client.index} channel {channel}: {arrival.post_id} "
-                        f"(create_at {arrival.create_at}) after {newest}"
-                    )
-                newest = max(newest, arrival.create_at)
-    return verdict
-
-
-def _caught_up(clients: list[ChaosClient], committed: dict[str, list[Any]]) -> bool:
-    return all(
-        client.received[post_id] or post_id in client.refetched
-        for client in clients
-        for channel in client.channels
-        for _, post_id in committed[channel]
-    )
+from tests.support.cluster import Cluster, start_cluster
+from tests.support.postgres import PostgresInstance, fresh_postgres_database
+from tests.support.rest import Rest
+from tests.support.sentinel import start_sentinel_set
 
 
 @pytest.fixture(scope="module")
@@ -451,151 +40,45 @@ def params() -> ChaosParams:
 
 @pytest.fixture
 def world(rests: list[Rest], params: ChaosParams) -> Iterator[World]:
-    yield _build_world(rests[0], params, random.Random(params.seed))
+    yield build_world(rests[0], params, random.Random(params.seed))
 
 
-async def test_chaos_every_committed_post_arrives_exactly_once_in_order(
+async def test_chaos_node_kills_and_redis_restarts(
     cluster: Cluster,
     world: World,
     params: ChaosParams,
     postgres: PostgresInstance,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    rng = random.Random(params.seed)
-    database = urllib.parse.urlsplit(cluster.database_url).path.lstrip("/")
-    world.baseline.update(
-        {c: max((t for t, _ in v), default=0) for c, v in _all_posts(postgres, database, world)}
+    faults = node_kills_and_redis_restarts(cluster, params, random.Random(params.seed))
+    report = await run_chaos(
+        "node kills + Redis restarts", cluster, world, params, postgres, faults
     )
-    ws_url = f"ws://127.0.0.1:{cluster.nginx_port}/api/v4/websocket"
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-    async with httpx.AsyncClient(base_url=cluster.nginx_url, timeout=10, limits=limits) as http:
-        clients = [
-            ChaosClient(
-                index=i,
-                user=world.readers[i % len(world.readers)],
-                channels=world.membership[world.readers[i % len(world.readers)].id],
-                ws_url=ws_url,
-                http=http,
-                baseline=world.baseline,
-                rng=random.Random(params.seed + i),
-            )
-            for i in range(params.clients)
-        ]
-        tasks = [asyncio.create_task(c.run()) for c in clients]
-        stop = asyncio.Event()
-        chaos_log = ChaosLog()
-        stats = WriterStats()
-        try:
-            await wait_until_async(
-                lambda: all(c.connection_id for c in clients), 20, "every client's hello"
-            )
-
-            started = time.monotonic()
-            per_writer = params.posts // params.writers
-            interval = params.seconds / per_writer
-            writers = [
-                asyncio.create_task(
-                    _writer(
-                        http,
-                        w,
-                        n,
-                        per_writer,
-                        world.channels,
-                        interval,
-                        started,
-                        random.Random(params.seed * 31 + n),
-                        stats,
-                    )
-                )
-                for n, w in enumerate(world.writers)
-            ]
-            chaos = asyncio.create_task(_chaos(cluster, params, rng, stop, chaos_log))
-            await asyncio.wait_for(asyncio.gather(*writers), params.seconds + 120)
-            written_in = time.monotonic() - started
-            stop.set()
-            await asyncio.wait_for(chaos, 60)
-            await asyncio.to_thread(cluster.ensure_all_running)
-
-            # Settle: every client catches up (live, replay or refetch) or the deadline passes.
-            committed = _committed(postgres, database, world)
-            settle_deadline = time.monotonic() + params.settle
-            while time.monotonic() < settle_deadline:
-                if _caught_up(clients, committed) and all(c.connected for c in clients):
-                    break
-                await asyncio.sleep(0.25)
-            settled_in = time.monotonic() - started - written_in
-            await asyncio.wait_for(asyncio.gather(*(c.idle() for c in clients)), 60)
-        finally:
-            stop.set()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    committed = _committed(postgres, database, world)
-    verdict = _check(clients, committed)
-    total_posts = sum(len(v) for v in committed.values())
-    server_log = Counter(
-        phrase
-        for node in cluster
-        for line in node.server.log().splitlines()
-        for phrase in LOG_PHRASES
-        if phrase in line
-    )
-    post_ms = sorted(x * 1000 for x in stats.seconds) or [0.0]
     with capsys.disabled():
-        print(
-            f"\nchaos (seed {params.seed}): {params.clients} clients, {params.writers} writers, "
-            f"{total_posts} posts committed in {written_in:.0f}s, settled in {settled_in:.1f}s"
-        )
-        print(f"  faults: {chaos_log.kills} SIGKILLs, {chaos_log.redis_restarts} Redis restarts")
-        for line in chaos_log.events:
-            print(f"    {line}")
-        print(
-            f"  writers: {stats.attempts} attempts, {stats.retries} retries, "
-            f"answers {dict(stats.answers)}, failures {len(stats.failures)}; POST until "
-            f"committed p50 {post_ms[len(post_ms) // 2]:.0f} ms, "
-            f"p99 {post_ms[int(len(post_ms) * 0.99)]:.0f} ms, max {post_ms[-1]:.0f} ms"
-        )
-        print(f"  server logs: {dict(server_log)}")
-        print(
-            f"  clients: {sum(c.connects for c in clients)} connects, "
-            f"{sum(c.resumed for c in clients)} resumed, "
-            f"{sum(c.refetches for c in clients)} told to refetch, "
-            f"seq gaps {sum(len(c.seq_gaps) for c in clients)}, "
-            f"closes {dict(sum((c.close_codes for c in clients), Counter()))}"
-        )
-        print(
-            f"  checker: {verdict.expected} (client, post) pairs expected; "
-            f"lost {len(verdict.lost)}, duplicated {len(verdict.duplicated)}, "
-            f"out of order {len(verdict.out_of_order)}; "
-            f"{verdict.via_live_or_replay} live/replay, {verdict.via_refetch_only} refetch only"
-        )
-        for problem in (verdict.lost + verdict.duplicated + verdict.out_of_order)[:20]:
-            print(f"    {problem}")
-
-    # Writers: every intended post committed exactly once despite retries.
-    assert not stats.failures, stats.failures[:10]
-    assert total_posts == per_writer * params.writers, (total_posts, per_writer * params.writers)
-    assert len(set(stats.committed.values())) == total_posts
-    # Clients.
-    errors = [e for c in clients for e in c.protocol_errors]
-    assert not errors, errors[:10]
-    gaps = [g for c in clients for g in c.seq_gaps]
-    assert not gaps, gaps[:10]
-    assert not verdict.lost, verdict.lost[:20]
-    assert not verdict.duplicated, verdict.duplicated[:20]
-    assert not verdict.out_of_order, verdict.out_of_order[:20]
+        print("\n" + "\n".join(report.lines()))
+    assert report.log.redis_restarts == params.redis_restarts
+    report.assert_clean()
 
 
-def _all_posts(
-    postgres: PostgresInstance, database: str, world: World
-) -> list[tuple[str, list[tuple[int, str]]]]:
-    ids = ",".join(f"'{c}'" for c in world.channels)
-    out = postgres.psql(
-        f"SELECT channel_id, create_at, id FROM posts WHERE channel_id IN ({ids})", database
-    )
-    found: dict[str, list[tuple[int, str]]] = {c: [] for c in world.channels}
-    for line in out.splitlines():
-        channel, create_at, post_id = line.split("|")
-        found[channel].append((int(create_at), post_id))
-    return list(found.items())
+async def test_chaos_sentinel_failover(
+    postgres: PostgresInstance, params: ChaosParams, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sentinels = start_sentinel_set()
+    try:
+        cluster = start_cluster(fresh_postgres_database(postgres), sentinels=sentinels)
+        try:
+            rest = Rest(cluster[0].url)
+            try:
+                world = build_world(rest, params, random.Random(params.seed))
+            finally:
+                rest.close()
+            faults = sentinel_failover(cluster, sentinels, params, random.Random(params.seed))
+            report = await run_chaos("Sentinel failover", cluster, world, params, postgres, faults)
+        finally:
+            cluster.close()
+    finally:
+        sentinels.stop()
+    with capsys.disabled():
+        print("\n" + "\n".join(report.lines()))
+    assert report.log.failovers == 1
+    report.assert_clean()

@@ -12,6 +12,7 @@ import pytest
 from hubbub.cluster.bus import BusMessage, ClusterBus, MemoryBus, RedisBus, decode_message
 from hubbub.cluster.redis_eventlog import redis_client
 from tests.support.redis import RedisInstance, start_redis
+from tests.support.sentinel import SentinelSet
 from tests.support.wait import wait_until_async
 
 
@@ -35,7 +36,7 @@ def redis_server() -> Iterator[RedisInstance]:
         instance.stop()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "sentinel"])
 async def buses(
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[tuple[ClusterBus, ClusterBus]]:
@@ -44,8 +45,12 @@ async def buses(
         bus = MemoryBus("n1")
         yield bus, bus
         return
-    server: RedisInstance = request.getfixturevalue("redis_server")
-    clients = [redis_client(server.url) for _ in range(2)]
+    if request.param == "redis":
+        server: RedisInstance = request.getfixturevalue("redis_server")
+        clients = [redis_client(server.url) for _ in range(2)]
+    else:
+        sentinels: SentinelSet = request.getfixturevalue("sentinel_set")
+        clients = [sentinels.client() for _ in range(2)]
     pair = (RedisBus(clients[0], "t:bus", "n1"), RedisBus(clients[1], "t:bus", "n2"))
     for b in pair:
         await b.start()

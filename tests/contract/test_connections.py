@@ -17,6 +17,7 @@ from hubbub.cluster.connections import (
 )
 from hubbub.cluster.redis_connections import RedisConnectionRegistry
 from tests.support.redis import RedisInstance, start_redis
+from tests.support.sentinel import SentinelSet
 from tests.support.wait import wait_until_async
 
 Factory = Callable[..., Awaitable[ConnectionRegistry]]
@@ -28,7 +29,7 @@ HEARTBEAT = 0.2  # live entries then last 0.6 s without a refresh
 class RedisNodes:
     """RedisConnectionRegistry instances ("nodes") on one Redis; each has its own client."""
 
-    def __init__(self, server: RedisInstance) -> None:
+    def __init__(self, server: RedisInstance | SentinelSet) -> None:
         self.server = server
         self.clients: list[Redis] = []
         self.registries: list[RedisConnectionRegistry] = []
@@ -72,7 +73,7 @@ async def nodes(redis_server: RedisInstance) -> AsyncIterator[RedisNodes]:
         await group.close()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "sentinel"])
 async def make_registry(request: pytest.FixtureRequest) -> AsyncIterator[Factory]:
     if request.param == "memory":
 
@@ -81,7 +82,8 @@ async def make_registry(request: pytest.FixtureRequest) -> AsyncIterator[Factory
 
         yield memory_factory
         return
-    group = RedisNodes(request.getfixturevalue("redis_server"))
+    server = "redis_server" if request.param == "redis" else "sentinel_set"
+    group = RedisNodes(request.getfixturevalue(server))
 
     async def redis_factory(**kw: float) -> ConnectionRegistry:
         return await group.node(f"r{next(_prefixes)}:", **kw)

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from hubbub.cluster.eventlog import Delivery, EventLog, EventMeta, LogEntry, MemoryEventLog
 from hubbub.cluster.redis_eventlog import RedisEventLog
 from tests.support.redis import RedisInstance, redis_server_binary, start_redis
+from tests.support.sentinel import SentinelSet, start_sentinel_set
 from tests.support.wait import wait_until_async
 
 Factory = Callable[..., Awaitable[EventLog]]
@@ -35,7 +36,7 @@ def fresh_prefix() -> str:
 class RedisNodes:
     """RedisEventLog instances ("nodes") on one Redis; each has its own client."""
 
-    def __init__(self, server: RedisInstance) -> None:
+    def __init__(self, server: RedisInstance | SentinelSet) -> None:
         self.server = server
         self.clients: list[Redis] = []
         self.logs: list[RedisEventLog] = []
@@ -76,7 +77,7 @@ async def nodes(redis_server: RedisInstance) -> AsyncIterator[RedisNodes]:
         await group.close()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "sentinel"])
 async def make_log(request: pytest.FixtureRequest) -> AsyncIterator[Factory]:
     if request.param == "memory":
 
@@ -85,7 +86,8 @@ async def make_log(request: pytest.FixtureRequest) -> AsyncIterator[Factory]:
 
         yield memory_factory
         return
-    group = RedisNodes(request.getfixturevalue("redis_server"))
+    server = "redis_server" if request.param == "redis" else "sentinel_set"
+    group = RedisNodes(request.getfixturevalue(server))
 
     async def redis_factory(**kw: float) -> EventLog:
         return await group.node(fresh_prefix(), **kw)
@@ -187,6 +189,43 @@ async def test_meta_and_creation_time_round_trip(make_log: Factory) -> None:
     for entry in (page.entries[0], heard[0]):
         assert entry.meta == meta
         assert entry.created > 1_600_000_000
+
+
+async def test_commit_xid_round_trips(make_log: Factory) -> None:
+    log = await make_log()
+    heard: list[LogEntry] = []
+    log.subscribe(collect(heard))
+    await log.append(["a"], b"x", EventMeta("posted", xid=123456789012))
+    await log.append(["a"], b"y", META)
+    await wait_until_async(lambda: len(heard) == 2, what="both entries heard")
+    page = await log.read("a", 0)
+    assert [e.meta.xid for e in page.entries] == [123456789012, 0]
+    assert [e.meta.xid for e in heard] == [123456789012, 0]
+
+
+async def test_an_event_appended_after_a_later_one_of_its_channel_is_marked_late(
+    make_log: Factory,
+) -> None:
+    log = await make_log()
+    heard: list[LogEntry] = []
+    log.subscribe(collect(heard))
+    await log.append(["a"], b"1", META, event_id="e1", channel=("ch", 1))
+    await log.append(["a"], b"3", META, event_id="e3", channel=("ch", 3))
+    await log.append(["a"], b"2", META, event_id="e2", channel=("ch", 2))  # its node was slow
+    await log.append(["a"], b"4", META, event_id="e4", channel=("ch", 4))
+    await log.append(["a"], b"other", META, event_id="o1", channel=("other", 1))
+    await log.append(["a"], b"plain", META)
+    await wait_until_async(lambda: len(heard) == 6, what="every entry heard")
+    page = await log.read("a", 0)
+    for entries in (page.entries, heard):
+        assert [(e.payload, e.meta.late) for e in entries] == [
+            (b"1", False),
+            (b"3", False),
+            (b"2", True),
+            (b"4", False),
+            (b"other", False),
+            (b"plain", False),
+        ]
 
 
 async def test_young_entries_are_kept_beyond_min_events(make_log: Factory) -> None:
@@ -407,3 +446,51 @@ def test_missing_redis_binary_fails_clearly() -> None:
 def test_client_must_return_bytes() -> None:
     with pytest.raises(ValueError, match="decode_responses"):
         RedisEventLog(Redis(decode_responses=True), "n")
+
+
+# Sentinel only: the master dies and the replica is promoted.
+
+
+async def test_sentinel_failover_replaces_the_epoch_and_the_bus_follows() -> None:
+    """After the master is SIGKILLed, the log's clients reach the promoted replica by
+    themselves; the listener notices the new server and replaces the epoch (the replica may
+    lack the newest appends: clients must start over rather than miss them), and appends made
+    after the failover are heard by every node."""
+    sentinels = start_sentinel_set()
+    group = RedisNodes(sentinels)
+    try:
+        logs = [await group.node("f:", probe_interval=0.1, stall_timeout=1.0) for _ in range(2)]
+        heard: list[list[LogEntry]] = [[], []]
+        resets: list[list[str]] = [[], []]
+        for log, into, reasons in zip(logs, heard, resets, strict=True):
+            log.subscribe(collect(into))
+            log.on_reset(reasons.append)
+        await logs[0].append(["u1"], b"before", META, event_id="b1")
+        await wait_until_async(lambda: all(len(h) == 1 for h in heard), what="before, heard")
+        old_epoch = logs[0].epoch
+
+        survivor = sentinels.kill_master()
+        started = asyncio.get_running_loop().time()
+        # The first append after the kill is retried until the new master takes it.
+        while True:
+            try:
+                await logs[1].append(["u1"], b"after", META, event_id="a1")
+                break
+            except Exception:
+                assert asyncio.get_running_loop().time() - started < 30, "no master for 30 s"
+                await asyncio.sleep(0.05)
+        await asyncio.to_thread(sentinels.wait_for_failover, survivor)
+        await wait_until_async(
+            lambda: all(log.bus_status().healthy for log in logs) and all(resets),
+            what="both listeners resubscribed on the new master and reset",
+        )
+        assert all(r == ["epoch"] for r in resets), resets
+        assert logs[0].epoch == logs[1].epoch != old_epoch
+        await logs[0].append(["u1"], b"later", META, event_id="l1")
+        await wait_until_async(
+            lambda: all(any(e.payload == b"later" for e in h) for h in heard),
+            what="an append after the failover heard by both nodes",
+        )
+    finally:
+        await group.close()
+        sentinels.stop()

@@ -48,6 +48,7 @@ from tests.support.node import Node
 from tests.support.ports import ATTEMPTS, PortsKeptTaken, PortTaken, free_port, start_on_free_ports
 from tests.support.postgres import PostgresInstance
 from tests.support.redis import RedisInstance, start_redis
+from tests.support.sentinel import SentinelSet
 from tests.support.server import spawn_server
 from tests.support.wait import wait_until
 
@@ -386,6 +387,7 @@ def start_cluster(
     settings: Mapping[str, str] | None = None,
     postgres: PostgresInstance | None = None,
     redis: RedisInstance | None = None,
+    sentinels: SentinelSet | None = None,
     with_nginx: bool = True,
     config_json: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Cluster:
@@ -393,7 +395,9 @@ def start_cluster(
 
     Without `database_url`, a private PostgreSQL is started (or `postgres` is used) and its
     `postgres` database is the cluster's; the first node to start migrates it while the others
-    wait on the migration lock. `settings` are extra MM_* variables for every node.
+    wait on the migration lock. `settings` are extra MM_* variables for every node. With
+    `sentinels`, the nodes find Redis through them (`CacheSettings.RedisSentinels`) and
+    `cluster.redis` is the first master; the caller stops the sentinel set.
     `config_json` is written as each node's config.json; the settings it holds are not given as
     MM_* variables (which would win over the file), so a test can change them in the file and
     reload (`write_config`).
@@ -408,6 +412,13 @@ def start_cluster(
             postgres = start_postgres()
             owns_postgres = True
         database_url = postgres.url
+    if sentinels is not None:
+        redis = sentinels.master
+        settings = {
+            **(settings or {}),
+            "MM_CACHESETTINGS_REDISSENTINELS": sentinels.spec,
+            "MM_CACHESETTINGS_REDISMASTERNAME": sentinels.master_name,
+        }
     owns_redis = redis is None
     redis_instance = redis or start_redis()
     files_dir = base / "files"

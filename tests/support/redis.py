@@ -58,6 +58,9 @@ class RedisInstance:
         """A client as the backends expect one (bytes replies, a pool that waits)."""
         return redis_client(self.url)
 
+    def _extra_args(self) -> list[str]:
+        return []
+
     def _launch(self) -> None:
         log_path = self.base / "redis.log"
         offset = log_path.stat().st_size if log_path.exists() else 0
@@ -78,6 +81,7 @@ class RedisInstance:
                     "no",
                     "--dir",
                     str(self.base),
+                    *self._extra_args(),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -99,20 +103,21 @@ class RedisInstance:
             self._terminate()
             raise
 
-    def _terminate(self) -> None:
+    def _terminate(self, sig: signal.Signals = signal.SIGTERM) -> None:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
 
-    def restart(self) -> None:
-        """Stops Redis and starts a new one on the same port: everything it held is lost."""
-        self._terminate()
+    def restart(self, hard: bool = False) -> None:
+        """Stops Redis (SIGKILL when `hard`) and starts a new one on the same port: everything
+        it held is lost."""
+        self._terminate(signal.SIGKILL if hard else signal.SIGTERM)
         self._launch()
 
     def kill(self) -> None:

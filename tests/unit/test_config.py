@@ -128,6 +128,9 @@ DELIBERATE_DIFFERENCES: dict[str, Any] = {
 
 # Settings Mattermost does not have at all.
 HUBBUB_ONLY = {
+    "CacheSettings.RedisSentinels",
+    "CacheSettings.RedisMasterName",
+    "CacheSettings.RedisOutageNotReady",
     "ServiceSettings.WebsocketPingIntervalSeconds",
     "ServiceSettings.WebsocketPongTimeoutSeconds",
     "ServiceSettings.GracefulShutdownTimeoutSeconds",

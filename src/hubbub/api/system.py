@@ -29,6 +29,7 @@ class SystemRoutes:
         is_draining: Callable[[], bool],
         permissions: Permissions,
         problems: Callable[[], list[str]] = list,
+        degraded: Callable[[], list[str]] = list,
     ) -> None:
         self.permissions = permissions
         self.settings = settings
@@ -37,6 +38,7 @@ class SystemRoutes:
         self.config_hash = config_hash
         self.is_draining = is_draining
         self.problems = problems
+        self.degraded = degraded
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -64,6 +66,10 @@ class SystemRoutes:
                 headers[key] = str(body[key])
             if "UNHEALTHY" in (body["database_status"], body["filestore_status"]):
                 body["status"] = "UNHEALTHY"
+        degraded = self.degraded()
+        if degraded:
+            # Still serving (REST works; events wait in the outbox): stay in the pool.
+            body["degraded"] = degraded
         problems = self.problems()
         if problems:
             # The node cannot serve correctly (database or event bus unreachable, file store

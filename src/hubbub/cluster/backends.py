@@ -6,7 +6,11 @@ between commit and publish. Everything else in the node is the same in both shap
 
 `build_backends` is called by the composition root only. `RealtimeBackends` is the component
 that starts and stops the Redis-backed ones as a group: a node whose Redis is unreachable at start
-keeps retrying in the background (reporting not-ready) instead of refusing to start.
+keeps retrying in the background instead of refusing to start.
+
+While Redis is unreachable the node is *degraded*, not down (DESIGN §5): REST keeps working,
+committed events wait in the outbox, and the health check stays 200 with the cause listed under
+`degraded`; `CacheSettings.RedisOutageNotReady = true` makes it report not-ready instead.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from hubbub.cluster.connections import ConnectionRegistry, MemoryConnectionRegis
 from hubbub.cluster.eventlog import EventLog, MemoryEventLog
 from hubbub.cluster.outbox import Outbox, OutboxSweeper, RedisChannelOrder
 from hubbub.config import Settings
+from hubbub.config.settings import CacheConfig
 from hubbub.lifecycle import Component
 from hubbub.store.db import Database
 
@@ -44,6 +49,7 @@ class RealtimeBackends(Component):
     outbox: Outbox | None = None
     sweeper: OutboxSweeper | None = None
     redis: Any = None
+    outage_not_ready: bool = False  # CacheSettings.RedisOutageNotReady
     _starter: asyncio.Task[None] | None = field(default=None, repr=False)
     started: bool = False
     last_error: str = ""
@@ -86,13 +92,21 @@ class RealtimeBackends(Component):
             except Exception as exc:
                 self.last_error = f"cannot reach Redis: {exc}"
 
-    def problems(self) -> list[str]:
-        """Why this node cannot deliver events right now (empty when healthy)."""
+    def outage(self) -> list[str]:
+        """Why this node cannot deliver events right now (empty when it can)."""
         if not self.uses_redis:
             return []
         if not self.started:
             return [self.last_error or "realtime backends not started"]
         return self.eventlog.problems()
+
+    def problems(self) -> list[str]:
+        """Why this node must not get traffic: a Redis outage only if the operator said so."""
+        return self.outage() if self.outage_not_ready else []
+
+    def degraded(self) -> list[str]:
+        """What is impaired while the node keeps serving (REST works, events wait)."""
+        return [] if self.outage_not_ready else self.outage()
 
     async def stop(self) -> None:
         if self._starter is not None:
@@ -124,11 +138,9 @@ def build_backends(
     if cache.CacheType != "redis":
         return RealtimeBackends(MemoryEventLog(), MemoryConnectionRegistry(), MemoryBus(node_id))
     from hubbub.cluster.redis_connections import RedisConnectionRegistry
-    from hubbub.cluster.redis_eventlog import RedisEventLog, redis_client
+    from hubbub.cluster.redis_eventlog import RedisEventLog
 
-    if not cache.RedisAddress:
-        raise ValueError("CacheSettings.RedisAddress is required when CacheType is redis")
-    redis = redis_client(redis_url(cache.RedisAddress, cache.RedisPassword, cache.RedisDB))
+    redis = make_redis(cache)
     name = settings.ClusterSettings.ClusterName or "hubbub"
     prefix = f"hubbub:{name}:"
     eventlog = RedisEventLog(redis, node_id, prefix=prefix)
@@ -140,4 +152,23 @@ def build_backends(
         outbox=outbox,
         sweeper=OutboxSweeper(outbox),
         redis=redis,
+        outage_not_ready=cache.RedisOutageNotReady,
     )
+
+
+def make_redis(cache: CacheConfig) -> Any:
+    """The Redis client `CacheSettings` name: the sentinels' master, or RedisAddress."""
+    from hubbub.cluster.redis_eventlog import parse_sentinels, redis_client, sentinel_client
+
+    if cache.RedisSentinels.strip():
+        return sentinel_client(
+            parse_sentinels(cache.RedisSentinels),
+            cache.RedisMasterName,
+            password=cache.RedisPassword,
+            db=cache.RedisDB,
+        )
+    if not cache.RedisAddress:
+        raise ValueError(
+            "CacheSettings.RedisAddress (or RedisSentinels) is required when CacheType is redis"
+        )
+    return redis_client(redis_url(cache.RedisAddress, cache.RedisPassword, cache.RedisDB))

@@ -31,6 +31,9 @@ class ConnectionRecord:
     checkpoints: list[Checkpoint] = field(default_factory=list)  # oldest first
     updated: float = field(default_factory=time.time)
     live: bool = True  # a socket is attached right now
+    # The PostgreSQL snapshot taken at the connection's hello (hubbub.realtime.commitclock):
+    # events committed before it are skipped, live and in a resume's replay alike.
+    snapshot: str = ""
 
     def best_checkpoint(self, seq: int) -> Checkpoint | None:
         """The newest checkpoint at or before `seq`."""

@@ -14,7 +14,7 @@ import abc
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 
 from hubbub.ids import new_id
@@ -29,6 +29,13 @@ class EventMeta:
     ephemeral: bool = False
     connection_id: str = ""  # only this connection
     omit_connection_id: str = ""  # every connection but this one
+    # The committing transaction's id on PostgreSQL (0: unknown): a connection whose hello
+    # snapshot already saw it commit skips the event (the refetch after hello has it).
+    xid: int = 0
+    # Set by the log, not the caller: an event of a channel appended after a later event of the
+    # same channel (its node died between commit and append). Never delivered out of order: a
+    # connection that would get it gets a fresh hello instead.
+    late: bool = False
 
     def matches(self, connection_id: str) -> bool:
         if self.connection_id and self.connection_id != connection_id:
@@ -93,11 +100,15 @@ class EventLog(Component, abc.ABC):
         meta: EventMeta,
         *,
         event_id: str | None = None,
+        channel: tuple[str, int] | None = None,
     ) -> None:
         """Appends the event to each user's log and notifies subscribers.
 
         With an `event_id`, a repeated append of the same event (a retry, or a republish by the
-        outbox sweeper) within the dedupe window is ignored.
+        outbox sweeper) within the dedupe window is ignored. `channel` is (channel id, channel
+        sequence) for an event that must reach clients in its channel's commit order: if a
+        later sequence of the channel was appended already, the entry is stored with
+        `meta.late` set (see `EventMeta.late`).
         """
 
     @abc.abstractmethod
@@ -121,6 +132,11 @@ class EventLog(Component, abc.ABC):
     def problems(self) -> list[str]:
         """Why live delivery through this log is impaired right now (empty when healthy)."""
         return []
+
+    def available(self) -> bool:
+        """Whether an append now is expected to succeed (False while the backend is known
+        to be unreachable: writers then leave their events to the outbox sweeper)."""
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +172,7 @@ class MemoryEventLog(EventLog):
         self._subscribers: list[Subscriber] = []
         self.dedupe_seconds = dedupe_seconds
         self._seen: dict[str, float] = {}  # event id -> when appended, oldest first
+        self._channel_seq: dict[str, int] = {}  # channel id -> newest sequence appended
 
     @property
     def epoch(self) -> str:
@@ -168,10 +185,17 @@ class MemoryEventLog(EventLog):
         meta: EventMeta,
         *,
         event_id: str | None = None,
+        channel: tuple[str, int] | None = None,
     ) -> None:
         now = time.time()
         if event_id is not None and self._already_seen(event_id, now):
             return
+        if channel is not None and channel[1] > 0:
+            newest = self._channel_seq.get(channel[0], 0)
+            if channel[1] < newest:
+                meta = replace(meta, late=True)
+            else:
+                self._channel_seq[channel[0]] = channel[1]
         stored = _Stored(now, payload, meta)
         heads = self._heads
         logs = self._logs

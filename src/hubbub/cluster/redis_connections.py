@@ -141,6 +141,7 @@ class RedisConnectionRegistry(ConnectionRegistry):
                 encode_checkpoints(record.checkpoints),
                 self._ms(self.retention),
                 self._ms(self.live_ttl),
+                record.snapshot,
             ],
         )
         record.live = True
@@ -209,6 +210,7 @@ class RedisConnectionRegistry(ConnectionRegistry):
             checkpoints=decode_checkpoints(fields.get("c", "")),
             updated=int(fields["t"]) / 1000,
             live=fields.get("l") == "1" and int(fields.get("x", "0")) > int(now_ms),
+            snapshot=fields.get("s", ""),
         )
 
     async def forget(self, connection_id: str) -> None:

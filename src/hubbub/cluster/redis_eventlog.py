@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -26,8 +26,11 @@ import orjson
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hubbub.cluster import redis_scripts
 from hubbub.cluster.eventlog import (
@@ -48,13 +51,102 @@ FEED_PAGE = 500
 RETRY_DEDUPE_SECONDS = 60  # appends without an event id: long enough for client retries
 
 
+# Commands fail over fast instead of stalling: a pooled connection that died with the old
+# server (a restart, a failover) fails at once and the command is retried on a new connection
+# after a short, bounded backoff (20, 40, 80 ms; redis-py applies the same policy to connecting,
+# so a command gives up after well under a second while Redis is unreachable); a half-open
+# connection times out after SOCKET_TIMEOUT. Every command the backends send is safe to repeat:
+# appends are idempotent by event id (a seen-key in the same script), the other scripts set
+# state rather than add to it.
+SOCKET_TIMEOUT = 2.0
+CONNECT_TIMEOUT = 1.0
+HEALTH_CHECK_SECONDS = 10
+
+
+def _retry() -> Retry:
+    return Retry(
+        ExponentialBackoff(cap=0.1, base=0.01),
+        3,
+        supported_errors=(RedisConnectionError, RedisTimeoutError),
+    )
+
+
+def _connection_options() -> dict[str, Any]:
+    return {
+        "retry": _retry(),
+        "socket_timeout": SOCKET_TIMEOUT,
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_keepalive": True,
+        "health_check_interval": HEALTH_CHECK_SECONDS,
+    }
+
+
 def redis_client(url: str, *, max_connections: int = 64, wait_seconds: float = 5.0) -> Redis:
     """A client for the backends: bytes replies, and a pool that waits for a free connection
     (redis-py's default pool raises "Too many connections" under a burst of appends)."""
     pool = BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=wait_seconds
+        url, max_connections=max_connections, timeout=wait_seconds, **_connection_options()
     )
     return Redis.from_pool(pool)
+
+
+class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """A Sentinel-managed pool that waits for a free connection, like `redis_client`'s."""
+
+
+class SentinelMaster(Redis):
+    """The master's client; closing it closes the connections to the sentinels too."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        pool = self.connection_pool
+        if isinstance(pool, SentinelConnectionPool):
+            await pool.sentinel_manager.aclose()
+
+
+def parse_sentinels(spec: str) -> list[tuple[str, int]]:
+    """`host:port,host:port` (spaces allowed) as (host, port) pairs; port 26379 by default."""
+    found = []
+    for item in spec.replace(" ", ",").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, _, port = item.rpartition(":") if ":" in item else (item, "", "26379")
+        if not host or not port.isdigit():
+            raise ValueError(f"not a host:port sentinel address: {item!r}")
+        found.append((host, int(port)))
+    if not found:
+        raise ValueError("no sentinel address given")
+    return found
+
+
+def sentinel_client(
+    sentinels: list[tuple[str, int]],
+    master_name: str,
+    *,
+    password: str = "",
+    db: int = 0,
+    max_connections: int = 64,
+    wait_seconds: float = 5.0,
+) -> Redis:
+    """A client for the master that the sentinels name: every new connection asks them where
+    the master is, so after a failover the pool's connections (which fail with the old
+    master, or are refused by it once it is a replica) reconnect to the new one."""
+    sentinel = Sentinel(
+        sentinels,
+        sentinel_kwargs={"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
+    )
+    return sentinel.master_for(
+        master_name,
+        redis_class=SentinelMaster,
+        connection_pool_class=BlockingSentinelPool,
+        max_connections=max_connections,
+        timeout=wait_seconds,
+        password=password or None,
+        db=max(db, 0),
+        check_connection=False,
+        **_connection_options(),
+    )
 
 
 class BusStalled(RedisError):
@@ -87,6 +179,10 @@ class _Keys:
 
     def log(self, user_id: str) -> str:
         return f"{self.prefix}log:{user_id}"
+
+    def chanseq(self, channel_id: str) -> str:
+        """The newest channel sequence appended (shared with `RedisChannelOrder`)."""
+        return f"{self.prefix}chanseq:{channel_id}"
 
 
 def encode_meta(meta: EventMeta) -> bytes:
@@ -127,6 +223,7 @@ class RedisEventLog(EventLog):
         probe_interval: float = 1.0,
         stall_timeout: float = 5.0,
         start_timeout: float = 10.0,
+        chanseq_ttl_seconds: float = 86400.0,
     ) -> None:
         if redis.connection_pool.connection_kwargs.get("decode_responses"):
             raise ValueError("RedisEventLog needs a client with decode_responses=False")
@@ -143,9 +240,12 @@ class RedisEventLog(EventLog):
         self.probe_interval = probe_interval
         self.stall_timeout = stall_timeout
         self.start_timeout = start_timeout
+        self.chanseq_ttl = chanseq_ttl_seconds
         self.keys = _Keys(prefix)
         self._append = redis.register_script(redis_scripts.APPEND)
         self._read = redis.register_script(redis_scripts.READ)
+        self._swap_epoch = redis.register_script(redis_scripts.SWAP_EPOCH)
+        self._replid = ""  # the replication id of the server the listener last subscribed to
         self._epoch: str | None = None
         self._subscribers: list[Subscriber] = []
         self._reset_callbacks: list[ResetCallback] = []
@@ -199,10 +299,12 @@ class RedisEventLog(EventLog):
         meta: EventMeta,
         *,
         event_id: str | None = None,
+        channel: tuple[str, int] | None = None,
     ) -> None:
         users = list(user_ids)
         if not users:
             return
+        channel_id, channel_seq = channel if channel is not None and channel[1] > 0 else ("", 0)
         # Without an id of the caller's, a fresh one still makes the client's own retries safe.
         dedupe = self.dedupe_seconds if event_id else RETRY_DEDUPE_SECONDS
         keys = [
@@ -210,6 +312,7 @@ class RedisEventLog(EventLog):
             self.keys.seq,
             self.keys.feed,
             self.keys.seen(event_id or new_id()),
+            self.keys.chanseq(channel_id),
         ]
         for user_id in users:
             keys.append(self.keys.head(user_id))
@@ -225,9 +328,13 @@ class RedisEventLog(EventLog):
             self.feed_length,
             encode_meta(meta),
             payload,
+            int(meta.xid),
+            channel_seq,
+            int(self.chanseq_ttl * 1000),
             *users,
         ]
-        _, epoch = await self._append(keys=keys, args=args)
+        # One script call: a retry after a lost reply finds its seen-key and does nothing.
+        _, epoch, _late = await self._append(keys=keys, args=args)
         self._adopt_epoch(epoch)
 
     async def head(self, user_id: str) -> int:
@@ -246,13 +353,11 @@ class RedisEventLog(EventLog):
     @staticmethod
     def _entry(user_id: str, stream_id: bytes, fields: list[bytes]) -> LogEntry:
         values = dict(zip(fields[::2], fields[1::2], strict=True))
-        return LogEntry(
-            user_id,
-            _pos(stream_id),
-            int(values[b"t"]) / 1000,
-            values[b"p"],
-            decode_meta(values[b"m"]),
-        )
+        meta = decode_meta(values[b"m"])
+        xid = values.get(b"x")
+        if xid is not None or b"l" in values:
+            meta = replace(meta, xid=int(xid or 0), late=b"l" in values)
+        return LogEntry(user_id, _pos(stream_id), int(values[b"t"]) / 1000, values[b"p"], meta)
 
     # Subscribing
 
@@ -291,6 +396,9 @@ class RedisEventLog(EventLog):
             return []
         return [f"event bus unhealthy: {status.last_error or 'no answer from Redis'}"]
 
+    def available(self) -> bool:
+        return self._subscribed
+
     def bus_status(self) -> BusStatus:
         running = self._task is not None and not self._task.done()
         now = time.monotonic()
@@ -306,7 +414,12 @@ class RedisEventLog(EventLog):
         """A client of its own whose connection errors surface at once instead of being retried
         (a silent reconnect would hide messages missed in between)."""
         pool = self.redis.connection_pool
-        kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
+        kwargs = {
+            **pool.connection_kwargs,
+            "retry": Retry(NoBackoff(), 0),
+            "socket_timeout": None,  # the probe finds a half-open connection
+            "health_check_interval": 0,  # the probe is the health check
+        }
         return Redis.from_pool(ConnectionPool(connection_class=pool.connection_class, **kwargs))
 
     async def _listen(self) -> None:
@@ -320,7 +433,7 @@ class RedisEventLog(EventLog):
                 pubsub = client.pubsub()
                 await pubsub.subscribe(self.keys.channel)
                 await self._confirm_subscribed(pubsub)
-                await self._resync()
+                await self._resync(client)
                 self._subscribed = True
                 self._ready.set()
                 backoff = 0.05
@@ -344,7 +457,7 @@ class RedisEventLog(EventLog):
                     await client.aclose()
             if not self._stopping:
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
+                backoff = min(backoff * 2, 0.25)
 
     async def _baseline(self) -> None:
         """Before the first subscribe: appends up to now are not ours to deliver."""
@@ -364,14 +477,39 @@ class RedisEventLog(EventLog):
                 return
         raise BusStalled("no subscribe confirmation")
 
-    async def _resync(self) -> None:
-        """After (re)subscribing: deliver whatever the feed holds that we have not heard."""
+    async def _resync(self, client: Redis) -> None:
+        """After (re)subscribing: deliver whatever the feed holds that we have not heard.
+
+        If the server is another one than before with the same data (a replica promoted by
+        Sentinel), the newest appends the old master acknowledged may be missing on it
+        (replication is asynchronous), and nobody can tell which: the epoch is replaced, so
+        that every client starts over with a fresh hello and refetches (never a silent gap).
+        """
+        replid = await self._replication_id(client)
+        moved = self._replid and replid != self._replid and self._bus_epoch is not None
+        if moved and await self._replace_epoch(str(self._bus_epoch)):
+            log.warning(
+                "Redis master changed (failover): replacing the event log epoch",
+                extra={"node": self.node_id},
+            )
+        self._replid = replid
         epoch = await self.current_epoch()
         if epoch != self._bus_epoch:
             await self._reset("epoch")
             self._bus_epoch = epoch
             self._bus_seq = 0
         await self._recover(upto=None)
+
+    @staticmethod
+    async def _replication_id(client: Redis) -> str:
+        """The server's replication id: a restart or a promotion gives a new one."""
+        info = await client.info("replication")
+        return str(info.get("master_replid", ""))
+
+    async def _replace_epoch(self, old: str) -> bool:
+        """Sets a new epoch unless another node already did (or Redis lost it anyway)."""
+        replaced = await self._swap_epoch(keys=[self.keys.epoch], args=[old, new_id()])
+        return bool(replaced)
 
     async def _recover(self, upto: int | None) -> None:
         end = "+" if upto is None else f"{upto}-0"
@@ -453,6 +591,8 @@ class RedisEventLog(EventLog):
         header = orjson.loads(raw_header)
         created = int(header["t"]) / 1000
         meta = _meta_from_list(header["m"])
+        if "x" in header or "l" in header:
+            meta = replace(meta, xid=int(header.get("x", 0)), late=bool(header.get("l")))
         recipients = header["r"]
         delivery = Delivery(
             payload,

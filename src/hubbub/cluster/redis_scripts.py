@@ -18,11 +18,15 @@ end
 """
 
 # KEYS[1] epoch, KEYS[2] global append counter, KEYS[3] feed stream, KEYS[4] seen-event key,
-# then per recipient i: KEYS[3 + 2i] its head counter, KEYS[4 + 2i] its log stream.
+# KEYS[5] the channel's newest appended sequence (chanseq:<channel>; untouched without one),
+# then per recipient i: KEYS[4 + 2i] its head counter, KEYS[5 + 2i] its log stream.
 # ARGV[1] channel, [2] epoch to create when missing, [3] dedupe ms, [4] min_events,
 # [5] min_age ms, [6] max_events, [7] idle ttl ms (0: none), [8] feed length,
-# [9] meta (a JSON array), [10] payload, [11..] recipient user ids.
-# Returns {global seq (0 for a duplicate), epoch}.
+# [9] meta (a JSON array), [10] payload, [11] commit xid (0: none), [12] channel sequence
+# (0: none), [13] chanseq ttl ms, [14..] recipient user ids.
+# An entry whose channel already has a later sequence appended is stored with field l = 1 (and
+# "l":1 in the header): late, see EventMeta.late. The xid goes to field x and header "x".
+# Returns {global seq (0 for a duplicate), epoch, late (0 or 1)}.
 APPEND = (
     _NOW
     + """
@@ -32,7 +36,30 @@ if not epoch then
   redis.call('SET', KEYS[1], epoch)
 end
 if not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[3]) then
-  return {0, epoch}
+  return {0, epoch, 0}
+end
+local late = 0
+local chanseq = tonumber(ARGV[12])
+if chanseq > 0 then
+  local newest = tonumber(redis.call('GET', KEYS[5]) or '0')
+  if chanseq < newest then
+    late = 1
+  elseif chanseq > newest then
+    redis.call('SET', KEYS[5], chanseq, 'PX', ARGV[13])
+  end
+end
+local xid = ARGV[11]
+local extra = {}
+local extra_header = ''
+if xid ~= '0' then
+  extra[#extra + 1] = 'x'
+  extra[#extra + 1] = xid
+  extra_header = extra_header .. ',"x":' .. xid
+end
+if late == 1 then
+  extra[#extra + 1] = 'l'
+  extra[#extra + 1] = '1'
+  extra_header = extra_header .. ',"l":1'
 end
 
 local now = now_ms()
@@ -78,25 +105,25 @@ local function trim(key, head)
 end
 
 local recipients = {}
-for i = 1, #ARGV - 10 do
-  local head_key = KEYS[3 + 2 * i]
-  local log_key = KEYS[4 + 2 * i]
+for i = 1, #ARGV - 13 do
+  local head_key = KEYS[4 + 2 * i]
+  local log_key = KEYS[5 + 2 * i]
   local pos = redis.call('INCR', head_key)
-  redis.call('XADD', log_key, pos .. '-0', 't', now, 'm', meta, 'p', payload)
+  redis.call('XADD', log_key, pos .. '-0', 't', now, 'm', meta, 'p', payload, unpack(extra))
   trim(log_key, pos)
   if idle > 0 then
     redis.call('PEXPIRE', log_key, idle)
   end
-  recipients[i] = '[' .. cjson.encode(ARGV[10 + i]) .. ',' .. pos .. ']'
+  recipients[i] = '[' .. cjson.encode(ARGV[13 + i]) .. ',' .. pos .. ']'
 end
 
 local seq = redis.call('INCR', KEYS[2])
 local header = '{"e":' .. cjson.encode(epoch) .. ',"g":' .. seq .. ',"t":' .. now
-  .. ',"m":' .. meta .. ',"r":[' .. table.concat(recipients, ',') .. ']}'
+  .. ',"m":' .. meta .. extra_header .. ',"r":[' .. table.concat(recipients, ',') .. ']}'
 local message = header .. '\\n' .. payload
 redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[8], seq .. '-0', 'd', message)
 redis.call('PUBLISH', ARGV[1], message)
-return {seq, epoch}
+return {seq, epoch, late}
 """
 )
 
@@ -116,8 +143,18 @@ return {head, first, entries}
 """
 )
 
+# KEYS[1] epoch; ARGV[1] the epoch to replace, [2] the new one. 1 if replaced, else 0.
+SWAP_EPOCH = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
 # Connection records: hash fields u user, e epoch, l live flag, o owner (node instance),
-# n node id, t updated ms, c checkpoints "seq:pos;seq:pos" (oldest first), x live until ms.
+# n node id, t updated ms, c checkpoints "seq:pos;seq:pos" (oldest first), x live until ms,
+# s the hello's commit snapshot (hubbub.realtime.commitclock; "" when unknown).
 # Presence: KEYS live:<user> hash cid -> "<expires ms>|<owner>", and a sorted set of users
 # scored by their newest expiry.
 
@@ -150,7 +187,7 @@ end
 """
 
 # KEYS[1] record, KEYS[2] live:<user>, KEYS[3] users; ARGV[1] cid, [2] user, [3] epoch,
-# [4] owner, [5] node, [6] checkpoints, [7] retention ms, [8] live ttl ms.
+# [4] owner, [5] node, [6] checkpoints, [7] retention ms, [8] live ttl ms, [9] snapshot.
 OPEN = (
     _NOW
     + """
@@ -159,7 +196,7 @@ local ttl = tonumber(ARGV[8])
 local expires = now + ttl
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'u', ARGV[2], 'e', ARGV[3], 'l', '1', 'o', ARGV[4], 'n', ARGV[5],
-  't', now, 'c', ARGV[6], 'x', expires)
+  't', now, 'c', ARGV[6], 'x', expires, 's', ARGV[9] or '')
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[7]) + ttl)
 redis.call('HSET', KEYS[2], ARGV[1], expires .. '|' .. ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ttl)

@@ -185,6 +185,22 @@ class CacheConfig(_Section):
     RedisAddress: str = ""
     RedisPassword: str = ""
     RedisDB: int = Field(default=-1, ge=-1)  # -1: the server default (0)
+    # hubbub: Redis under Sentinel. "host:port,host:port" of the sentinels; with it, the master
+    # named RedisMasterName is used and RedisAddress is ignored (docs/design/redis-backends.md).
+    RedisSentinels: str = ""
+    RedisMasterName: str = "mymaster"
+    # hubbub: while Redis is unreachable a node stays ready (degraded: REST works, events wait
+    # in the outbox); true makes it report not-ready instead.
+    RedisOutageNotReady: bool = False
+
+    @field_validator("RedisSentinels")
+    @classmethod
+    def _sentinels(cls, value: str) -> str:
+        if value.strip():
+            from hubbub.cluster.redis_eventlog import parse_sentinels
+
+            parse_sentinels(value)
+        return value
 
 
 class FileConfig(_Section):

@@ -24,13 +24,16 @@ Problems = Callable[[], list[str]]
 class HealthMonitor(Component):
     """`probes`: async checks run every interval, by name; raising (or running longer than
     `timeout`) marks one failing. `sources`: synchronous sources of problems kept by other
-    components (the realtime backends, the shared-storage check)."""
+    components (the realtime backends, the shared-storage check). `degradations`: sources of
+    what is impaired while the node still serves (Redis unreachable: events wait in the
+    outbox); reported, but the node stays ready."""
 
     def __init__(
         self,
         probes: Mapping[str, Probe] | None = None,
         sources: Sequence[Problems] = (),
         *,
+        degradations: Sequence[Problems] = (),
         interval: float = 2.0,
         timeout: float = 3.0,
     ) -> None:
@@ -38,6 +41,7 @@ class HealthMonitor(Component):
         self.timeout = timeout
         self._probes = dict(probes or {})
         self._sources = tuple(sources)
+        self._degradations = tuple(degradations)
         self._failing: dict[str, str] = {}
         # Probes are never cancelled (cancelling a database call midway can wedge its
         # connection); one still running after `timeout` simply counts as failing.
@@ -47,6 +51,12 @@ class HealthMonitor(Component):
     def problems(self) -> list[str]:
         found = [f"{name}: {why}" for name, why in sorted(self._failing.items())]
         for source in self._sources:
+            found.extend(source())
+        return found
+
+    def degraded(self) -> list[str]:
+        found: list[str] = []
+        for source in self._degradations:
             found.extend(source())
         return found
 

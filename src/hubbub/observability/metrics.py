@@ -57,6 +57,18 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.stale = Counter(
+            "hubbub_websocket_stale_events_total",
+            "Events a connection skipped because they committed before its hello "
+            "(the client refetched them)",
+            registry=r,
+        )
+        self.late_resyncs = Counter(
+            "hubbub_websocket_late_event_resyncs_total",
+            "Connections given a fresh hello because an event of a channel came after a later "
+            "one of that channel",
+            registry=r,
+        )
         self.replayed = Counter(
             "hubbub_websocket_replayed_events_total", "Events replayed on resume", registry=r
         )

@@ -15,7 +15,12 @@ every event to one `StreamState` and writes what comes back. The state object de
   connection must close as a slow consumer (a resumable close code);
 - the resume checkpoints, `(seq, log position)`: the newest, and each one taken right after an
   event that got no seq, which must all be recorded (a resume walks the log from a checkpoint
-  giving every matching event the next seq, so it needs one after each skip).
+  giving every matching event the next seq, so it needs one after each skip);
+- stale and late events (DESIGN §4 invariants 6 and 8): an event whose transaction had
+  committed before the hello (`hello_snapshot`, `hubbub.realtime.commitclock`) is skipped, as
+  the client has it from the refetch the hello asked for; an event the log marked late (its
+  channel's next event was appended first) is never sent after its successor: the stream stops
+  and the connection must end with a fresh hello (`Refusal.RESYNC`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Literal
 
 from hubbub.cluster.connections import Checkpoint
 from hubbub.cluster.eventlog import EventMeta, LogEntry
+from hubbub.realtime.commitclock import Snapshot
 from hubbub.realtime.protocol import (
     CLOSE_AUTH_FAILED,
     CLOSE_NORMAL,
@@ -104,6 +110,8 @@ class Refusal(enum.Enum):
     IGNORED = "ignored"  # not for this stream now: already passed, not open, or silenced
     DROPPED = "dropped"  # ephemeral, over the slow threshold: skipped (count the drop)
     OVERFLOW = "overflow"  # the send queue is full: close the connection as a slow consumer
+    STALE = "stale"  # committed before the hello: the client refetched it (count it)
+    RESYNC = "resync"  # late: this stream stopped; the client must start over with a new hello
 
     def __bool__(self) -> Literal[False]:
         return False
@@ -124,6 +132,8 @@ _HELD = Refusal.HELD
 _IGNORED = Refusal.IGNORED
 _DROPPED = Refusal.DROPPED
 _OVERFLOW = Refusal.OVERFLOW
+_STALE = Refusal.STALE
+_RESYNC = Refusal.RESYNC
 
 
 class StreamState:
@@ -143,6 +153,7 @@ class StreamState:
         "_last_pos",
         "_must_record",
         "close_reason",
+        "hello_snapshot",
         "queue_size",
         "seq",
         "silenced",
@@ -157,6 +168,8 @@ class StreamState:
         self.seq = 0  # the next event's seq
         self.silenced = False  # a resumed connection took over: nothing more is sent
         self.close_reason: CloseReason | None = None  # set by a server-side close
+        # What had committed when this connection's hello was sent (None: unknown, skip nothing).
+        self.hello_snapshot: Snapshot | None = None
         self._last_pos = 0  # the newest log position numbered, skipped or attached past
         self._held: list[HeldEvent] | None = None
         self._cp_seq = -1
@@ -237,6 +250,14 @@ class StreamState:
             return _HELD
         if pos <= self._last_pos or self.silenced:
             return _IGNORED
+        if meta.xid or meta.late:
+            refusal = self.stale_or_late(meta)
+            if refusal is _STALE:
+                self._skip(pos)
+                return refusal
+            if refusal is _RESYNC:
+                self.silenced = True
+                return refusal
         if backlog:
             if backlog >= self.slow_threshold and meta.ephemeral:
                 self._skip(pos)
@@ -248,6 +269,16 @@ class StreamState:
         self._cp_seq = seq
         self._cp_pos = self._last_pos = pos
         return prefix + b"%d}" % seq
+
+    def stale_or_late(self, meta: EventMeta) -> Refusal | None:
+        """STALE for an event committed before the hello, RESYNC for a late one the client
+        does not have, None for an event to number."""
+        snapshot = self.hello_snapshot
+        if meta.xid and snapshot is not None and snapshot.committed(meta.xid):
+            return _STALE
+        if meta.late:
+            return _RESYNC
+        return None
 
     def may_reply(self) -> bool:
         """Replies (`seq_reply`) go out unless the connection is ending or silenced."""

@@ -32,6 +32,8 @@ from hubbub.cluster.eventlog import Delivery, EventLog, LogEntry
 from hubbub.ids import is_valid_id, new_id
 from hubbub.lifecycle import Component
 from hubbub.observability.metrics import Metrics
+from hubbub.realtime.commitclock import CommitClock, Snapshot
+from hubbub.realtime.connstate import Refusal
 from hubbub.realtime.protocol import CloseReason, event_prefix
 from hubbub.services.auth import SessionsRevoked
 from hubbub.tasks import stop_task
@@ -72,12 +74,14 @@ class Hub(Component):
         bus: ClusterBus,
         checkpoint_interval: float = CHECKPOINT_INTERVAL,
         before_hello: Callable[[str], Awaitable[None]] | None = None,
+        clock: CommitClock | None = None,
     ) -> None:
         self.eventlog = eventlog
         # Called with the user id right before a fresh hello: the database records the
         # primary's position for the user, so the refetch the hello asks for reads fresh data
         # (delivery invariant 9, store/consistency.py).
         self.before_hello = before_hello
+        self.clock = clock or CommitClock()
         self.registry = registry
         self.metrics = metrics
         self.checkpoint_interval = checkpoint_interval
@@ -282,12 +286,20 @@ class Hub(Component):
         conn.begin(seq=0)
         self._add(conn)
         head = await self.eventlog.head(conn.user_id)
+        # After the head: an event appended later than the head read but committed before
+        # this snapshot is in the client's refetch, and skipped here (commitclock.py).
+        snapshot = await self.clock.snapshot()
+        conn.stream.hello_snapshot = Snapshot.parse(snapshot)
+        # After the snapshot: what it counts as committed is then older than the position the
+        # refetch will read at least up to (a replica only once it replayed past it).
         if self.before_hello is not None:
             await self.before_hello(conn.user_id)
         conn.send_hello()
         conn.release(after_pos=head)
         await self.registry.open(
-            ConnectionRecord(conn.connection_id, conn.user_id, self.eventlog.epoch)
+            ConnectionRecord(
+                conn.connection_id, conn.user_id, self.eventlog.epoch, snapshot=snapshot
+            )
         )
         await self.registry.checkpoint(conn.connection_id, Checkpoint(0, head))
         return AttachResult(conn.connection_id, False, "failure" if failed else "fresh")
@@ -301,6 +313,7 @@ class Hub(Component):
         if cp is None:
             return None
         conn.connection_id = record.connection_id
+        conn.stream.hello_snapshot = Snapshot.parse(record.snapshot)
         conn.begin(seq=sequence_number)
         self._add(conn)
         seq = cp.seq
@@ -317,6 +330,14 @@ class Hub(Component):
                 pos = entry.pos
                 if not entry.meta.matches(conn.connection_id):
                     continue
+                if entry.meta.xid or entry.meta.late:
+                    # As live delivery decided (or would have): skipped, or a fresh hello.
+                    refusal = conn.stream.stale_or_late(entry.meta)
+                    if refusal is Refusal.STALE:
+                        continue
+                    if refusal is Refusal.RESYNC:
+                        self.remove(conn)
+                        return None
                 if found:
                     replay.append(entry)  # WebConn.replay skips stale typing/status events
                 else:

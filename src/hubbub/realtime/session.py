@@ -36,6 +36,8 @@ CHECKPOINT_TIMEOUT = 2.0  # seconds a checkpoint may take before the writer move
 _STALLED = {CloseReason.SLOW_CONSUMER, CloseReason.WRITE_TIMEOUT}
 _DROPPED = Refusal.DROPPED
 _OVERFLOW = Refusal.OVERFLOW
+_STALE = Refusal.STALE
+_RESYNC = Refusal.RESYNC
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,29 @@ class WebConn:
             self.metrics.dropped.labels(meta.event).inc()
         elif frame is _OVERFLOW:
             self.close_soon(CloseReason.SLOW_CONSUMER)
+        elif frame is _STALE:
+            self.metrics.stale.inc()
+        elif frame is _RESYNC:
+            self.metrics.late_resyncs.inc()
+            self.restart_soon()
         return False
+
+    def restart_soon(self) -> None:
+        """Ends this connection so that the client starts over with a fresh hello (and
+        refetches): its record is forgotten first, so a resume attempt cannot continue it."""
+        if self._closing_task is None and not self.stream.ending:
+            self._closing_task = asyncio.get_running_loop().create_task(self._restart())
+
+    async def _restart(self) -> None:
+        try:
+            await asyncio.wait_for(self.registry.forget(self.connection_id), CHECKPOINT_TIMEOUT)
+        except Exception as exc:
+            # The resume replay meets the same late entry and refuses too.
+            log.warning(
+                "could not forget a connection to restart it",
+                extra={"connection_id": self.connection_id, "error": repr(exc)},
+            )
+        await self.close(CloseReason.RESYNC)
 
     def _write(self, frame: bytes, reply: bool) -> None:
         """Writes at once unless frames wait for the transport (or it cannot take one now)."""
