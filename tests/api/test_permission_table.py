@@ -658,6 +658,27 @@ async def create_bot(api: API, cast: Cast) -> Attempt:
     return resp, effect
 
 
+@door("read_bots", "system_user", also=("create_bot",))
+async def read_own_bot(api: API, cast: Cast) -> Attempt:
+    bot = await api.call(
+        "POST", "/bots", token=cast.actor.token, json={"username": fresh_name("bot")}, expect=201
+    )
+    return await api.raw("GET", f"/bots/{bot['user_id']}", cast.actor.token), None
+
+
+@door("read_others_bots", "system_user", refused=200, also=("read_bots",))
+async def list_anothers_bots(api: API, cast: Cast) -> Attempt:
+    bot = await api.call(
+        "POST", "/bots", token=cast.admin.token, json={"username": fresh_name("bot")}, expect=201
+    )
+    resp = await api.raw("GET", "/bots?per_page=200", cast.actor.token)
+
+    async def effect() -> bool:
+        return any(b["user_id"] == bot["user_id"] for b in resp.json())
+
+    return resp, effect
+
+
 async def _bot_token(api: API, cast: Cast, owner: User) -> Attempt:
     bot = await api.call(
         "POST", "/bots", token=owner.token, json={"username": fresh_name("bot")}, expect=201

@@ -267,8 +267,8 @@ ROUTES: dict[str, Door] = {
     "POST /users/tokens/disable": guarded(write("/users/tokens/disable", {"token_id": "{token}"})),
     "POST /users/tokens/enable": guarded(write("/users/tokens/enable", {"token_id": "{token}"})),
     "POST /bots": admin(write("/bots", {"username": "mallorybot"})),
-    "GET /bots": shared("bot accounts are users; hubbub lists them to everyone (see README)"),
-    "GET /bots/{bot_user_id}": shared("bot accounts are users"),
+    "GET /bots": guarded(read("/bots", "admin")),
+    "GET /bots/{bot_user_id}": guarded(read("/bots/{bot}", "admin")),
     # Statuses
     "POST /users/status/ids": shared("presence is visible to every user"),
     "GET /users/{user_id}/status": shared("presence is visible to every user"),

@@ -59,6 +59,7 @@ class Scene:
     emoji_id: str
     job_id: str
     channel_user_role: str
+    bot_id: str
 
     def secrets(self) -> list[str]:
         """Strings that must never reach mallory or eve."""
@@ -101,6 +102,7 @@ class Scene:
             "emoji": self.emoji_id,
             "job": self.job_id,
             "channel_user_role": self.channel_user_role,
+            "bot": self.bot_id,
         }
 
 
@@ -188,6 +190,7 @@ def make_scene(rest: Rest) -> Scene:
     assert emoji.status_code < 300, emoji.text
     job = _call(rest, "POST", "/jobs", admin, {"type": "cleanup"})
     role = _call(rest, "GET", "/roles/name/channel_user", admin)
+    bot = _call(rest, "POST", "/bots", admin, {"username": "adminsbot"})
     return Scene(
         admin=admin,
         alice=alice,
@@ -211,4 +214,5 @@ def make_scene(rest: Rest) -> Scene:
         emoji_id=emoji.json()["id"],
         job_id=job["id"],
         channel_user_role=role["id"],
+        bot_id=bot["user_id"],
     )

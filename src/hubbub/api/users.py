@@ -28,7 +28,7 @@ from hubbub.api.http import (
 )
 from hubbub.api.params import user_id_param
 from hubbub.config import Settings
-from hubbub.errors import AppError, forbidden
+from hubbub.errors import AppError, forbidden, not_found
 from hubbub.services.auth import AuthService
 from hubbub.services.permissions import MANAGE_SYSTEM, Permissions
 from hubbub.services.roles import check_user_roles
@@ -345,10 +345,27 @@ class UserRoutes:
         return created(bot)
 
     async def list_bots(self, request: Request) -> Response:
-        require_session(request)
+        """Mattermost's rule: `read_others_bots` lists every bot, `read_bots` one's own."""
+        session = require_session(request)
         page, per_page = paging(request)
-        return JSONResponse(await self.users.list_bots(page, per_page))
+        if await self.permissions.has(session, "read_others_bots"):
+            owner: str | None = None
+        elif await self.permissions.has(session, "read_bots"):
+            owner = session.user_id
+        else:
+            raise forbidden("read_bots")
+        return JSONResponse(await self.users.list_bots(page, per_page, owner))
 
     async def get_bot(self, request: Request) -> Response:
-        require_session(request)
-        return JSONResponse(await self.users.get_bot(path_id(request, "bot_user_id")))
+        """Any bot with `read_others_bots`; one's own with `read_bots` (another's is not found,
+        as Mattermost answers); neither: 403."""
+        session = require_session(request)
+        bot_id = path_id(request, "bot_user_id")
+        if await self.permissions.has(session, "read_others_bots"):
+            return JSONResponse(await self.users.get_bot(bot_id))
+        if not await self.permissions.has(session, "read_bots"):
+            raise forbidden("read_bots")
+        bot = await self.users.get_bot(bot_id)
+        if bot["owner_id"] != session.user_id:
+            raise not_found("bot", "store.sql_bot.get.missing.app_error")
+        return JSONResponse(bot)

@@ -429,16 +429,15 @@ class UsersService:
             "delete_at": row.delete_at,
         }
 
-    async def list_bots(self, page: int, per_page: int) -> list[dict[str, Any]]:
+    async def list_bots(
+        self, page: int, per_page: int, owner_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Bots in creation order; only those `owner_id` owns when given."""
+        query = select(bots.c.user_id).order_by(bots.c.create_at)
+        if owner_id is not None:
+            query = query.where(bots.c.owner_id == owner_id)
         async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(bots.c.user_id)
-                    .order_by(bots.c.create_at)
-                    .offset(page * per_page)
-                    .limit(per_page)
-                )
-            ).all()
+            rows = (await conn.execute(query.offset(page * per_page).limit(per_page))).all()
         return [await self.get_bot(r.user_id) for r in rows]
 
 
