@@ -185,13 +185,9 @@ class OperatorConsole:
         nodes = [me if n.id == me.id else n for n in await self.discovery.all_nodes()]
         return nodes if any(n.id == me.id for n in nodes) else [*nodes, me]
 
-    async def picture(self) -> dict[str, Any]:
-        """What the console's cluster table shows, without the data tier's probes: each node's
-        state and reasons, and the leader (`console_watch.py` compares it between heartbeats)."""
-        nodes = await self._nodes()
-        leader = await self.leader_id()
+    def _assess(self, nodes: list[NodeInfo], leader: str | None) -> list[dict[str, Any]]:
         timing = self.discovery.timing
-        assessed = assess(
+        return assess(
             nodes,
             now=now_ms(),
             heartbeat_seconds=timing.heartbeat,
@@ -199,6 +195,11 @@ class OperatorConsole:
             me=self.discovery.node_id,
             leader_id=leader,
         )
+
+    async def picture(self) -> dict[str, Any]:
+        """What the console's cluster table shows, without the data tier's probes: each node's
+        state and reasons, and the leader (`console_watch.py` compares it between heartbeats)."""
+        assessed = self._assess(await self._nodes(), await self.leader_id())
         return {
             "leader": next((n["node_name"] for n in assessed if n["leader"]), None),
             "nodes": sorted((n["node_name"], n["state"], tuple(n["reasons"])) for n in assessed),
@@ -212,15 +213,7 @@ class OperatorConsole:
             self._redis(),
             _bounded(self._file_store()),
         )
-        timing = self.discovery.timing
-        assessed = assess(
-            nodes,
-            now=now_ms(),
-            heartbeat_seconds=timing.heartbeat,
-            live_seconds=timing.live,
-            me=self.discovery.node_id,
-            leader_id=leader,
-        )
+        assessed = self._assess(nodes, leader)
         shared_problems = [
             f"{n['node_name']}: {r.removeprefix('not ready: ')}"
             for n in assessed
@@ -234,8 +227,8 @@ class OperatorConsole:
             "answered_by": self.node_name,
             "cluster_enabled": self.discovery.enabled,
             "cluster_name": self.settings.ClusterSettings.ClusterName,
-            "heartbeat_seconds": timing.heartbeat,
-            "live_seconds": timing.live,
+            "heartbeat_seconds": self.discovery.timing.heartbeat,
+            "live_seconds": self.discovery.timing.live,
             "leader": next((n["node_name"] for n in assessed if n["leader"]), None),
             "nodes": assessed,
             "data": {"database": database, "redis": redis, "files": files},
