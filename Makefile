@@ -15,7 +15,7 @@ run: $(RUN_STAMP)
 	$(BIN)/hubbub serve
 
 test: $(STAMP) services realtime-deps webapp-deps check
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 check: $(STAMP)
 	$(BIN)/ruff check src tests bench
