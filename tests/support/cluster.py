@@ -43,7 +43,7 @@ from typing import Any
 
 import orjson
 
-from tests.support.nginx import Nginx, launch_nginx
+from tests.support.nginx import NGINX_PREAMBLE, Nginx, launch_nginx
 from tests.support.node import Node
 from tests.support.ports import ATTEMPTS, PortsKeptTaken, PortTaken, free_port, start_on_free_ports
 from tests.support.postgres import PostgresInstance
@@ -52,22 +52,9 @@ from tests.support.sentinel import SentinelSet
 from tests.support.server import spawn_server
 from tests.support.wait import wait_until
 
-CLUSTER_NGINX_CONFIG = """\
-worker_processes 1;
-pid {base}/nginx.pid;
-error_log {base}/error.log info;
-events {{ worker_connections 1024; }}
-http {{
-    access_log {base}/access.log;
-    client_body_temp_path {base}/client_body;
-    proxy_temp_path {base}/proxy;
-    fastcgi_temp_path {base}/fastcgi;
-    uwsgi_temp_path {base}/uwsgi;
-    scgi_temp_path {base}/scgi;
-    map $http_upgrade $connection_upgrade {{
-        default upgrade;
-        ''      close;
-    }}
+CLUSTER_NGINX_CONFIG = (
+    NGINX_PREAMBLE.replace("{workers}", "1024")
+    + """\
     upstream hubbub {{
 {servers}
         keepalive 32;
@@ -100,6 +87,7 @@ http {{
     }}
 }}
 """
+)
 
 
 def start_cluster_nginx(upstream_ports: list[int], read_timeout: str = "120s") -> Nginx:

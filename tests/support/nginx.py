@@ -20,11 +20,13 @@ from pathlib import Path
 from tests.support.ports import exited, free_port, port_open, start_on_free_ports
 from tests.support.wait import wait_until
 
-_CONFIG = """\
+# The start of every nginx config the tests write: one worker, files under {base}, and the
+# `$connection_upgrade` map a websocket location needs ({workers}: worker_connections).
+NGINX_PREAMBLE = """\
 worker_processes 1;
 pid {base}/nginx.pid;
 error_log {base}/error.log info;
-events {{ worker_connections 256; }}
+events {{ worker_connections {workers}; }}
 http {{
     access_log {base}/access.log;
     client_body_temp_path {base}/client_body;
@@ -36,6 +38,11 @@ http {{
         default upgrade;
         ''      close;
     }}
+"""
+
+_CONFIG = (
+    NGINX_PREAMBLE.replace("{workers}", "256")
+    + """\
     server {{
         listen 127.0.0.1:{port};
         location /api/v4/websocket {{
@@ -56,6 +63,7 @@ http {{
     }}
 }}
 """
+)
 
 
 def nginx_bin() -> str:

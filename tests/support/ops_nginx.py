@@ -12,25 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.nginx import Nginx, launch_nginx
+from tests.support.nginx import NGINX_PREAMBLE, Nginx, launch_nginx
 from tests.support.ports import start_on_free_ports
 
-_CONFIG = """\
-worker_processes 1;
-pid {base}/nginx.pid;
-error_log {base}/error.log info;
-events {{ worker_connections 512; }}
-http {{
-    access_log {base}/access.log;
-    client_body_temp_path {base}/client_body;
-    proxy_temp_path {base}/proxy;
-    fastcgi_temp_path {base}/fastcgi;
-    uwsgi_temp_path {base}/uwsgi;
-    scgi_temp_path {base}/scgi;
-    map $http_upgrade $connection_upgrade {{
-        default upgrade;
-        ''      close;
-    }}
+_CONFIG = (
+    NGINX_PREAMBLE.replace("{workers}", "512")
+    + """\
     upstream hubbub {{
 {servers}
     }}
@@ -57,6 +44,7 @@ http {{
     }}
 }}
 """
+)
 
 _UPGRADE = """\
             proxy_set_header Upgrade $http_upgrade;
