@@ -123,6 +123,9 @@ def serve(config: LoadedConfig, seams: Seams | None = None) -> int:
         # Client address and scheme from X-Forwarded-* are resolved by hubbub itself, trusted
         # only from ServiceSettings.TrustedProxies (hubbub.api.forwarded), in one place.
         proxy_headers=False,
+        # Mattermost keeps idle keep-alive connections ServiceSettings.IdleTimeout (60 s);
+        # uvicorn's own default (5 s) makes pooling clients race the close.
+        timeout_keep_alive=settings.ServiceSettings.IdleTimeout,
         timeout_graceful_shutdown=settings.ServiceSettings.GracefulShutdownTimeoutSeconds,
         server_header=False,
     )

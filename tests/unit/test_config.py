@@ -34,6 +34,7 @@ MATTERMOST_DEFAULTS: dict[str, dict[str, Any]] = {
         "SessionLengthMobileInHours": 720,
         "SessionCacheInMinutes": 10,
         "MaximumLoginAttempts": 10,
+        "IdleTimeout": 60,
         "EnablePostSearch": True,
         "EnableCustomEmoji": True,
         "AllowSyncedDrafts": True,

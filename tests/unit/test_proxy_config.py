@@ -76,7 +76,8 @@ def test_upstream_lists_every_node_with_passive_checks_and_keepalive() -> None:
         "server 127.0.0.1:8067 max_fails=2 fail_timeout=10s",
     ]
     assert "keepalive 32" in upstream
-    # Below uvicorn's 5 s keep-alive, so nginx never reuses a connection the node is closing.
+    # Well below the nodes' keep-alive (ServiceSettings.IdleTimeout), so nginx never reuses a
+    # connection the node is closing.
     assert "keepalive_timeout 4s" in upstream
 
 

@@ -119,8 +119,9 @@ def render_nginx(options: NginxOptions, command: str = "") -> str:
         for u in options.upstreams
     ]
     lines += [
-        "    # Idle connections kept open to the nodes; closed before the nodes' own 5 s",
-        "    # keep-alive timeout, so nginx never reuses a connection a node is closing.",
+        "    # Idle connections kept open to the nodes; closed well before the nodes' own",
+        "    # keep-alive timeout (ServiceSettings.IdleTimeout, 60 s), so nginx never reuses a",
+        "    # connection a node is closing.",
         "    keepalive 32;",
         "    keepalive_timeout 4s;",
         "}",

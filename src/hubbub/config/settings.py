@@ -45,6 +45,9 @@ class ServiceConfig(_Section):
     SessionCacheInMinutes: int = Field(default=10, ge=0)
     MaximumLoginAttempts: int = Field(default=10, ge=1)
     EnablePostSearch: bool = True
+    # How long an idle keep-alive HTTP connection stays open (uvicorn's keep-alive timeout),
+    # as in Mattermost; clients that pool connections reuse them within it.
+    IdleTimeout: int = Field(default=60, ge=1)
     WebsocketPingIntervalSeconds: int = Field(default=25, ge=1)
     WebsocketPongTimeoutSeconds: int = Field(default=60, ge=2)
     GracefulShutdownTimeoutSeconds: int = Field(default=30, ge=0)
