@@ -19,8 +19,11 @@ class AppError(Exception):
         status_code: int = 400,
         detailed_error: str = "",
         params: dict[str, Any] | None = None,
+        *,
+        retry_after: int = 0,
     ) -> None:
         super().__init__(f"{error_id}: {message}")
+        self.retry_after = retry_after  # seconds, sent as Retry-After when set
         self.id = error_id
         self.message = message
         self.status_code = status_code
@@ -41,6 +44,16 @@ def render_body(error: AppError, request_id: str = "", developer: bool = False) 
     """The JSON body of `error`, as clients get it over HTTP and inside websocket replies; the
     detailed error only in developer mode (`ServiceSettings.EnableDeveloper`)."""
     return orjson.dumps(error.to_body(request_id, developer))
+
+
+def server_busy() -> AppError:
+    """An overloaded node refusing new work at once, rather than answering it seconds late."""
+    return AppError(
+        "api.context.server_busy.app_error",
+        "The server is busy. Please try again shortly.",
+        503,
+        retry_after=1,
+    )
 
 
 def bad_param(name: str, where: str = "api.context.invalid_param") -> AppError:

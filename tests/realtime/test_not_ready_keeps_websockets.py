@@ -9,43 +9,18 @@ with the next seq. Only SIGTERM (tests/realtime/test_keepalive_and_close_reasons
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.support.node import Node, start_node
-from tests.support.postgres import PostgresInstance, start_postgres
+from tests.support.postgres import PostgresInstance, frozen, start_postgres
 from tests.support.rest import Org, Rest, make_org
 from tests.support.wait import wait_until
 from tests.support.ws import hello_of, read_until_post
-
-
-def _postgres_pids(instance: PostgresInstance) -> list[int]:
-    """The postmaster and every backend it forked (walked through /proc)."""
-    postmaster = int((instance.base / "data" / "postmaster.pid").read_text().split()[0])
-    pids = [postmaster]
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            stat = (entry / "stat").read_text()
-            # The command may contain spaces: the parent pid is the 2nd field after ")".
-            if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
-                pids.append(int(entry.name))
-    return pids
-
-
-def _signal_all(pids: list[int], sig: int) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +30,6 @@ def own_postgres() -> Iterator[PostgresInstance]:
     try:
         yield instance
     finally:
-        # Whatever the test did, never leave it stopped.
-        _signal_all(_postgres_pids(instance), signal.SIGCONT)
         instance.stop()
 
 
@@ -95,9 +68,7 @@ def test_a_hung_database_makes_the_node_not_ready_but_keeps_its_websockets(
         seq_before = int(read_until_post(ws, first["id"])["seq"])
         assert _ping(pg_node).status_code == 200
 
-        pids = _postgres_pids(own_postgres)
-        _signal_all(pids, signal.SIGSTOP)
-        try:
+        with frozen(own_postgres):
             unready = wait_until(
                 lambda: (r := _ping(pg_node)).status_code != 200 and r,
                 20,
@@ -113,8 +84,6 @@ def test_a_hung_database_makes_the_node_not_ready_but_keeps_its_websockets(
                 assert message is None, f"unexpected event while frozen: {message}"
             assert len(ws.pings) > pings_before, "the server stopped pinging the socket"
             assert pg_node.disconnects("server_drain") == 0
-        finally:
-            _signal_all(pids, signal.SIGCONT)
 
         wait_until(lambda: _ping(pg_node).status_code == 200, 30, "the node to be ready again")
         after = rest.post(org.bob, org.public["id"], "after the freeze")

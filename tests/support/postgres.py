@@ -4,16 +4,21 @@ It runs as the `postgres` user when the tests run as root (initdb refuses root).
 was taken before the server bound it, it is started again on another one. Stopped by
 `pg_ctl -m immediate stop` and its directory removed. `fresh_postgres_database` copies the
 migrated template database (made by the `postgres` fixture in tests/conftest.py) for one test.
+`frozen(instance)` stops every process of an instance with SIGSTOP for a block: a database that
+hangs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,3 +172,37 @@ def _start_on_a_free_port(bindir: Path, base: Path) -> PostgresInstance:
         log = log_path.read_bytes()[offset:].decode(errors="replace") if log_path.exists() else ""
         raise exited("PostgreSQL", started.returncode, started.stdout + started.stderr + log)
     return PostgresInstance(base=base, port=port, bindir=bindir)
+
+
+def postgres_pids(instance: PostgresInstance) -> list[int]:
+    """The postmaster and every process it forked (backends, walwriter, ...), from /proc."""
+    postmaster = int((instance.base / "data" / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = (entry / "stat").read_text()
+            # The command may contain spaces: the parent pid is the 2nd field after ")".
+            if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
+                pids.append(int(entry.name))
+    return pids
+
+
+def signal_postgres(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+@contextlib.contextmanager
+def frozen(instance: PostgresInstance) -> Iterator[None]:
+    """Every process of `instance` stopped with SIGSTOP (a database that hangs: connections
+    open, nothing answered) until the block ends, then SIGCONT, whatever happened. Only on a
+    test's own instance, never the session's shared one."""
+    pids = postgres_pids(instance)
+    signal_postgres(pids, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        signal_postgres(pids, signal.SIGCONT)

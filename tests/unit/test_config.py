@@ -154,6 +154,7 @@ HUBBUB_ONLY = {
     "SqlSettings.ReplicaMaxLagBytes",
     "SqlSettings.ReplicaMaxLagSeconds",
     "SqlSettings.ReadYourWritesSeconds",
+    "SqlSettings.MaxConnectionWaitMilliseconds",
 }
 
 

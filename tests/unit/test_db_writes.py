@@ -14,7 +14,8 @@ from sqlalchemy.exc import PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.config import load_config
-from hubbub.store.db import Database, after_commit
+from hubbub.store.consistency import reading_as
+from hubbub.store.db import Database, DatabaseBusy, after_commit
 from tests.support.wait import wait_until_async
 
 
@@ -173,3 +174,58 @@ async def test_wal_is_checkpointed_in_the_background_once_started(
     await db.start()
     await wait_until_async(lambda: main_file.stat().st_size > size, 10, "a checkpoint")
     assert main_file.stat().st_size >= 160_000
+
+
+async def test_a_request_waits_for_the_writer_at_most_the_bound_then_is_busy(
+    tmp_path: Path,
+) -> None:
+    config = load_config(
+        None,
+        environ={
+            "MM_SQLSETTINGS_DATASOURCE": str(tmp_path / "b.db"),
+            "MM_SQLSETTINGS_MAXCONNECTIONWAITMILLISECONDS": "200",
+        },
+    )
+    db = Database(config.settings.SqlSettings)
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def long_write() -> None:
+        async with db.write():
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(long_write())
+    try:
+        await holding.wait()
+        with reading_as("u1", None), pytest.raises(DatabaseBusy):
+            async with db.write():
+                pass
+        # Background work (no request) waits its turn instead.
+        background = asyncio.create_task(_write_one(db))
+        await asyncio.sleep(0.3)
+        assert not background.done()
+        release.set()
+        await background
+    finally:
+        release.set()
+        await holder
+        await db.close()
+
+
+async def _write_one(db: Database) -> None:
+    async with db.write() as conn:
+        await conn.exec_driver_sql("SELECT 1")
+
+
+def test_the_sqlite_pool_is_sized_by_the_sql_settings(tmp_path: Path) -> None:
+    config = load_config(
+        None,
+        environ={
+            "MM_SQLSETTINGS_DATASOURCE": str(tmp_path / "p.db"),
+            "MM_SQLSETTINGS_MAXIDLECONNS": "7",
+            "MM_SQLSETTINGS_MAXOPENCONNS": "40",
+        },
+    )
+    pool: Any = Database(config.settings.SqlSettings).primary.pool
+    assert (pool.size(), pool._max_overflow, pool._timeout) == (7, 33, 3.0)

@@ -18,7 +18,8 @@ from starlette.responses import Response
 from starlette.types import Scope, Send
 
 from hubbub.api.http import JSON_TYPE
-from hubbub.errors import AppError, render_body
+from hubbub.errors import AppError, render_body, server_busy
+from hubbub.store.db import DatabaseBusy
 
 log = logging.getLogger("hubbub.api")
 
@@ -51,6 +52,8 @@ def render_error(error: AppError, scope: Scope, developer: bool) -> RenderedErro
     ]
     if clears_session_cookie(error, scope):
         headers.append((b"set-cookie", CLEAR_SESSION_COOKIE))
+    if error.retry_after:
+        headers.append((b"retry-after", str(error.retry_after).encode()))
     return RenderedError(error.status_code, headers, body)
 
 
@@ -126,8 +129,12 @@ def make_handlers(developer: bool) -> dict[type[Exception] | int, object]:
             )
         return await server_error(request, exc)
 
+    async def busy(request: Request, exc: Exception) -> Response:
+        return render(request, server_busy())
+
     return {
         AppError: app_error,
+        DatabaseBusy: busy,
         HTTPException: http_error,
         DBAPIError: database_error,
         Exception: server_error,

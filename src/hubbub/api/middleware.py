@@ -14,10 +14,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hubbub.api.auth import resolve_session
 from hubbub.api.errors import render_error, send_error
 from hubbub.api.mfa import mfa_required_error, must_set_up_mfa
-from hubbub.errors import AppError
+from hubbub.errors import AppError, server_busy
 from hubbub.ids import new_id
 from hubbub.services.auth import AuthService
 from hubbub.store.consistency import PositionStore, ReadContext, reading_as
+from hubbub.store.db import DatabaseBusy
 
 log = logging.getLogger("hubbub.api")
 
@@ -93,7 +94,14 @@ class APIMiddleware:
         request_id = new_id()
         scope["hubbub.request_id"] = request_id
         conn = HTTPConnection(scope)
-        session, auth_error = await resolve_session(conn, self.auth, self.strict_csrf)
+        try:
+            session, auth_error = await resolve_session(conn, self.auth, self.strict_csrf)
+        except DatabaseBusy:
+            if scope["type"] == "websocket":
+                await self.app(scope, receive, send)  # the endpoint refuses it the same way
+            else:
+                await self._send_error(send, scope, server_busy())
+            return
         scope["hubbub.session"] = session
         scope["hubbub.auth_error"] = auth_error
         if must_set_up_mfa(session, scope.get("method", "GET"), scope["path"], self.enforce_mfa):
@@ -159,6 +167,9 @@ class APIMiddleware:
         except AppError as exc:
             if not started:
                 await self._send_error(send, scope, exc)
+        except DatabaseBusy:
+            if not started:
+                await self._send_error(send, scope, server_busy())
         except Exception as exc:
             if not started:  # otherwise the exception handler already answered and logged it
                 log.exception("unhandled error on %s %s", scope["method"], path)

@@ -46,6 +46,7 @@ from hubbub.services.auth import AuthService
 from hubbub.services.channel_access import ChannelAccess
 from hubbub.services.permissions import Permissions
 from hubbub.services.session import Session
+from hubbub.store.db import DatabaseBusy
 
 log = logging.getLogger("hubbub.realtime")
 
@@ -132,7 +133,12 @@ class WebSocketEndpoint:
             # Dispatched straight here (hubbub.app.WebSocketFirst): look the token up ourselves.
             # An unusable token is not refused at upgrade: the socket stays unauthenticated
             # and may still answer the authentication challenge, as Mattermost's does.
-            session, _ = await resolve_session(conn_http, self.auth, strict_csrf=False)
+            try:
+                session, _ = await resolve_session(conn_http, self.auth, strict_csrf=False)
+            except DatabaseBusy:
+                # Overloaded: refused before the upgrade, the client retries (with backoff).
+                await _deny(scope, send, 503, "api.context.server_busy.app_error")
+                return None
         query = conn_http.query_params
         requested_id = query.get("connection_id", "")
         sequence = _int_or_none(query.get("sequence_number"))

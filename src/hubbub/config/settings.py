@@ -132,6 +132,10 @@ class SqlConfig(_Section):
     MaxOpenConns: int = Field(default=300, ge=1)
     QueryTimeout: int = Field(default=30, ge=1)
     ConnMaxLifetimeMilliseconds: int = Field(default=3600000, ge=0)
+    # hubbub's own: how long a request waits for a pooled connection (or, on SQLite, for its
+    # turn at the single writer) before it is answered 503 `api.context.server_busy.app_error`
+    # with Retry-After, so an overloaded node sheds work instead of piling it up.
+    MaxConnectionWaitMilliseconds: int = Field(default=3000, ge=1)
     # Mattermost's: how often every replica is probed (health, lag) and a failed one re-probed.
     ReplicaMonitorIntervalSeconds: int = Field(default=5, ge=1)
     # hubbub's own (docs/design/database.md): a replica leaves rotation while it is behind the

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from hubbub.config.settings import SqlConfig
@@ -47,13 +48,14 @@ from hubbub.store.engines import (
     engines_differ,
     make_engine,
     parse_lsn,
+    pool_args,
 )
 from hubbub.store.monitor import REPLAY_POSITION, DatabaseMetrics, ReplicaMonitor
 from hubbub.tasks import stop_task
 
 log = logging.getLogger("hubbub.store")
 
-__all__ = ["Database", "after_commit", "engine_url", "make_engine"]
+__all__ = ["Database", "DatabaseBusy", "after_commit", "engine_url", "make_engine"]
 
 WAL_BACKSTOP_PAGES = 10_000  # ~40 MB of WAL before a commit checkpoints by itself
 WAL_CHECKPOINT_SECONDS = 1.0
@@ -64,7 +66,10 @@ _WRITE_POSITION = text("SELECT pg_current_wal_insert_lsn()::text")
 def sqlite_engine(url: str, settings: SqlConfig) -> AsyncEngine:
     if ":memory:" not in url:
         Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": settings.QueryTimeout})
+    # A file database gets the same pool as PostgreSQL (each connection is one aiosqlite
+    # thread; WAL readers do not block each other); ":memory:" keeps SQLAlchemy's own.
+    pool = {} if ":memory:" in url else pool_args(settings)
+    engine = create_async_engine(url, connect_args={"timeout": settings.QueryTimeout}, **pool)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -79,6 +84,29 @@ def sqlite_engine(url: str, settings: SqlConfig) -> AsyncEngine:
         cursor.close()
 
     return engine
+
+
+class DatabaseBusy(Exception):
+    """No pooled connection, or on SQLite no turn at the writer, within
+    `SqlSettings.MaxConnectionWaitMilliseconds`: the node is overloaded. The API answers 503
+    `api.context.server_busy.app_error` with Retry-After (hubbub.api.errors)."""
+
+
+async def _checkout(engine: AsyncEngine) -> AsyncConnection:
+    try:
+        return await engine.connect()
+    except PoolTimeout as exc:
+        raise DatabaseBusy(f"no database connection free: {exc}") from exc
+
+
+@asynccontextmanager
+async def _connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """`engine.connect()` as a context, with a pool that stays dry translated to DatabaseBusy."""
+    conn = await _checkout(engine)
+    try:
+        yield conn
+    finally:
+        await asyncio.shield(conn.close())
 
 
 AfterCommit = Callable[[], Awaitable[None]]
@@ -180,7 +208,7 @@ class Database(Component):
         """
         if self._write_lock is None:
             self.metrics.served(QueryClass.WRITE, Role.PRIMARY)
-            async with self.primary.connect() as conn:
+            async with _connection(self.primary) as conn:
                 await conn.begin()
                 try:
                     yield conn
@@ -200,7 +228,7 @@ class Database(Component):
                 with pinned_to_primary():
                     await _run_after_commit(conn)
             return
-        async with self._write_lock:
+        async with self._writer_turn(self._write_lock):
             conn = await self._sqlite_writer()
             try:
                 await conn.begin()
@@ -219,6 +247,25 @@ class Database(Component):
                         await conn.close()
                 raise
             await _run_after_commit(conn)
+
+    @asynccontextmanager
+    async def _writer_turn(self, lock: asyncio.Lock) -> AsyncIterator[None]:
+        """SQLite's single writer. A request waits for its turn at most
+        `MaxConnectionWaitMilliseconds`, then gets DatabaseBusy (503) instead of queueing
+        behind a backlog it would only lengthen; background work (jobs, presence, the
+        checkpoints of websockets) waits as long as it takes."""
+        if current_reader() is None:
+            await lock.acquire()
+        else:
+            try:
+                async with asyncio.timeout(self.settings.MaxConnectionWaitMilliseconds / 1000):
+                    await lock.acquire()
+            except TimeoutError:
+                raise DatabaseBusy("the SQLite writer is busy") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     async def _note_write(self, conn: AsyncConnection, reader: ReadContext) -> None:
         """Records the position just past this commit for the request's user."""
@@ -252,7 +299,7 @@ class Database(Component):
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close()
-        self._writer = conn = await self.primary.connect()
+        self._writer = conn = await _checkout(self.primary)
         return conn
 
     @asynccontextmanager
@@ -271,7 +318,7 @@ class Database(Component):
     async def read_primary(self) -> AsyncIterator[AsyncConnection]:
         """A read that must see the latest commit."""
         self.metrics.served(QueryClass.FRESH, Role.PRIMARY)
-        async with self.primary.connect() as conn:
+        async with _connection(self.primary) as conn:
             yield conn
 
     def _rotation(self, query_class: QueryClass) -> list[ReplicaEngine]:
@@ -325,7 +372,7 @@ class Database(Component):
                     if conn is not None:
                         return conn, replica
         try:
-            return await self.primary.connect(), None
+            return await _checkout(self.primary), None
         except Exception:
             # No primary: reads carry on from any replica that answers (the freshest data
             # there is until a new primary takes over).

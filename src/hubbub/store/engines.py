@@ -103,6 +103,18 @@ def _failover_errors(context: ExceptionContext) -> None:
         context.is_disconnect = True
 
 
+def pool_args(settings: SqlConfig) -> dict[str, Any]:
+    """The pool of every engine, SQLite's included: `MaxIdleConns` kept, up to `MaxOpenConns`
+    open, and a checkout that waits at most `MaxConnectionWaitMilliseconds` (then the store
+    raises `DatabaseBusy`, answered 503). SQLAlchemy's own default (5 kept, 10 more, 30 s
+    wait) ran dry under 750 simulated users and turned into 5 s client timeouts."""
+    return {
+        "pool_size": max(1, min(settings.MaxIdleConns, settings.MaxOpenConns)),
+        "max_overflow": max(0, settings.MaxOpenConns - settings.MaxIdleConns),
+        "pool_timeout": settings.MaxConnectionWaitMilliseconds / 1000,
+    }
+
+
 def make_engine(driver: str, source: str, settings: SqlConfig) -> AsyncEngine:
     url = engine_url(driver, source)
     if driver == "sqlite":
@@ -111,8 +123,7 @@ def make_engine(driver: str, source: str, settings: SqlConfig) -> AsyncEngine:
         return sqlite_engine(url, settings)
     engine = create_async_engine(
         url,
-        pool_size=max(1, min(settings.MaxIdleConns, settings.MaxOpenConns)),
-        max_overflow=max(0, settings.MaxOpenConns - settings.MaxIdleConns),
+        **pool_args(settings),
         pool_recycle=settings.ConnMaxLifetimeMilliseconds / 1000
         if settings.ConnMaxLifetimeMilliseconds
         else -1,
@@ -233,6 +244,7 @@ def engines_differ(old: SqlConfig, new: SqlConfig) -> bool:
         "MaxOpenConns",
         "QueryTimeout",
         "ConnMaxLifetimeMilliseconds",
+        "MaxConnectionWaitMilliseconds",
     )
     return any(getattr(old, k) != getattr(new, k) for k in keys)
 
