@@ -236,6 +236,7 @@ class Hubbub:
             bus,
             before_hello=lambda user_id: self.db.note_hello(user_id, self.positions),
             clock=clock,
+            event_scope=s.FeatureFlags.WebSocketEventScope,
         )
         self.presence = Presence(self.statuses, registry)
         self.websocket = WebSocketEndpoint(

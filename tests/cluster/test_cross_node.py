@@ -482,6 +482,55 @@ def test_cross_node_latency(
     assert len(sent) == LATENCY_POSTS
 
 
+# Event scope (FeatureFlags.WebSocketEventScope, hubbub/realtime/scope.py)
+
+
+def test_typing_and_reactions_follow_each_connections_open_channel_on_every_node(
+    cluster: Cluster, rests: list[Rest], org: Org
+) -> None:
+    """Typing from a socket on A and a reaction made through A reach bob on B, who has the
+    channel open, and not carol on C, who has another channel and other threads open: the
+    event crosses the bus and each node filters for its own connections."""
+    public = org.public["id"]
+    elsewhere = "e" * 26
+    alice_a = Stream.open(cluster[0], org.alice)
+    bob_b = Stream.open(cluster[1], org.bob)
+    carol_c = Stream.open(cluster[2], org.carol)
+    streams = (alice_a, bob_b, carol_c)
+
+    def presence(stream: Stream, seq: int, data: dict[str, Any]) -> None:
+        stream.ws.send_json({"seq": seq, "action": "presence", "data": data})
+        assert stream.expect(lambda m: m.get("seq_reply") == seq)["status"] == "OK"
+
+    try:
+        for s in streams:
+            s.hello()
+        presence(bob_b, 1, {"channel_id": public})
+        presence(carol_c, 1, {"channel_id": elsewhere})
+        presence(carol_c, 2, {"thread_channel_id": elsewhere, "is_thread_view": False})
+        presence(carol_c, 3, {"thread_channel_id": elsewhere, "is_thread_view": True})
+
+        alice_a.ws.send_json(
+            {"seq": 1, "action": "user_typing", "data": {"channel_id": public, "parent_id": ""}}
+        )
+        assert alice_a.expect(lambda m: m.get("seq_reply") == 1)["status"] == "OK"
+        post = rests[0].post(org.alice, public, "react to me")
+        reaction = {"user_id": org.alice.id, "post_id": post["id"], "emoji_name": "smile"}
+        rests[0].call("POST", "/reactions", org.alice.token, reaction, 201)
+        marker = rests[0].post(org.alice, public, "marker")["id"]
+
+        bob_b.expect_event("typing", user_id=org.alice.id)
+        bob_b.expect_event("reaction_added")
+        carol_c.expect_post(marker)
+        kinds = {m["event"] for m in carol_c.events()}
+        assert not {"typing", "reaction_added"} & kinds, carol_c.events()
+        for s in (bob_b, carol_c):
+            s.check_seq()
+    finally:
+        for s in streams:
+            s.close()
+
+
 # Presence
 
 

@@ -110,6 +110,7 @@ MATTERMOST_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "ExportSettings": {"Directory": "./export", "RetentionDays": 30},
     "ImportSettings": {"Directory": "./import", "RetentionDays": 30},
+    "FeatureFlags": {"WebSocketEventScope": True},
 }
 
 # Where hubbub differs on purpose: it runs with no setup on SQLite (README, `make run`).

@@ -160,7 +160,6 @@ _FIXED: dict[str, str] = {
     "FeatureFlagPropertyFieldRank": "false",
     "FeatureFlagSessionAttributes": "false",
     "FeatureFlagTeamMembershipAccessControl": "false",
-    "FeatureFlagWebSocketEventScope": "false",
     "FileLevel": "INFO",
     "ForgotPasswordLink": "",
     "GiphySdkKey": "",
@@ -283,6 +282,8 @@ def client_config(settings: Settings, config_hash: str, no_accounts: bool) -> di
         "AllowSyncedDrafts": _bool(s.ServiceSettings.AllowSyncedDrafts),
         "CollapsedThreads": s.ServiceSettings.CollapsedThreads,
         "NoAccounts": _bool(no_accounts),
+        # The web app sends `presence` actions only with this flag (hubbub/realtime/scope.py).
+        "FeatureFlagWebSocketEventScope": _bool(s.FeatureFlags.WebSocketEventScope),
         # hubbub's own additions.
         "IsClusterEnabled": _bool(s.ClusterSettings.Enable),
         "ConfigHash": config_hash,

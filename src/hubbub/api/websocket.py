@@ -41,6 +41,7 @@ from hubbub.realtime.protocol import (
     parse_request,
     reply,
 )
+from hubbub.realtime.scope import ChannelView
 from hubbub.realtime.session import ConnInfo, ConnLimits, WebConn
 from hubbub.services.auth import AuthService
 from hubbub.services.channel_access import ChannelAccess
@@ -364,9 +365,10 @@ class WebSocketEndpoint:
             )
             return None
         if action == "presence":
-            channel_id = data.get("channel_id") or data.get("thread_channel_id")
-            if isinstance(channel_id, str):
-                conn.active_channel = channel_id
+            # What the client has open, for the scope of typing and reaction events.
+            if conn.view is None:
+                conn.view = ChannelView()
+            conn.view.apply(data)
             return None
         if action == "get_statuses":
             return await self.presence.statuses_of(list(self.hub_users()))

@@ -333,6 +333,13 @@ class ImportConfig(_Section):
     RetentionDays: int = Field(default=30, ge=1)
 
 
+class FeatureFlagsConfig(_Section):
+    # Typing and reaction events only to connections that have their channel (or thread) open,
+    # as told by the clients' `presence` actions (hubbub/realtime/scope.py). Mattermost's
+    # default since v10; the client configuration tells the web app to send `presence`.
+    WebSocketEventScope: bool = True
+
+
 class Settings(BaseModel):
     """The whole configuration. Sections are named exactly as in Mattermost's config.json."""
 
@@ -352,6 +359,7 @@ class Settings(BaseModel):
     DataRetentionSettings: DataRetentionConfig = Field(default_factory=DataRetentionConfig)
     ExportSettings: ExportConfig = Field(default_factory=ExportConfig)
     ImportSettings: ImportConfig = Field(default_factory=ImportConfig)
+    FeatureFlags: FeatureFlagsConfig = Field(default_factory=FeatureFlagsConfig)
 
 
 SECTIONS: dict[str, type[_Section]] = {

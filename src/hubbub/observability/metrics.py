@@ -50,6 +50,13 @@ class Metrics:
             ["event"],
             registry=r,
         )
+        self.scoped = Counter(
+            "hubbub_websocket_scoped_events_total",
+            "Typing and reaction events left out for connections that have another channel "
+            "open (FeatureFlags.WebSocketEventScope), by type",
+            ["event"],
+            registry=r,
+        )
         self.refused_actions = Counter(
             "hubbub_websocket_refused_actions_total",
             "Client websocket actions not run: over the connection's budget (rate_limited) or "

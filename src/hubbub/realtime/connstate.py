@@ -270,6 +270,12 @@ class StreamState:
         self._cp_pos = self._last_pos = pos
         return prefix + b"%d}" % seq
 
+    def pass_over(self, pos: int) -> None:
+        """A live event this connection's scope leaves out (`realtime/scope.py`): no seq, and
+        a checkpoint right after it, as for any other skip."""
+        if self.state is _OPEN and pos > self._last_pos and not self.silenced:
+            self._skip(pos)
+
     def stale_or_late(self, meta: EventMeta) -> Refusal | None:
         """STALE for an event committed before the hello, RESYNC for a late one the client
         does not have, None for an event to number."""

@@ -2,7 +2,8 @@
 
 Data flow: `EventLog.append` -> `Hub.deliver(delivery)` (once per event, with every recipient
 and its log position) -> `WebConn.offer` for each local connection of each recipient (seq
-stamped, written to the socket at once, or queued while the peer is not reading).
+stamped, written to the socket at once, or queued while the peer is not reading). A typing or
+reaction event skips the connections that have another channel open (`realtime/scope.py`).
 
 Each connection's resume state (seq, log position) is recorded in the connection registry by
 the hub's checkpoint loop about once a second, in one batch, and by the connection when it
@@ -35,6 +36,7 @@ from hubbub.observability.metrics import Metrics
 from hubbub.realtime.commitclock import CommitClock, Snapshot
 from hubbub.realtime.connstate import Refusal
 from hubbub.realtime.protocol import CloseReason, event_prefix
+from hubbub.realtime.scope import scoped_channel
 from hubbub.services.auth import SessionsRevoked
 from hubbub.tasks import stop_task
 
@@ -75,8 +77,12 @@ class Hub(Component):
         checkpoint_interval: float = CHECKPOINT_INTERVAL,
         before_hello: Callable[[str], Awaitable[None]] | None = None,
         clock: CommitClock | None = None,
+        event_scope: bool = True,
     ) -> None:
         self.eventlog = eventlog
+        # FeatureFlags.WebSocketEventScope: typing and reactions only where their channel is
+        # open (realtime/scope.py).
+        self.event_scope = event_scope
         # Called with the user id right before a fresh hello: the database records the
         # primary's position for the user, so the refetch the hello asks for reads fresh data
         # (delivery invariant 9, store/consistency.py).
@@ -103,6 +109,7 @@ class Hub(Component):
             return
         meta = delivery.meta
         targeted = bool(meta.connection_id or meta.omit_connection_id)
+        scope = scoped_channel(meta.event, delivery.payload) if self.event_scope else ""
         prefix = b""
         sent = 0
         for user_id, pos in zip(delivery.users, delivery.positions, strict=True):
@@ -114,6 +121,9 @@ class Hub(Component):
             # offer() never adds or removes connections, so the set can be walked as it is.
             for conn in conns:
                 if targeted and not meta.matches(conn.connection_id):
+                    continue
+                if scope and conn.view is not None and conn.view.hides(scope):
+                    conn.pass_over(pos, meta.event)
                     continue
                 if conn.offer(pos, prefix, meta):
                     sent += 1

@@ -26,6 +26,7 @@ from hubbub.ids import new_id
 from hubbub.observability.metrics import Metrics
 from hubbub.realtime.connstate import ConnState, Refusal, StreamState
 from hubbub.realtime.protocol import CloseReason, hello_body
+from hubbub.realtime.scope import ChannelView
 from hubbub.realtime.transport import FrameLink
 
 log = logging.getLogger("hubbub.realtime")
@@ -89,7 +90,6 @@ class WebConn:
         "_send",
         "_timer",
         "_writer",
-        "active_channel",
         "connection_id",
         "info",
         "instance_id",
@@ -102,6 +102,7 @@ class WebConn:
         "session_token",
         "stream",
         "user_id",
+        "view",
     )
 
     def __init__(
@@ -129,7 +130,8 @@ class WebConn:
         self.session_token = ""
         self.connection_id = ""
         self.opened_at = time.monotonic()
-        self.active_channel = ""
+        # What the client has open (`presence` actions); None until it says (realtime/scope.py).
+        self.view: ChannelView | None = None
         # Frames waiting for a paused transport (created on first use, dropped when drained).
         self._events: deque[bytes] | None = None
         self._replies: deque[bytes] | None = None
@@ -180,6 +182,11 @@ class WebConn:
         for frame in frames:
             self._write(frame, reply=False)
         return len(frames)
+
+    def pass_over(self, pos: int, event: str) -> None:
+        """A live event left out by this connection's scope (`realtime/scope.py`)."""
+        self.stream.pass_over(pos)
+        self.metrics.scoped.labels(event).inc()
 
     def offer(self, pos: int, prefix: bytes, meta: EventMeta) -> bool:
         """Sends a live event at log position `pos` (`prefix` from `event_prefix`); the hub calls
