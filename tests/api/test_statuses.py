@@ -128,3 +128,33 @@ async def test_automatic_changes_never_override_a_manual_status(
     assert kept["status"] == "dnd" and kept["manual"] is True
     [status] = await node.statuses.get_many([user.id])
     assert status["status"] == "dnd"
+
+
+async def test_automatic_statuses_for_many_users_in_one_call(
+    api: API, admin: User, node: Hubbub
+) -> None:
+    """What presence writes for a burst of sockets: new rows, changed rows, a manual status
+    left alone, an unchanged one skipped; one status_change per change."""
+    new, existing, manual, same = [await api.new_user(admin.token) for _ in range(4)]
+    await node.statuses.set_status(existing.id, "away", manual=False)
+    await node.statuses.set_status(same.id, "online", manual=False)
+    await api.call(
+        "PUT", "/users/me/status", token=manual.token, json={"user_id": manual.id, "status": "dnd"}
+    )
+    events_before = len(node.events.named("status_change"))
+    wanted = {u.id: "online" for u in (new, existing, manual, same)}
+    await node.statuses.set_automatic_many(wanted)
+    got = {s["user_id"]: s for s in await node.statuses.get_many(wanted)}
+    assert {u: s["status"] for u, s in got.items()} == {
+        new.id: "online",
+        existing.id: "online",
+        manual.id: "dnd",
+        same.id: "online",
+    }
+    assert got[new.id]["manual"] is False and got[new.id]["last_activity_at"] > 0
+    changes = node.events.named("status_change")[events_before:]
+    assert sorted(e.data["user_id"] for e in changes) == sorted([new.id, existing.id])
+    assert all(e.data["status"] == "online" and e.ephemeral for e in changes)
+    await node.statuses.set_automatic_many({new.id: "offline", existing.id: "away"})
+    got = {s["user_id"]: s["status"] for s in await node.statuses.get_many([new.id, existing.id])}
+    assert got == {new.id: "offline", existing.id: "away"}

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import json
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from tests.support.wait import wait_until_async
@@ -92,9 +93,15 @@ async def _one(port: int, token: str, hello_timeout: float, round_: _Round) -> s
                 await writer.wait_closed()
 
 
-async def burst(port: int, tokens: list[str], sockets: int, hello_timeout: float) -> BurstResult:
+async def burst(
+    port: int,
+    tokens: list[str],
+    sockets: int,
+    hello_timeout: float,
+    while_open: Callable[[], Awaitable[None]] | None = None,
+) -> BurstResult:
     """Opens `sockets` websockets at once (tokens in turn), keeps every one open until all have
-    their first event (or failed), then closes them all."""
+    their first event (or failed) and `while_open` (if given) has run, then closes them all."""
     round_ = _Round()
     tasks = [
         asyncio.create_task(_one(port, tokens[i % len(tokens)], hello_timeout, round_))
@@ -108,6 +115,8 @@ async def burst(port: int, tokens: list[str], sockets: int, hello_timeout: float
             3 * hello_timeout + 10,
             "every socket of the burst settled",
         )
+        if while_open is not None:
+            await while_open()
     finally:
         round_.close.set()
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)

@@ -2,13 +2,19 @@
 offline when the last connection anywhere closes. A status the user set by hand wins.
 
 `expire_orphans` is a leader duty: users shown online or away with no live connection on any
-node (their node died without closing them) go offline."""
+node (their node died without closing them) go offline.
+
+Automatic changes are written in batches (`hubbub.batching`): the users whose sockets opened or
+closed while the previous batch was being written go together in one transaction, so a burst of
+1,000 connections costs a few transactions rather than 1,000 queued on the writer. One batch runs
+at a time and a user's newest wish wins within a batch, so the last change always lands last."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+from hubbub.batching import Batcher
 from hubbub.cluster.connections import ConnectionRegistry
 from hubbub.services.statuses import StatusesService
 
@@ -19,6 +25,7 @@ class Presence:
     def __init__(self, statuses: StatusesService, registry: ConnectionRegistry) -> None:
         self.statuses = statuses
         self.registry = registry
+        self.writes: Batcher[str, str, None] = Batcher(statuses.set_automatic_many, None)
 
     async def expire_orphans(self, token: int) -> None:
         """Leader duty (see the module docstring); `token` is unused: going offline twice is
@@ -32,17 +39,10 @@ class Presence:
             if user_id not in connected and await self.registry.live_connections(user_id) == 0:
                 await self.disconnected(user_id)
 
-    async def _current(self, user_id: str) -> dict[str, Any]:
-        found = await self.statuses.get_many([user_id])
-        return found[0] if found else {"status": "offline", "manual": False}
-
     async def _set_automatic(self, user_id: str, status: str) -> None:
         # Presence must never break a connection: a failure here is logged and skipped.
         try:
-            current = await self._current(user_id)
-            if current.get("manual") or current.get("status") == status:
-                return
-            await self.statuses.set_status(user_id, status, manual=False)
+            await self.writes.submit(user_id, status)
         except Exception:
             log.exception("presence update failed", extra={"user_id": user_id, "status": status})
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, update
 
+from hubbub.batching import Batcher
 from hubbub.cluster.bus import BusMessage, ClusterBus
 from hubbub.config import Settings
 from hubbub.errors import AppError, not_found
@@ -87,6 +88,7 @@ class AuthService:
         self.bus = bus
         self.mfa = mfa
         self.cache = SessionCache(settings.ServiceSettings.SessionCacheInMinutes * 60)
+        self._lookups: Batcher[str, None, Session | None] = Batcher(self._load, None)
         bus.subscribe(SessionsRevoked, self._on_revoked)
         bus.subscribe(UserSessionsChanged, self._on_user_changed)
 
@@ -226,13 +228,22 @@ class AuthService:
         return session
 
     async def resolve(self, token: str) -> Session | None:
-        """The live session for `token`, or None when it is unknown, expired or revoked."""
+        """The live session for `token`, or None when it is unknown, expired or revoked.
+        Lookups that miss the cache at the same time are made together (`_load`)."""
         cached = self.cache.get(token)
-        now = now_ms()
-        if cached is not None and (not cached.expires_at or cached.expires_at > now):
+        if cached is not None and (not cached.expires_at or cached.expires_at > now_ms()):
             return cached
+        return await self._lookups.submit(token, None)
+
+    async def _load(self, wanted: dict[str, None]) -> dict[str, Session | None]:
+        """Sessions for many tokens in two queries (sessions, then personal access tokens for
+        the rest) instead of up to two per token: a burst of websockets (each resolving its
+        token) or of requests after a restart comes down to a few queries."""
+        tokens = list(wanted)
+        found: dict[str, Session | None] = {}
+        now = now_ms()
         async with self.db.read() as conn:
-            row = (
+            rows = (
                 await conn.execute(
                     select(
                         sessions,
@@ -242,15 +253,16 @@ class AuthService:
                         users.c.mfa_active,
                     )
                     .join(users, users.c.id == sessions.c.user_id)
-                    .where(sessions.c.token == token)
+                    .where(sessions.c.token.in_(tokens))
                 )
-            ).first()
-            if row is not None:
+            ).all()
+            for row in rows:
                 if (row.expires_at and row.expires_at <= now) or row.delete_at:
-                    return None
-                session = Session(
+                    found[row.token] = None
+                    continue
+                found[row.token] = Session(
                     id=row.id,
-                    token=token,
+                    token=row.token,
                     user_id=row.user_id,
                     roles=row.user_roles,
                     csrf_token=row.csrf_token,
@@ -259,38 +271,39 @@ class AuthService:
                     is_bot=row.is_bot,
                     mfa_active=row.mfa_active,
                 )
-                self.cache.put(session)
-                return session
-            if not self.settings.ServiceSettings.EnableUserAccessTokens:
-                return None
-            pat = (
-                await conn.execute(
-                    select(
-                        user_access_tokens,
-                        users.c.roles,
-                        users.c.delete_at,
-                        users.c.is_bot,
-                        users.c.mfa_active,
+            rest = [t for t in tokens if t not in found]
+            if rest and self.settings.ServiceSettings.EnableUserAccessTokens:
+                pats = (
+                    await conn.execute(
+                        select(
+                            user_access_tokens,
+                            users.c.roles,
+                            users.c.delete_at,
+                            users.c.is_bot,
+                            users.c.mfa_active,
+                        )
+                        .join(users, users.c.id == user_access_tokens.c.user_id)
+                        .where(user_access_tokens.c.token.in_(rest))
                     )
-                    .join(users, users.c.id == user_access_tokens.c.user_id)
-                    .where(user_access_tokens.c.token == token)
-                )
-            ).first()
-        if pat is None or not pat.is_active or pat.delete_at:
-            return None
-        session = Session(
-            id=pat.id,
-            token=token,
-            user_id=pat.user_id,
-            roles=pat.roles,
-            csrf_token="",
-            expires_at=0,
-            is_access_token=True,
-            is_bot=pat.is_bot,
-            mfa_active=pat.mfa_active,
-        )
-        self.cache.put(session)
-        return session
+                ).all()
+                for pat in pats:
+                    if not pat.is_active or pat.delete_at:
+                        continue
+                    found[pat.token] = Session(
+                        id=pat.id,
+                        token=pat.token,
+                        user_id=pat.user_id,
+                        roles=pat.roles,
+                        csrf_token="",
+                        expires_at=0,
+                        is_access_token=True,
+                        is_bot=pat.is_bot,
+                        mfa_active=pat.mfa_active,
+                    )
+        for session in found.values():
+            if session is not None:
+                self.cache.put(session)
+        return found
 
     async def revoke_session(self, session_id: str, user_id: str) -> None:
         where = (sessions.c.id == session_id, sessions.c.user_id == user_id)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -53,6 +53,35 @@ def status_json(user_id: str, row: Row[Any] | Mapping[str, Any] | None) -> dict[
         "last_activity_at": s["last_activity_at"],
         "dnd_end_time": dnd_end,
     }
+
+
+def _changes_automatically(current: dict[str, Any], status: str) -> bool:
+    """Whether an automatic `status` applies over `current` (`status_json`)."""
+    return not current["manual"] and current["status"] != status
+
+
+def _new_row(user_id: str, status: str, last_activity_at: int) -> dict[str, Any]:
+    return {
+        "user_id": user_id,
+        "status": status,
+        "manual": False,
+        "last_activity_at": last_activity_at,
+        "dnd_end_time": 0,
+        "prev_status": "",
+    }
+
+
+# An automatic status over an existing row: as `set_status` writes it (prev_status kept).
+_AUTOMATIC_UPDATE = (
+    update(statuses)
+    .where(statuses.c.user_id == bindparam("b_user"))
+    .values(
+        status=bindparam("b_status"),
+        manual=False,
+        last_activity_at=bindparam("b_last"),
+        dnd_end_time=0,
+    )
+)
 
 
 def truncate_to_minute(seconds: int) -> int:
@@ -152,6 +181,63 @@ class StatusesService:
                     conn,
                 )
         return result
+
+    async def set_automatic_many(self, wanted: Mapping[str, str]) -> dict[str, None]:
+        """Automatic statuses (presence: online, away, offline) for many users in one write
+        transaction, by the rules of `set_status(..., manual=False)`: a status set by hand wins
+        and an unchanged status is left alone. Publishes `status_change` for each change.
+
+        What a burst of websockets opening (or closing) at once costs: one read, and one
+        transaction of three statements, instead of a read and a transaction per user
+        (hubbub/realtime/presence.py batches the calls)."""
+        if any(status == DND for status in wanted.values()):
+            raise ValueError("dnd is never automatic")
+        before = {s["user_id"]: s for s in await self.get_many(wanted)}
+        todo = [u for u, st in wanted.items() if _changes_automatically(before[u], st)]
+        if not todo:
+            return {}
+        async with self.db.write() as conn:
+            rows = {
+                r.user_id: r
+                for r in await conn.execute(select(statuses).where(statuses.c.user_id.in_(todo)))
+            }
+            now = now_ms()
+            updates: list[dict[str, Any]] = []
+            inserts: list[dict[str, Any]] = []
+            changed: list[tuple[str, str]] = []
+            for user_id in todo:
+                status = wanted[user_id]
+                row = rows.get(user_id)
+                current = status_json(user_id, row)
+                if not _changes_automatically(current, status):
+                    continue
+                last = now if status in (ONLINE, OFFLINE) else current["last_activity_at"]
+                if row is None:
+                    inserts.append(_new_row(user_id, status, last))
+                else:
+                    updates.append({"b_user": user_id, "b_status": status, "b_last": last})
+                changed.append((user_id, status))
+            if updates:
+                await conn.execute(_AUTOMATIC_UPDATE, updates)
+            if inserts:
+                try:
+                    async with conn.begin_nested():
+                        await conn.execute(insert(statuses), inserts)
+                except IntegrityError:  # some were created concurrently: one by one
+                    for values in inserts:
+                        user_id = values.pop("user_id")
+                        await self._save(conn, user_id, values, exists=False)
+            for user_id, status in changed:
+                await self.events.publish(
+                    Event(
+                        "status_change",
+                        {"status": status, "user_id": user_id},
+                        Broadcast(user_id=user_id),
+                        ephemeral=True,
+                    ),
+                    conn,
+                )
+        return {}
 
     @staticmethod
     async def _save(
