@@ -51,6 +51,7 @@ from hubbub.store.engines import (
     pool_args,
 )
 from hubbub.store.monitor import REPLAY_POSITION, DatabaseMetrics, ReplicaMonitor
+from hubbub.store.sqlite_driver import sqlite_module
 from hubbub.tasks import stop_task
 
 log = logging.getLogger("hubbub.store")
@@ -69,7 +70,10 @@ def sqlite_engine(url: str, settings: SqlConfig) -> AsyncEngine:
     # A file database gets the same pool as PostgreSQL (each connection is one aiosqlite
     # thread; WAL readers do not block each other); ":memory:" keeps SQLAlchemy's own.
     pool = {} if ":memory:" in url else pool_args(settings)
-    engine = create_async_engine(url, connect_args={"timeout": settings.QueryTimeout}, **pool)
+    # One trip to the connection's thread per statement (store/sqlite_driver.py).
+    engine = create_async_engine(
+        url, module=sqlite_module(), connect_args={"timeout": settings.QueryTimeout}, **pool
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
