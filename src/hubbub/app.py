@@ -57,6 +57,7 @@ from hubbub.cluster.events import EventPublisher
 from hubbub.cluster.leader import Leader, current_holder
 from hubbub.cluster.outbox import Outbox
 from hubbub.cluster.topology import ClusterCleanup, SharedStorageCheck
+from hubbub.cluster.versions import VersionGate
 from hubbub.config import ConfigError, LoadedConfig
 from hubbub.config.live import ConfigStore, ConfigSync
 from hubbub.config.settings import Settings, split_address
@@ -306,9 +307,20 @@ class Hubbub:
             database=self.db.status,
             restart_required=lambda: self.config_store.last_result.restart_required,
         )
+        identity = NodeIdentity.from_settings(s, self.node_name)
+        # Before migrations: a node too far from the cluster's version must not touch the schema.
+        self.version_gate = VersionGate(
+            self.db,
+            cluster_name=identity.cluster_name,
+            hostname=identity.hostname,
+            port=identity.port,
+            version=identity.version,
+            live_seconds=timing.live,
+            enabled=member,
+        )
         self.discovery = Discovery(
             self.db,
-            NodeIdentity.from_settings(s, self.node_name),
+            identity,
             enabled=member,
             timing=timing,
             node_id=self.node_id,
@@ -404,6 +416,7 @@ class Hubbub:
         """Every component in start order: each one only needs those before it."""
         s = self.settings
         parts = [
+            Part("version window", self.version_gate),
             Part("schema", self.schema),
             Part("database", self.db),
             Part("file store", self.files),
