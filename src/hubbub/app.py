@@ -55,6 +55,7 @@ from hubbub.cluster.backends import build_backends
 from hubbub.cluster.discovery import ClusterTiming, Discovery, NodeIdentity
 from hubbub.cluster.events import EventPublisher
 from hubbub.cluster.leader import Leader, current_holder
+from hubbub.cluster.metrics import ClusterMetrics
 from hubbub.cluster.outbox import Outbox
 from hubbub.cluster.topology import ClusterCleanup, SharedStorageCheck
 from hubbub.cluster.versions import VersionGate
@@ -167,7 +168,9 @@ class Hubbub:
         self.files = make_backend(s)
 
         # Realtime backends: memory on one node, Redis in a cluster
-        self.backends = build_backends(s, self.db, self.node_name, seams.outbox_class)
+        self.backends = build_backends(
+            s, self.db, self.node_name, seams.outbox_class, ClusterMetrics(self.metrics.registry)
+        )
         eventlog, registry, bus = self.backends.eventlog, self.backends.registry, self.backends.bus
         self.publisher = RealtimePublisher(
             self.db, eventlog, registry, self.metrics, self.backends.outbox
