@@ -9,8 +9,8 @@ fetched: the checkout's `src` goes onto the venv's path through a `.pth` file, w
 here). Nothing of the current checkout is importable from that venv, so `import hubbub` there is
 the old release, which `installed` checks before handing it out.
 
-The worktree needs the commit in the local repository: a full clone has it, a shallow one does
-not, and then the error says so.
+The worktree needs the commit in the local repository: a full clone has it; a shallow one fetches
+it from its origin, and when that fails too the error says so.
 """
 
 from __future__ import annotations
@@ -90,11 +90,15 @@ def installed(release: Release) -> Iterator[InstalledRelease]:
     try:
         _git("cat-file", "-e", f"{release.commit}^{{commit}}")
     except RuntimeError:
-        shallow = _git("rev-parse", "--is-shallow-repository") == "true"
-        raise RuntimeError(
-            f"commit {release.commit} (hubbub {release.version}) is not in {REPO}"
-            + (": this is a shallow clone; fetch the full history" if shallow else "")
-        ) from None
+        # A shallow clone: the commit is fetched from where the clone came from, if it can be.
+        try:
+            _git("fetch", "--quiet", "origin", release.commit)
+            _git("cat-file", "-e", f"{release.commit}^{{commit}}")
+        except RuntimeError as exc:
+            raise RuntimeError(
+                f"commit {release.commit} (hubbub {release.version}) is not in {REPO} and "
+                f"could not be fetched ({exc}); the upgrade test needs the full history"
+            ) from None
     base = Path(tempfile.mkdtemp(prefix=f"hubbub-{release.version}-"))
     checkout = base / "checkout"
     _git("worktree", "add", "--detach", str(checkout), release.commit)
