@@ -9,8 +9,9 @@ memory. `assess()` is pure, so the rules are unit-tested:
 * red: down (no heartbeat within the live window), not ready (a readiness check fails: which one),
   version or schema different from the majority of live nodes, or a config mismatch, named by
   setting (each setting's digest compared with the majority's);
-* yellow: draining (SIGTERM: finishing requests, websockets sent elsewhere), or a heartbeat that
-  is late but still inside the live window;
+* yellow: degraded (serving, but something is impaired: Redis unreachable, so events wait in
+  the outbox), draining (SIGTERM: finishing requests, websockets sent elsewhere), or a heartbeat
+  that is late but still inside the live window;
 * green otherwise.
 
 The data tier is probed by the answering node (each probe bounded): the database (driver, server
@@ -118,6 +119,8 @@ def assess(
                     reasons.append((RED, "config mismatch: " + ", ".join(names)))
                 else:
                     reasons.append((RED, f"config mismatch: hash {node.config_hash}"))
+            degraded = [str(d) for d in props.get("degraded") or []]
+            reasons += [(YELLOW, f"degraded: {d}") for d in degraded]
             if props.get("draining"):
                 reasons.append((YELLOW, "draining: finishing requests, websockets moved away"))
             if age > 2 * heartbeat_seconds:
@@ -286,7 +289,7 @@ class OperatorConsole:
                 "connected_replicas": int(replication.get("connected_slaves", 0)),
                 "master_link_status": replication.get("master_link_status"),
                 "server_version": server.get("redis_version", "?"),
-                "sentinel": "not configured",
+                "sentinel": await self._sentinel(client),
             }
 
         info = {"used": True, **await _bounded(probe())}
@@ -301,6 +304,19 @@ class OperatorConsole:
                 "last_error": bus.last_error,
             }
         return info
+
+    async def _sentinel(self, client: Any) -> dict[str, Any] | str:
+        """Where the sentinels say the master is, when `CacheSettings.RedisSentinels` is set."""
+        cache = self.settings.CacheSettings
+        manager = getattr(client.connection_pool, "sentinel_manager", None)
+        if not cache.RedisSentinels.strip() or manager is None:
+            return "not configured"
+        host, port = await manager.discover_master(cache.RedisMasterName)
+        return {
+            "sentinels": [a.strip() for a in cache.RedisSentinels.split(",") if a.strip()],
+            "master_name": cache.RedisMasterName,
+            "master": f"{host}:{port}",
+        }
 
     async def _file_store(self) -> dict[str, Any]:
         f = self.settings.FileSettings
