@@ -306,6 +306,7 @@ class Hubbub:
             lambda: self.config,
             draining=lambda: self.draining,
             problems=self.health.problems,
+            degraded=self.health.degraded,
             websockets=WebsocketStats(self.metrics, self.hub.count),
             database=self.db.status,
             restart_required=lambda: self.config_store.last_result.restart_required,

@@ -102,6 +102,13 @@ def test_down_draining_not_ready_late_and_version() -> None:
     assert states["f"] == ("red", ["version mismatch: 0.9 (the others run 1.0)"])
 
 
+def test_a_degraded_node_is_yellow_with_what_is_impaired() -> None:
+    outage = "redis: unreachable (events wait in the outbox)"
+    states = _states(_node("a"), _node("b", props={"degraded": [outage]}))
+    assert states["a"] == ("green", ["ok"])
+    assert states["b"] == ("yellow", [f"degraded: {outage}"])
+
+
 def test_setting_digests_hide_values_and_skip_per_node_settings() -> None:
     secret = "postgres://hubbub:hunter2@db/hubbub"
     digests = _digests(MM_SQLSETTINGS_DATASOURCE=secret, MM_SERVICESETTINGS_LISTENADDRESS=":9000")

@@ -11,7 +11,8 @@ memory. `assess()` is pure, so the rules are unit-tested:
   the nodes of the same version, or a config mismatch, named by setting (each setting's digest
   compared with the majority's, over the nodes that have the setting: `cluster/agreement.py`);
 * yellow: a version mix within the rolling-upgrade window (every live node says which nodes run
-  which version), draining (SIGTERM: finishing requests, websockets sent elsewhere), or a
+  which version), degraded (serving, but something is impaired: Redis unreachable, so events
+  wait in the outbox), draining (SIGTERM: finishing requests, websockets sent elsewhere), or a
   heartbeat that is late but still inside the live window;
 * green otherwise.
 
@@ -96,6 +97,8 @@ def assess(
                 elif mix is None or names is None:
                     reasons.append((RED, f"config mismatch: hash {node.config_hash}"))
                 # else: only settings one of the two releases lacks differ (the mix says so)
+            degraded = [str(d) for d in props.get("degraded") or []]
+            reasons += [(YELLOW, f"degraded: {d}") for d in degraded]
             if props.get("draining"):
                 reasons.append((YELLOW, "draining: finishing requests, websockets moved away"))
             if age > 2 * heartbeat_seconds:
@@ -264,7 +267,7 @@ class OperatorConsole:
                 "connected_replicas": int(replication.get("connected_slaves", 0)),
                 "master_link_status": replication.get("master_link_status"),
                 "server_version": server.get("redis_version", "?"),
-                "sentinel": "not configured",
+                "sentinel": await self._sentinel(client),
             }
 
         info = {"used": True, **await _bounded(probe())}
@@ -279,6 +282,19 @@ class OperatorConsole:
                 "last_error": bus.last_error,
             }
         return info
+
+    async def _sentinel(self, client: Any) -> dict[str, Any] | str:
+        """Where the sentinels say the master is, when `CacheSettings.RedisSentinels` is set."""
+        cache = self.settings.CacheSettings
+        manager = getattr(client.connection_pool, "sentinel_manager", None)
+        if not cache.RedisSentinels.strip() or manager is None:
+            return "not configured"
+        host, port = await manager.discover_master(cache.RedisMasterName)
+        return {
+            "sentinels": [a.strip() for a in cache.RedisSentinels.split(",") if a.strip()],
+            "master_name": cache.RedisMasterName,
+            "master": f"{host}:{port}",
+        }
 
     async def _file_store(self) -> dict[str, Any]:
         f = self.settings.FileSettings
