@@ -55,8 +55,10 @@ from hubbub.cluster.backends import build_backends
 from hubbub.cluster.discovery import ClusterTiming, Discovery, NodeIdentity
 from hubbub.cluster.events import EventPublisher
 from hubbub.cluster.leader import Leader, current_holder
+from hubbub.cluster.metrics import ClusterMetrics
 from hubbub.cluster.outbox import Outbox
 from hubbub.cluster.topology import ClusterCleanup, SharedStorageCheck
+from hubbub.cluster.versions import VersionGate
 from hubbub.config import ConfigError, LoadedConfig
 from hubbub.config.live import ConfigStore, ConfigSync
 from hubbub.config.settings import Settings, split_address
@@ -166,7 +168,9 @@ class Hubbub:
         self.files = make_backend(s)
 
         # Realtime backends: memory on one node, Redis in a cluster
-        self.backends = build_backends(s, self.db, self.node_name, seams.outbox_class)
+        self.backends = build_backends(
+            s, self.db, self.node_name, seams.outbox_class, ClusterMetrics(self.metrics.registry)
+        )
         eventlog, registry, bus = self.backends.eventlog, self.backends.registry, self.backends.bus
         self.publisher = RealtimePublisher(
             self.db, eventlog, registry, self.metrics, self.backends.outbox
@@ -303,13 +307,25 @@ class Hubbub:
             lambda: self.config,
             draining=lambda: self.draining,
             problems=self.health.problems,
+            degraded=self.health.degraded,
             websockets=WebsocketStats(self.metrics, self.hub.count),
             database=self.db.status,
             restart_required=lambda: self.config_store.last_result.restart_required,
         )
+        identity = NodeIdentity.from_settings(s, self.node_name)
+        # Before migrations: a node too far from the cluster's version must not touch the schema.
+        self.version_gate = VersionGate(
+            self.db,
+            cluster_name=identity.cluster_name,
+            hostname=identity.hostname,
+            port=identity.port,
+            version=identity.version,
+            live_seconds=timing.live,
+            enabled=member,
+        )
         self.discovery = Discovery(
             self.db,
-            NodeIdentity.from_settings(s, self.node_name),
+            identity,
             enabled=member,
             timing=timing,
             node_id=self.node_id,
@@ -405,6 +421,7 @@ class Hubbub:
         """Every component in start order: each one only needs those before it."""
         s = self.settings
         parts = [
+            Part("version window", self.version_gate),
             Part("schema", self.schema),
             Part("database", self.db),
             Part("file store", self.files),

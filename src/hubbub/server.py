@@ -14,10 +14,12 @@ from typing import Any
 import uvicorn
 
 from hubbub.app import Hubbub, Seams
+from hubbub.cluster.versions import REFUSED_EXIT_STATUS, RefusedToJoin
 from hubbub.config import LoadedConfig, split_address
 from hubbub.observability.logging import setup_logging
 from hubbub.realtime.protocol import MAX_FRAME_BYTES
 from hubbub.realtime.transport import HubbubWebSocketProtocol
+from hubbub.store.migrate import SchemaError
 
 log = logging.getLogger("hubbub.server")
 
@@ -27,6 +29,7 @@ class _Lifespan:
 
     def __init__(self, node: Hubbub) -> None:
         self.node = node
+        self.refused = False  # start-up refused for the version window or the schema
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "lifespan":
@@ -37,6 +40,15 @@ class _Lifespan:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.node.start()
+                except (RefusedToJoin, SchemaError) as exc:
+                    self.refused = True
+                    log.error(
+                        "refusing to start: %s",
+                        exc,
+                        extra={"reason": str(exc), "exit_status": REFUSED_EXIT_STATUS},
+                    )
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 except Exception as exc:
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -108,8 +120,9 @@ def serve(config: LoadedConfig, seams: Seams | None = None) -> int:
     setup_logging(settings.LogSettings)
     node = Hubbub(config, seams=seams)
     host, port = split_address(settings.ServiceSettings.ListenAddress)
+    lifespan = _Lifespan(node)
     uv_config = uvicorn.Config(
-        _Lifespan(node),
+        lifespan,
         host=host,
         port=port,
         lifespan="on",
@@ -147,6 +160,8 @@ def serve(config: LoadedConfig, seams: Seams | None = None) -> int:
 
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(run())
+    if lifespan.refused:
+        return REFUSED_EXIT_STATUS
     return 0 if server.started else 1
 
 

@@ -95,12 +95,34 @@ def test_view_marks_the_odd_node_out_against_the_majority() -> None:
 
 
 def test_view_breaks_a_tie_with_this_node_else_the_oldest() -> None:
-    nodes = [_node("old", version="0.1.0"), _node("new", version="0.2.0", create_at=5000)]
+    nodes = [_node("old", version="0.1.0"), _node("new", version="0.3.0", create_at=5000)]
     mine = {n["id"]: n for n in cluster_view(nodes, now=100_000, live_seconds=20, me="new")}
     assert mine["new"]["status"] == "ok"
-    assert mine["old"]["reasons"] == ["version 0.1.0 differs from 0.2.0 (majority)"]
+    assert mine["old"]["reasons"] == ["version 0.1.0 differs from 0.3.0 (majority)"]
     cli = {n["id"]: n for n in cluster_view(nodes, now=100_000, live_seconds=20)}
     assert cli["old"]["status"] == "ok" and cli["new"]["status"] == "mismatch"
+    assert cli["new"]["state"] == "red"
+
+
+def test_view_shows_a_version_mix_in_the_window_as_mixed_on_every_node() -> None:
+    nodes = [
+        _node("n1"),
+        _node("n2"),
+        # The new release knows another migration and has other settings.
+        _node("n3", version="0.2.0", schema_version="0003", config_hash="cccc"),
+        _node("n4", version="0.2.0", schema_version="0003", config_hash="dddd"),
+    ]
+    view = {n["id"]: n for n in cluster_view(nodes, now=100_000, live_seconds=20, me="n3")}
+    mix = (
+        "version mix: 0.1.0 on host:n1, host:n2; 0.2.0 on host:n3, host:n4 "
+        "(a rolling upgrade, within the one-minor window)"
+    )
+    for node_id in ("n1", "n2", "n3"):
+        assert (view[node_id]["status"], view[node_id]["state"]) == ("mixed", "yellow")
+        assert view[node_id]["reasons"] == [mix]
+    # Within one version, the config hashes must still agree.
+    assert view["n4"]["status"] == "mismatch"
+    assert view["n4"]["reasons"] == ["config_hash dddd differs from cccc (majority)", mix]
 
 
 def test_stale_nodes_are_listed_but_not_counted() -> None:

@@ -328,6 +328,21 @@ def test_redis_restart_gives_every_client_a_new_connection_id(
         for node in cluster:
             wait_until(_reports_degraded(node), 15, f"{node.name} to report degraded")
         reported = {node.name: _degraded(node) for node in cluster}
+        # The operator console shows each node yellow with the reason (from their heartbeats).
+        console_states: list[tuple[str, list[str]]] = []
+
+        def console_shows_degraded() -> bool:
+            answer = rests[0].http.get(
+                "/hubbub/console", headers={"Authorization": f"Bearer {org.admin.token}"}
+            )
+            nodes = answer.json()["nodes"] if answer.status_code == 200 else []
+            console_states[:] = [(n["state"], n["reasons"]) for n in nodes]
+            return len(nodes) == len(cluster) and all(
+                state == "yellow" and any(r.startswith("degraded: ") for r in reasons)
+                for state, reasons in console_states
+            )
+
+        wait_until(console_shows_degraded, 20, "the console to show every node degraded")
         # A post during the outage commits to PostgreSQL and waits in the outbox, at once.
         started = time.monotonic()
         during = rests[1].http.post(

@@ -67,6 +67,20 @@ async def test_claim_takes_only_the_types_asked_for_oldest_first(
     assert (await store.get(retention.id)).status == JobStatus.PENDING
 
 
+async def test_a_job_never_starts_before_it_was_created(
+    databases: tuple[Database, Database], clock: FakeClock
+) -> None:
+    # A worker reads its clock, then a job is created and committed before the worker's claim
+    # runs (or another node's clock is ahead): the job starts when it was created, not earlier.
+    store = JobStore(databases[0])
+    read_before = clock.wall()
+    clock.advance(0.002)
+    job = await store.create(CLEANUP, {}, clock.wall())
+    got = await store.claim("w", {CLEANUP}, read_before)
+    assert got is not None and got.id == job.id
+    assert got.start_at == job.create_at > read_before
+
+
 async def test_a_reaped_job_goes_to_another_worker_and_fences_the_first(
     databases: tuple[Database, Database], clock: FakeClock
 ) -> None:

@@ -33,6 +33,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -129,6 +130,8 @@ class ClusterNode(Node):
     name: str = ""
     log_path: Path = field(default_factory=Path)
     lives: int = 0
+    # The interpreter that runs the node: another release's virtualenv in the upgrade test.
+    python: str = sys.executable
 
     @property
     def alive(self) -> bool:
@@ -138,7 +141,9 @@ class ClusterNode(Node):
         self, extra_env: Mapping[str, str] | None = None, module: str = "hubbub.cli.main"
     ) -> None:
         env = {**self.env, **(extra_env or {})}
-        self.server = spawn_server(self.server.workdir, env, self.log_path, self.port, module)
+        self.server = spawn_server(
+            self.server.workdir, env, self.log_path, self.port, module, python=self.python
+        )
         self.lives += 1
 
     def wait_ready(self, timeout: float = 30.0) -> None:
@@ -378,6 +383,7 @@ def start_cluster(
     sentinels: SentinelSet | None = None,
     with_nginx: bool = True,
     config_json: Mapping[str, Mapping[str, Any]] | None = None,
+    python: str = sys.executable,
 ) -> Cluster:
     """Starts Redis (unless given), `nodes` nodes on `database_url` and nginx in front.
 
@@ -388,7 +394,8 @@ def start_cluster(
     `cluster.redis` is the first master; the caller stops the sentinel set.
     `config_json` is written as each node's config.json; the settings it holds are not given as
     MM_* variables (which would win over the file), so a test can change them in the file and
-    reload (`write_config`).
+    reload (`write_config`). `python` runs the nodes (`tests/support/releases.py`: an older
+    release in its own virtualenv).
     """
     from tests.support.postgres import start_postgres
 
@@ -445,13 +452,14 @@ def start_cluster(
                         env.pop(f"MM_{section}_{key}".upper(), None)
             log_path = workdir / "hubbub.log"
             node = ClusterNode(
-                server=spawn_server(workdir, env, log_path, port),
+                server=spawn_server(workdir, env, log_path, port, python=python),
                 metrics_port=metrics_port,
                 env=env,
                 index=i,
                 name=f"node{i}",
                 log_path=log_path,
                 lives=1,
+                python=python,
             )
             members.append(node)
         for node in members:

@@ -37,7 +37,7 @@ class Node:
         with urllib.request.urlopen(url, timeout=5) as resp:
             return str(resp.read().decode())
 
-    def metric(self, name: str, **labels: str) -> float:
+    def metric(self, name: str, /, **labels: str) -> float:
         """The value of one sample (0 when the series does not exist yet)."""
         total = 0.0
         for family in text_string_to_metric_families(self.metrics_text()):

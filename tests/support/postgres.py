@@ -103,6 +103,14 @@ def fresh_postgres_database(instance: PostgresInstance) -> str:
     return instance.url_for(name)
 
 
+def empty_postgres_database(instance: PostgresInstance) -> str:
+    """A new database without hubbub's schema (the upgrade test lets an older release create
+    its own); returns its URL."""
+    name = f"e{os.getpid()}_{next(_db_counter)}"
+    instance.psql(f"CREATE DATABASE {name}")
+    return instance.url_for(name)
+
+
 def start_postgres() -> PostgresInstance:
     bindir = pg_bin()
     base = Path(tempfile.mkdtemp(prefix="hubbub-pg-"))

@@ -57,6 +57,8 @@ def spawn_server(
     log_path: Path,
     port: int,
     module: str = "hubbub.cli.main",
+    *,
+    python: str = sys.executable,
 ) -> ServerProcess:
     """Starts `python -m module serve` (`hubbub serve`, or `tests.support.faulty_node` for a node
     with a fault built in) in `workdir` with `env` (added to this process's environment),
@@ -71,7 +73,7 @@ def spawn_server(
         )
     with log_path.open("ab") as log_file:  # the child keeps its own descriptor
         proc = subprocess.Popen(
-            [sys.executable, "-m", module, "serve"],
+            [python, "-m", module, "serve"],
             cwd=workdir,
             env=full_env,
             stdout=log_file,

@@ -102,6 +102,13 @@ def test_down_draining_not_ready_late_and_version() -> None:
     assert states["f"] == ("red", ["version mismatch: 0.9 (the others run 1.0)"])
 
 
+def test_a_degraded_node_is_yellow_with_what_is_impaired() -> None:
+    outage = "redis: unreachable (events wait in the outbox)"
+    states = _states(_node("a"), _node("b", props={"degraded": [outage]}))
+    assert states["a"] == ("green", ["ok"])
+    assert states["b"] == ("yellow", [f"degraded: {outage}"])
+
+
 def test_setting_digests_hide_values_and_skip_per_node_settings() -> None:
     secret = "postgres://hubbub:hunter2@db/hubbub"
     digests = _digests(MM_SQLSETTINGS_DATASOURCE=secret, MM_SERVICESETTINGS_LISTENADDRESS=":9000")
@@ -147,3 +154,28 @@ def test_websocket_figures_cover_the_last_window() -> None:
     # Asked rarely: the figures cover a longer time, and say so.
     clock[0] = 1000
     assert stats.summary()["window_seconds"] == 750
+
+
+def test_a_version_mix_within_the_window_is_yellow_on_every_node() -> None:
+    new_settings = {**_digests(), "NewSettings.Added": "abc"}
+    states = _states(
+        _node("a", version="0.1.0"),
+        _node("b", version="0.1.0"),
+        # The new release has a setting more: its config hash differs, no shared setting does.
+        _node("c", version="0.2.0", config_hash="h2", props={"settings": new_settings}),
+    )
+    mix = "version mix: 0.1.0 on a, b; 0.2.0 on c (a rolling upgrade, within the one-minor window)"
+    assert states == {name: ("yellow", [mix]) for name in "abc"}
+
+
+def test_a_version_outside_the_window_is_red_and_a_shared_setting_still_counts() -> None:
+    odd = _digests(MM_TEAMSETTINGS_SITENAME="Other")
+    states = _states(
+        _node("a", version="0.2.0"),
+        _node("b", version="0.2.0"),
+        _node("c", version="0.4.1"),
+        _node("d", version="0.3.0", config_hash="h2", props={"settings": odd}),
+    )
+    assert states["c"] == ("red", ["version mismatch: 0.4.1 (the others run 0.2.0)"])
+    assert states["a"] == ("green", ["ok"])
+    assert states["d"] == ("red", ["config mismatch: TeamSettings.SiteName"])

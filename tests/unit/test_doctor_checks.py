@@ -108,6 +108,10 @@ def test_exit_status_and_cluster_view() -> None:
     green = checks.node_state("node0", {"state": "green", "reasons": ["ok"]})
     assert checks.exit_status([green]) == 0
     assert checks.exit_status([green, red]) == 1
+    mix = "version mix: 0.1.0 on node1; 0.2.0 on node0 (a rolling upgrade, within the window)"
+    upgrading = checks.node_state("node0", {"state": "yellow", "reasons": [mix]})
+    assert upgrading.status == "warn" and "finish the rolling upgrade" in upgrading.fix
+    assert checks.exit_status([green, upgrading]) == 1  # a warning needs attention too
 
 
 def test_the_deploy_files_pass_the_doctor() -> None:

@@ -13,8 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from hubbub.cluster.metrics import ClusterMetrics
 from hubbub.observability.http_metrics import HTTPMetrics, origin_client
 from hubbub.observability.metrics import Metrics
+from hubbub.store.monitor import DatabaseMetrics
 
 
 async def _user(request: Request) -> Response:
@@ -69,7 +71,10 @@ def test_the_grafana_dashboard_only_uses_metrics_hubbub_exports() -> None:
         for target in panel["targets"]
         for name in re.findall(r"\b(?:mattermost|hubbub)_[a-z_]+", target["expr"])
     }
+    registry = Metrics().registry
+    DatabaseMetrics(registry)
+    ClusterMetrics(registry)
     exported = set()
-    for family in Metrics().registry.collect():
+    for family in registry.collect():
         exported |= {family.name + suffix for suffix in ("", "_total", "_bucket", "_count", "_sum")}
     assert used and used <= exported, sorted(used - exported)

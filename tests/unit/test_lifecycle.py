@@ -108,6 +108,7 @@ def test_the_node_starts_its_parts_in_dependency_order(tmp_path: Path) -> None:
     config = load_config(None, environ={"MM_SQLSETTINGS_DATASOURCE": str(tmp_path / "h.db")})
     names = [p.name for p in Hubbub(config).parts()]
     assert names == [
+        "version window",
         "schema",
         "database",
         "file store",

@@ -6,6 +6,7 @@ the FTS5 table `posts_fts*` (SQLite) and the generated column `posts.message_tsv
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,11 @@ from hubbub.config import load_config
 from hubbub.store.db import Database
 from hubbub.store.migrate import head_revision, migrate
 from hubbub.store.tables import metadata
-from tests.support.postgres import fresh_postgres_database
+from tests.support.postgres import (
+    PostgresInstance,
+    empty_postgres_database,
+    fresh_postgres_database,
+)
 
 
 def _include_object(
@@ -77,3 +82,25 @@ async def test_migrated_schema_matches_metadata(data_source: dict[str, str]) -> 
     assert diff == [], "\n".join(repr(d) for d in diff)
     # The exclusions above hide something real, not nothing.
     assert fts
+
+
+async def test_nodes_starting_at_once_migrate_once_under_the_lock(
+    postgres: PostgresInstance,
+) -> None:
+    """Four nodes' migrations at the same moment on an empty PostgreSQL database: the advisory
+    lock lets one migrate while the others wait, then find nothing to do (without it, two
+    would create the same tables and one would fail)."""
+    env = {
+        "MM_SQLSETTINGS_DRIVERNAME": "postgres",
+        "MM_SQLSETTINGS_DATASOURCE": empty_postgres_database(postgres),
+    }
+    dbs = [Database(load_config(None, environ=env).settings.SqlSettings) for _ in range(4)]
+    try:
+        revisions = await asyncio.gather(*(migrate(db) for db in dbs))
+        async with dbs[0].primary.connect() as conn:
+            diff = await conn.run_sync(_diff)
+    finally:
+        for db in dbs:
+            await db.close()
+    assert revisions == [head_revision()] * 4
+    assert diff == [], "\n".join(repr(d) for d in diff)

@@ -24,6 +24,7 @@ from typing import Any
 from hubbub.cluster.bus import ClusterBus, MemoryBus, RedisBus
 from hubbub.cluster.connections import ConnectionRegistry, MemoryConnectionRegistry
 from hubbub.cluster.eventlog import EventLog, MemoryEventLog
+from hubbub.cluster.metrics import ClusterMetrics
 from hubbub.cluster.outbox import Outbox, OutboxSweeper, RedisChannelOrder
 from hubbub.config import Settings
 from hubbub.config.settings import CacheConfig
@@ -131,12 +132,15 @@ def build_backends(
     db: Database,
     node_id: str,
     outbox_class: type[Outbox] = Outbox,
+    metrics: ClusterMetrics | None = None,
 ) -> RealtimeBackends:
     """The backends `settings` ask for. `outbox_class` lets a test run the node with an outbox
     that fails on purpose (tests/support/faults.py)."""
     cache = settings.CacheSettings
     if cache.CacheType != "redis":
-        return RealtimeBackends(MemoryEventLog(), MemoryConnectionRegistry(), MemoryBus(node_id))
+        return RealtimeBackends(
+            MemoryEventLog(), MemoryConnectionRegistry(), MemoryBus(node_id, metrics)
+        )
     from hubbub.cluster.redis_connections import RedisConnectionRegistry
     from hubbub.cluster.redis_eventlog import RedisEventLog
 
@@ -144,11 +148,11 @@ def build_backends(
     name = settings.ClusterSettings.ClusterName or "hubbub"
     prefix = f"hubbub:{name}:"
     eventlog = RedisEventLog(redis, node_id, prefix=prefix)
-    outbox = outbox_class(db, eventlog, order=RedisChannelOrder(redis, prefix))
+    outbox = outbox_class(db, eventlog, order=RedisChannelOrder(redis, prefix), metrics=metrics)
     return RealtimeBackends(
         eventlog=eventlog,
         registry=RedisConnectionRegistry(redis, node_id, prefix=prefix),
-        bus=RedisBus(redis, prefix + "bus", node_id),
+        bus=RedisBus(redis, prefix + "bus", node_id, metrics),
         outbox=outbox,
         sweeper=OutboxSweeper(outbox),
         redis=redis,

@@ -19,11 +19,13 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
 import orjson
 
+from hubbub.cluster.metrics import ClusterMetrics
 from hubbub.lifecycle import Component
 from hubbub.tasks import stop_task
 
@@ -81,8 +83,9 @@ def decode_message(data: bytes | str) -> BusMessage | None:
 
 
 class ClusterBus(Component, abc.ABC):
-    def __init__(self, node_id: str = "") -> None:
+    def __init__(self, node_id: str = "", metrics: ClusterMetrics | None = None) -> None:
         self.node_id = node_id
+        self.metrics = metrics or ClusterMetrics()
         self._handlers: dict[type[BusMessage], list[Handler]] = {}
 
     def subscribe(self, message_type: type[M], handler: Callable[[M], Awaitable[None]]) -> None:
@@ -90,6 +93,7 @@ class ClusterBus(Component, abc.ABC):
         self._handlers.setdefault(message_type, []).append(handler)
 
     async def _dispatch(self, message: BusMessage) -> None:
+        self.metrics.received.labels(message.kind).inc()
         for handler in self._handlers.get(type(message), []):
             try:
                 await handler(message)
@@ -104,6 +108,8 @@ class MemoryBus(ClusterBus):
     """One node: messages go straight to the local handlers."""
 
     async def publish(self, message: BusMessage) -> None:
+        self.metrics.requests.inc()
+        self.metrics.sent.labels(message.kind).inc()
         # Through the wire format, so a message that could not cross Redis fails here too.
         decoded = decode_message(message.encode(self.node_id))
         if decoded is not None:
@@ -113,8 +119,10 @@ class MemoryBus(ClusterBus):
 class RedisBus(ClusterBus):
     """Redis pub/sub on one channel; reconnects by itself after Redis restarts."""
 
-    def __init__(self, redis: Any, channel: str, node_id: str) -> None:
-        super().__init__(node_id)
+    def __init__(
+        self, redis: Any, channel: str, node_id: str, metrics: ClusterMetrics | None = None
+    ) -> None:
+        super().__init__(node_id, metrics)
         self.redis = redis
         self.channel = channel
         self._task: asyncio.Task[None] | None = None
@@ -122,8 +130,12 @@ class RedisBus(ClusterBus):
 
     async def publish(self, message: BusMessage) -> None:
         data = message.encode(self.node_id)
+        self.metrics.requests.inc()
+        self.metrics.sent.labels(message.kind).inc()
+        started = time.perf_counter()
         try:
             await self.redis.publish(self.channel, data)
+            self.metrics.request_duration.observe(time.perf_counter() - started)
         except Exception:
             # Still act locally: this node's own caches and sockets must follow at once.
             log.warning("cluster bus publish failed", extra={"kind": message.kind}, exc_info=True)

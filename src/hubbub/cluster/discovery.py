@@ -23,7 +23,6 @@ import contextlib
 import logging
 import os
 import socket
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import RowMapping
 
 from hubbub import __version__
+from hubbub.cluster.agreement import majority, outside_window, same_version, version_mix
 from hubbub.config import Settings, config_hash, split_address
 from hubbub.ids import new_id, now_ms
 from hubbub.lifecycle import Component
@@ -373,16 +373,7 @@ async def read_nodes(db: Database, cluster_name: str) -> list[NodeInfo]:
 
 
 COMPARED = ("version", "schema_version", "config_hash")
-
-
-def _expected(values: dict[str, str], field_order: Sequence[str], me: str | None) -> str:
-    """The majority value; a tie goes to this node's value, else to the oldest node's."""
-    counts = Counter(values.values())
-    top = max(counts.values())
-    tied = {value for value, n in counts.items() if n == top}
-    if me is not None and values.get(me) in tied:
-        return values[me]
-    return next(values[node] for node in field_order if values[node] in tied)
+STATES = {"ok": "green", "mixed": "yellow", "mismatch": "red", "stale": "red"}
 
 
 def cluster_view(
@@ -393,18 +384,19 @@ def cluster_view(
     me: str | None = None,
     leader_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Mattermost's ClusterInfo per node, plus status `ok` | `mismatch` | `stale` and reasons.
+    """Mattermost's ClusterInfo per node, plus status `ok` | `mixed` | `mismatch` | `stale`, its
+    colour (`state`: green, yellow, red) and reasons.
 
-    Live nodes are compared field by field (version, schema_version, config_hash) with the
-    majority of live nodes; `me` breaks ties (the answering node), else the oldest node does.
+    Live nodes are compared with the majority of live nodes (`agreement.py`): the version with
+    all of them, the schema revision and config hash with those of the same version (a release
+    knows other migrations and may have other settings). Live nodes running two versions one
+    minor apart are a rolling upgrade: every live node is `mixed` (yellow) with the mix as its
+    reason, unless it mismatches otherwise. `me` breaks ties (the answering node), else the
+    oldest node does.
     """
     live = [n for n in nodes if n.is_live(now, live_seconds)]
     order = [n.id for n in live]
-    expected: dict[str, str] = {}
-    for name in COMPARED:
-        values = {n.id: str(getattr(n, name)) for n in live}
-        if values:
-            expected[name] = _expected(values, order, me)
+    mix = version_mix(live)
 
     out = []
     for node in nodes:
@@ -413,11 +405,21 @@ def cluster_view(
             status = "stale"
             reasons.append(f"no heartbeat for {(now - node.last_ping_at) / 1000:.0f}s")
         else:
+            peers = {"version": live}
+            peers["schema_version"] = peers["config_hash"] = same_version(node, live)
             for name in COMPARED:
+                values = {n.id: str(getattr(n, name)) for n in peers[name]}
+                expected = majority(values, order, me)
                 value = str(getattr(node, name))
-                if value != expected[name]:
-                    reasons.append(f"{name} {value} differs from {expected[name]} (majority)")
+                if value == expected or (name == "version" and mix is not None):
+                    continue
+                if name == "version" and not outside_window(node, live):
+                    continue  # a minority in a mix with a third version outside the window
+                reasons.append(f"{name} {value} differs from {expected} (majority)")
             status = "mismatch" if reasons else "ok"
+            if mix is not None:
+                reasons.append(mix)
+                status = "mixed" if status == "ok" else status
         out.append(
             {
                 "id": node.id,
@@ -433,6 +435,7 @@ def cluster_view(
                 "websocket_connections": int(node.props.get("websocket_connections", 0)),
                 "leader": node.id == leader_id,
                 "status": status,
+                "state": STATES[status],
                 "reasons": reasons,
                 "database": node.props.get("database") or {},
                 "restart_required": list(node.props.get("restart_required") or []),

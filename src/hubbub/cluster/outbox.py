@@ -34,10 +34,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.cluster.eventlog import EventLog, EventMeta
+from hubbub.cluster.metrics import ClusterMetrics
 from hubbub.ids import new_id, now_ms
 from hubbub.lifecycle import Component
 from hubbub.store.db import Database
@@ -205,10 +206,12 @@ class Outbox:
         grace_seconds: float = 2.0,
         keep_seconds: float = 3600.0,
         order: ChannelOrder | None = None,
+        metrics: ClusterMetrics | None = None,
     ) -> None:
         self.db = db
         self.eventlog = eventlog
         self.order = order or ChannelOrder()
+        self.metrics = metrics or ClusterMetrics()
         self.grace_ms = int(grace_seconds * 1000)
         self.keep_ms = int(keep_seconds * 1000)
         self._published: list[str] = []
@@ -251,12 +254,14 @@ class Outbox:
         over), the row stays in the outbox and the sweeper appends it in order."""
         if not self.eventlog.available():
             self.deferred += 1
+            self.metrics.outbox_deferred.inc()
             return
         started = time.monotonic()
         try:
             await asyncio.wait_for(self._append_in_order(row, PUBLISH_WAIT), PUBLISH_DEADLINE)
         except (TimeoutError, RedisError, OSError) as exc:
             self.deferred += 1
+            self.metrics.outbox_deferred.inc()
             log.info(
                 "event left to the outbox sweeper",
                 extra={"event_id": row.id, "cause": repr(exc) or type(exc).__name__},
@@ -281,6 +286,7 @@ class Outbox:
             )
             if not turn and max_wait is not None:
                 self.deferred += 1
+                self.metrics.outbox_deferred.inc()
                 return
         channel = (row.channel_id, row.channel_seq) if ordered else None
         await self.eventlog.append(
@@ -377,6 +383,7 @@ class Outbox:
             )
         if rows:
             self.republished += len(rows)
+            self.metrics.outbox_republished.inc(len(rows))
             log.info("outbox republished events", extra={"count": len(rows)})
             await self.flush()
         async with self.db.write() as conn:
@@ -386,6 +393,20 @@ class Outbox:
                 )
             )
         return len(rows)
+
+    async def measure_backlog(self) -> None:
+        """Sets the backlog gauges: rows not yet marked published, and the oldest one's age."""
+        async with self.db.read() as conn:
+            count, oldest = (
+                await conn.execute(
+                    select(func.count(), func.min(outbox.c.create_at)).where(
+                        outbox.c.published_at == 0
+                    )
+                )
+            ).one()
+        self.metrics.outbox_rows.set(int(count))
+        age = max(0.0, (now_ms() - int(oldest)) / 1000) if oldest is not None else 0.0
+        self.metrics.outbox_oldest.set(age)
 
 
 class OutboxSweeper(Component):
@@ -413,6 +434,7 @@ class OutboxSweeper(Component):
             try:
                 await self.outbox.flush()
                 await self.outbox.sweep()
+                await self.outbox.measure_backlog()
             except asyncio.CancelledError:
                 raise
             except Exception:

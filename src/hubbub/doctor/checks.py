@@ -346,6 +346,10 @@ def node_state(name: str, entry: dict[str, Any]) -> Finding:
     if any(r.startswith("config mismatch") for r in reasons):
         fixes.append("make config.json (and MM_* variables) the same on every node")
     if any(r.startswith("version mismatch") for r in reasons):
+        fixes.append(
+            "upgrade the odd node: nodes may only be one minor version apart (docs/upgrades.md)"
+        )
+    if any(r.startswith("version mix") for r in reasons):
         fixes.append("finish the rolling upgrade so every node runs the same release")
     if any(r.startswith("down") for r in reasons):
         fixes.append("start the node or remove it from the proxy's upstreams")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -142,7 +142,12 @@ class JobStore:
                         status=JobStatus.IN_PROGRESS.value,
                         worker=worker,
                         attempts=c.attempts + 1,
-                        start_at=func.coalesce(func.nullif(c.start_at, 0), now),
+                        # never before its creation: the worker read its clock before a
+                        # job created a moment later committed (or the node clocks differ)
+                        start_at=func.coalesce(
+                            func.nullif(c.start_at, 0),
+                            case((c.create_at > now, c.create_at), else_=now),
+                        ),
                         last_activity_at=now,
                     )
                     .returning(*jobs.c)

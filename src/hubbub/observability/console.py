@@ -7,10 +7,13 @@ and websocket figures: `node_report.py`); the answering node uses its own props 
 memory. `assess()` is pure, so the rules are unit-tested:
 
 * red: down (no heartbeat within the live window), not ready (a readiness check fails: which one),
-  version or schema different from the majority of live nodes, or a config mismatch, named by
-  setting (each setting's digest compared with the majority's);
-* yellow: draining (SIGTERM: finishing requests, websockets sent elsewhere), or a heartbeat that
-  is late but still inside the live window;
+  a version more than one minor away from another live node's, a schema different from that of
+  the nodes of the same version, or a config mismatch, named by setting (each setting's digest
+  compared with the majority's, over the nodes that have the setting: `cluster/agreement.py`);
+* yellow: a version mix within the rolling-upgrade window (every live node says which nodes run
+  which version), degraded (serving, but something is impaired: Redis unreachable, so events
+  wait in the outbox), draining (SIGTERM: finishing requests, websockets sent elsewhere), or a
+  heartbeat that is late but still inside the live window;
 * green otherwise.
 
 The data tier is probed by the answering node (each probe bounded): the database (driver, server
@@ -23,12 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import text
 
+from hubbub.cluster.agreement import (
+    differing_settings,
+    majority,
+    outside_window,
+    same_version,
+    version_mix,
+)
 from hubbub.cluster.backends import RealtimeBackends
 from hubbub.cluster.discovery import Discovery, NodeInfo
 from hubbub.config import Settings
@@ -39,39 +48,6 @@ from hubbub.store.db import Database
 PROBE_SECONDS = 2.0
 GREEN, YELLOW, RED = "green", "yellow", "red"
 _RANK = {GREEN: 0, YELLOW: 1, RED: 2}
-
-
-def _majority(values: Mapping[str, str], order: Sequence[str], me: str | None) -> str | None:
-    """The most common value; a tie goes to this node's value, else the oldest node's."""
-    if not values:
-        return None
-    counts = Counter(values.values())
-    top = max(counts.values())
-    tied = {v for v, n in counts.items() if n == top}
-    if me is not None and values.get(me) in tied:
-        return values[me]
-    return next(values[n] for n in order if n in values and values[n] in tied)
-
-
-def differing_settings(
-    node: NodeInfo, live: Sequence[NodeInfo], me: str | None
-) -> list[str] | None:
-    """The settings whose digest on `node` differs from the majority's, or None when `node` (or
-    too many others) published no digests (a node of an older version)."""
-    mine = node.props.get("settings")
-    if not isinstance(mine, dict) or not mine:
-        return None
-    published = {
-        n.id: n.props["settings"] for n in live if isinstance(n.props.get("settings"), dict)
-    }
-    order = [n.id for n in live]
-    names = sorted(set().union(*(d.keys() for d in published.values())))
-    out = []
-    for name in names:
-        values = {nid: str(d.get(name, "")) for nid, d in published.items()}
-        if values.get(node.id) != _majority(values, order, me):
-            out.append(name)
-    return out
 
 
 def assess(
@@ -87,10 +63,7 @@ def assess(
     live = [n for n in nodes if n.is_live(now, live_seconds)]
     order = [n.id for n in live]
     live_ids = set(order)
-    expected = {
-        field: _majority({n.id: str(getattr(n, field)) for n in live}, order, me)
-        for field in ("version", "schema_version", "config_hash")
-    }
+    mix = version_mix(live)
     out = []
     for node in nodes:
         props = node.props
@@ -101,23 +74,31 @@ def assess(
         else:
             problems = [str(p) for p in props.get("problems") or []]
             reasons += [(RED, f"not ready: {p}") for p in problems]
-            if node.version != expected["version"]:
-                others = expected["version"]
+            others = majority({n.id: n.version for n in live}, order, me)
+            if node.version != others and outside_window(node, live):
                 reasons.append((RED, f"version mismatch: {node.version} (the others run {others})"))
-            if node.schema_version != expected["schema_version"]:
+            elif mix is not None:
+                reasons.append((YELLOW, mix))
+            kin = same_version(node, live)
+            schema = majority({n.id: n.schema_version for n in kin}, [n.id for n in kin], me)
+            if node.schema_version != schema:
                 reasons.append(
                     (
                         RED,
                         f"schema mismatch: {node.schema_version or 'unknown'} "
-                        f"(the others have {expected['schema_version']})",
+                        f"(the others have {schema})",
                     )
                 )
-            if node.config_hash != expected["config_hash"]:
+            config = majority({n.id: n.config_hash for n in live}, order, me)
+            if node.config_hash != config:
                 names = differing_settings(node, live, me)
                 if names:
                     reasons.append((RED, "config mismatch: " + ", ".join(names)))
-                else:
+                elif mix is None or names is None:
                     reasons.append((RED, f"config mismatch: hash {node.config_hash}"))
+                # else: only settings one of the two releases lacks differ (the mix says so)
+            degraded = [str(d) for d in props.get("degraded") or []]
+            reasons += [(YELLOW, f"degraded: {d}") for d in degraded]
             if props.get("draining"):
                 reasons.append((YELLOW, "draining: finishing requests, websockets moved away"))
             if age > 2 * heartbeat_seconds:
@@ -286,7 +267,7 @@ class OperatorConsole:
                 "connected_replicas": int(replication.get("connected_slaves", 0)),
                 "master_link_status": replication.get("master_link_status"),
                 "server_version": server.get("redis_version", "?"),
-                "sentinel": "not configured",
+                "sentinel": await self._sentinel(client),
             }
 
         info = {"used": True, **await _bounded(probe())}
@@ -301,6 +282,19 @@ class OperatorConsole:
                 "last_error": bus.last_error,
             }
         return info
+
+    async def _sentinel(self, client: Any) -> dict[str, Any] | str:
+        """Where the sentinels say the master is, when `CacheSettings.RedisSentinels` is set."""
+        cache = self.settings.CacheSettings
+        manager = getattr(client.connection_pool, "sentinel_manager", None)
+        if not cache.RedisSentinels.strip() or manager is None:
+            return "not configured"
+        host, port = await manager.discover_master(cache.RedisMasterName)
+        return {
+            "sentinels": [a.strip() for a in cache.RedisSentinels.split(",") if a.strip()],
+            "master_name": cache.RedisMasterName,
+            "master": f"{host}:{port}",
+        }
 
     async def _file_store(self) -> dict[str, Any]:
         f = self.settings.FileSettings

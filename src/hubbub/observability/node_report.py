@@ -63,12 +63,14 @@ class NodeReport:
         draining: Callable[[], bool],
         problems: Callable[[], list[str]],
         websockets: WebsocketStats,
+        degraded: Callable[[], list[str]] = list,
         database: Callable[[], dict[str, Any]] = dict,
         restart_required: Callable[[], list[str]] = list,
     ) -> None:
         self.config = config
         self.draining = draining
         self.problems = problems
+        self.degraded = degraded
         self.websockets = websockets
         self.database = database
         self.restart_required = restart_required
@@ -86,6 +88,7 @@ class NodeReport:
         return {
             "draining": self.draining(),
             "problems": self.problems(),
+            "degraded": self.degraded(),
             "settings": self.settings(),
             "websockets": self.websockets.summary(),
             "database": self.database(),

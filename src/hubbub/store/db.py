@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -62,6 +63,13 @@ WAL_BACKSTOP_PAGES = 10_000  # ~40 MB of WAL before a commit checkpoints by itse
 WAL_CHECKPOINT_SECONDS = 1.0
 
 _WRITE_POSITION = text("SELECT pg_current_wal_insert_lsn()::text")
+
+
+def store_method() -> str:
+    """Who opened the connection (`PostsService.create`): what Mattermost's `method` label of
+    `mattermost_db_store_time` names (`PostStore.Save`). Frames: this function, the connection
+    method's generator, contextlib's `__aenter__`, the caller."""
+    return sys._getframe(3).f_code.co_qualname
 
 
 def sqlite_engine(url: str, settings: SqlConfig) -> AsyncEngine:
@@ -203,6 +211,14 @@ class Database(Component):
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction on the primary, committed when the block exits without an exception
+        (`_write`), timed as its caller's store method."""
+        with self.metrics.store_call(store_method()):
+            async with self._write() as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction on the primary, committed when the block exits without an exception.
 
         Callbacks registered with `after_commit(conn, ...)` run right after the commit, in
@@ -309,21 +325,24 @@ class Database(Component):
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for ordinary reads (a fresh-enough replica when there is one)."""
-        async with self._routed(QueryClass.READ) as conn:
-            yield conn
+        with self.metrics.store_call(store_method()):
+            async with self._routed(QueryClass.READ) as conn:
+                yield conn
 
     @asynccontextmanager
     async def search(self) -> AsyncIterator[AsyncConnection]:
         """A connection for full-text search: search replicas, then replicas, then primary."""
-        async with self._routed(QueryClass.SEARCH) as conn:
-            yield conn
+        with self.metrics.store_call(store_method()):
+            async with self._routed(QueryClass.SEARCH) as conn:
+                yield conn
 
     @asynccontextmanager
     async def read_primary(self) -> AsyncIterator[AsyncConnection]:
         """A read that must see the latest commit."""
-        self.metrics.served(QueryClass.FRESH, Role.PRIMARY)
-        async with _connection(self.primary) as conn:
-            yield conn
+        with self.metrics.store_call(store_method()):
+            self.metrics.served(QueryClass.FRESH, Role.PRIMARY)
+            async with _connection(self.primary) as conn:
+                yield conn
 
     def _rotation(self, query_class: QueryClass) -> list[ReplicaEngine]:
         engines = self.engines

@@ -22,17 +22,18 @@ lag. With no replica in rotation, reads go to the primary (`store/db.py`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import text
 
 from hubbub.lifecycle import Component
-from hubbub.store.engines import Engines, ReplicaEngine, describe_source, parse_lsn
+from hubbub.store.engines import Engines, ReplicaEngine, Role, describe_source, parse_lsn
 from hubbub.tasks import stop_task
 
 log = logging.getLogger("hubbub.store")
@@ -89,12 +90,56 @@ class DatabaseMetrics:
         self.recycles = Counter(
             "hubbub_db_recycles_total", "Connection pools recycled (recycle or reload)", registry=r
         )
+        # Mattermost's: the time of each store call by method (here: the function that opened
+        # the connection, `db.store_method`) and whether it succeeded, and the connections
+        # handed out per role.
+        self.store_time = Histogram(
+            "mattermost_db_store_time",
+            "Time to execute the store method",
+            ["method", "success"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.connections = {
+            Role.PRIMARY: Counter(
+                "mattermost_db_master_connections_total",
+                "The total number of connections to the master database",
+                registry=r,
+            ),
+            Role.REPLICA: Counter(
+                "mattermost_db_read_replica_connections_total",
+                "The total number of connections to all the read replica databases",
+                registry=r,
+            ),
+            Role.SEARCH_REPLICA: Counter(
+                "mattermost_db_search_replica_connections_total",
+                "The total number of connections to all the search replica databases",
+                registry=r,
+            ),
+        }
         self.counts: dict[tuple[str, str], int] = {}
+        self._store_children: dict[tuple[str, bool], Any] = {}
 
     def served(self, query_class: str, role: str) -> None:
         key = (query_class, role)
         self.counts[key] = self.counts.get(key, 0) + 1
         self.queries.labels(query_class, role).inc()
+        self.connections[Role(role)].inc()
+
+    @contextlib.contextmanager
+    def store_call(self, method: str) -> Iterator[None]:
+        """Times one store call (`mattermost_db_store_time{method, success}`)."""
+        started = time.perf_counter()
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            child = self._store_children.get((method, ok))
+            if child is None:
+                child = self.store_time.labels(method, "true" if ok else "false")
+                self._store_children[(method, ok)] = child
+            child.observe(time.perf_counter() - started)
 
 
 @dataclass

@@ -122,6 +122,11 @@ function dataCard(title, info, rows) {
   );
 }
 
+function sentinelText(sentinel) {
+  if (!sentinel || typeof sentinel === "string") return sentinel;
+  return `master "${sentinel.master_name}" at ${sentinel.master}, named by ${sentinel.sentinels.join(", ")}`;
+}
+
 function dataTier(data) {
   const db = data.database || {};
   const redis = data.redis || {};
@@ -145,7 +150,7 @@ function dataTier(data) {
       ["Replicas connected", redis.connected_replicas],
       ["Link to primary", redis.master_link_status],
       ["Server", redis.server_version],
-      ["Sentinel", redis.sentinel],
+      ["Sentinel", sentinelText(redis.sentinel)],
       ["Event bus here", bus ? `${bus.healthy ? "healthy" : "unhealthy"}, probe ${bus.lag_ms} ms, ${bus.reconnects} reconnects` : undefined],
       ["Error", redis.error],
     ]),
