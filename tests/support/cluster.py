@@ -23,7 +23,9 @@ nginx: an `upstream` block with every node (`max_fails=1 fail_timeout=2s`), a we
 (HTTP/1.1, `Upgrade`/`Connection` headers) and a plain HTTP location with
 `proxy_next_upstream error timeout http_502 http_503`. As nginx does by default, a POST that
 already reached a node that then died is not retried on another one: the client sees a 502 and
-must retry itself (with the same `pending_post_id`).
+must retry itself (with the same `pending_post_id`). Idle upstream connections are closed after
+4 s, as in deploy/nginx.conf, well before a node's own keep-alive timeout, so nginx never sends a
+POST on a connection the node is closing.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ CLUSTER_NGINX_CONFIG = (
     upstream hubbub {{
 {servers}
         keepalive 32;
+        keepalive_timeout 4s;
     }}
     server {{
         listen 127.0.0.1:{port};
