@@ -198,6 +198,7 @@ class Outbox:
         self.republished = 0
         self.deferred = 0  # rows left to the sweeper by the writer's path
         self.repaired = 0  # predecessors appended by a later event's publisher
+        self._running: set[asyncio.Task[bool]] = set()  # appends past their writer's deadline
 
     async def add(
         self,
@@ -237,20 +238,37 @@ class Outbox:
             self.deferred += 1
             return
         started = time.monotonic()
-        try:
-            await asyncio.wait_for(
-                self._append_in_order(row, WRITER_REPAIR_LIMIT), PUBLISH_DEADLINE
-            )
-        except Exception as exc:
+        task = asyncio.get_running_loop().create_task(
+            self._append_in_order(row, WRITER_REPAIR_LIMIT)
+        )
+        # Not `wait_for`: cancelling the append is not reliable (the Redis client's retries can
+        # swallow the cancel, which held writers for 2 s after a Sentinel failover). An append
+        # that is still running at the deadline goes on by itself: whether it succeeds later
+        # (idempotent, and in order, as its predecessors were appended first) or fails (the
+        # sweeper appends the row), the writer has its answer.
+        done, _ = await asyncio.wait({task}, timeout=PUBLISH_DEADLINE)
+        cause: BaseException | None = None
+        if not done:
+            self._running.add(task)
+            task.add_done_callback(self._finished_late)
+            cause = TimeoutError(f"append still running after {PUBLISH_DEADLINE} s")
+        elif not task.cancelled():
+            cause = task.exception()
+        if cause is not None:
             # Committed whatever happens here: the writer gets its answer, the sweeper appends.
             self.deferred += 1
             log.info(
                 "event left to the outbox sweeper",
-                extra={"event_id": row.id, "cause": repr(exc) or type(exc).__name__},
+                extra={"event_id": row.id, "cause": repr(cause)},
             )
         took = time.monotonic() - started
         if took > 2 * PUBLISH_DEADLINE:
             log.warning("publishing an event held its writer", extra={"seconds": round(took, 3)})
+
+    def _finished_late(self, task: asyncio.Task[bool]) -> None:
+        self._running.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the row is the sweeper's if this failed
 
     async def _append_in_order(
         self, row: OutboxRow, repair_limit: int | None, grace: float | None = None
