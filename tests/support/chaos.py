@@ -322,20 +322,24 @@ async def writer(
         body["pending_post_id"] = pending
         first_try = time.monotonic()
         deadline = first_try + 60
+        tries: list[str] = []  # each attempt's answer and duration, for a slow write's line
         while True:
             stats.attempts += 1
+            attempt = time.monotonic()
             try:
                 resp = await http.post(
                     "/api/v4/posts", json=body, headers={"Authorization": f"Bearer {writer.token}"}
                 )
                 stats.answers[str(resp.status_code)] += 1
+                tries.append(f"{resp.status_code} in {time.monotonic() - attempt:.2f}s")
                 if resp.status_code == 201:
                     stats.committed[pending] = resp.json()["id"]
                     took = time.monotonic() - first_try
                     stats.seconds.append(took)
                     if took > SLOW_WRITE:
                         stats.slow.append(
-                            f"{pending} at {first_try - started:.1f}s took {took:.2f}s"
+                            f"{pending} at {first_try - started:.1f}s took {took:.2f}s "
+                            f"({', '.join(tries)})"
                         )
                     break
                 if resp.status_code < 500:
@@ -343,6 +347,7 @@ async def writer(
                     break
             except httpx.HTTPError as exc:
                 stats.answers[type(exc).__name__] += 1
+                tries.append(f"{type(exc).__name__} in {time.monotonic() - attempt:.2f}s")
             if time.monotonic() > deadline:
                 stats.failures.append(f"{pending}: no success within 60 s")
                 break
