@@ -486,7 +486,7 @@ def sentinel_failover(
 
 LOG_PHRASES = (
     "outbox republished events",
-    "channel event published without its predecessor",
+    "channel event appended after a later one of its channel",
     "closing all websockets to resync",
     "event log epoch changed",
     "event log bus missed appends",
