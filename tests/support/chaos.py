@@ -151,6 +151,7 @@ class ChaosClient:
     arrivals: dict[str, list[Arrival]] = field(default_factory=dict)  # channel -> in order
     received: Counter[str] = field(default_factory=Counter)  # post id -> websocket deliveries
     refetched: set[str] = field(default_factory=set)
+    resumed_ids: set[str] = field(default_factory=set)  # connection ids resumed at least once
     last_seen: dict[str, int] = field(default_factory=dict)  # channel -> newest create_at seen
     connects: int = 0
     resumed: int = 0
@@ -205,6 +206,7 @@ class ChaosClient:
                 if message["event"] != "hello":
                     if self.connection_id:
                         self.resumed += 1
+                        self.resumed_ids.add(self.connection_id)
                     else:
                         self.protocol_errors.append(f"first event is not hello: {message}")
             if message["event"] == "hello":
@@ -548,7 +550,16 @@ def check(clients: list[ChaosClient], committed: dict[str, list[tuple[int, str]]
                 verdict.expected += 1
                 got = client.received[post_id]
                 if got > 1:
-                    verdict.repeated.append(f"client {client.index}: {post_id} x{got}")
+                    # On which connections (r: resumed there), to tell a replay from a relay.
+                    where = [
+                        a.connection_id[:8]
+                        + ("(r)" if a.connection_id in client.resumed_ids else "")
+                        for a in client.arrivals.get(channel, [])
+                        if a.post_id == post_id
+                    ]
+                    verdict.repeated.append(
+                        f"client {client.index}: {post_id} x{got} on connections {where}"
+                    )
                 if got:
                     verdict.via_live_or_replay += 1
                 elif post_id in client.refetched:
