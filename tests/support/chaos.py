@@ -151,6 +151,7 @@ class ChaosClient:
     arrivals: dict[str, list[Arrival]] = field(default_factory=dict)  # channel -> in order
     received: Counter[str] = field(default_factory=Counter)  # post id -> websocket deliveries
     refetched: set[str] = field(default_factory=set)
+    resumed_ids: set[str] = field(default_factory=set)  # connection ids resumed at least once
     last_seen: dict[str, int] = field(default_factory=dict)  # channel -> newest create_at seen
     connects: int = 0
     resumed: int = 0
@@ -205,6 +206,7 @@ class ChaosClient:
                 if message["event"] != "hello":
                     if self.connection_id:
                         self.resumed += 1
+                        self.resumed_ids.add(self.connection_id)
                     else:
                         self.protocol_errors.append(f"first event is not hello: {message}")
             if message["event"] == "hello":
@@ -322,20 +324,24 @@ async def writer(
         body["pending_post_id"] = pending
         first_try = time.monotonic()
         deadline = first_try + 60
+        tries: list[str] = []  # each attempt's answer and duration, for a slow write's line
         while True:
             stats.attempts += 1
+            attempt = time.monotonic()
             try:
                 resp = await http.post(
                     "/api/v4/posts", json=body, headers={"Authorization": f"Bearer {writer.token}"}
                 )
                 stats.answers[str(resp.status_code)] += 1
+                tries.append(f"{resp.status_code} in {time.monotonic() - attempt:.2f}s")
                 if resp.status_code == 201:
                     stats.committed[pending] = resp.json()["id"]
                     took = time.monotonic() - first_try
                     stats.seconds.append(took)
                     if took > SLOW_WRITE:
                         stats.slow.append(
-                            f"{pending} at {first_try - started:.1f}s took {took:.2f}s"
+                            f"{pending} at {first_try - started:.1f}s took {took:.2f}s "
+                            f"({', '.join(tries)})"
                         )
                     break
                 if resp.status_code < 500:
@@ -343,6 +349,7 @@ async def writer(
                     break
             except httpx.HTTPError as exc:
                 stats.answers[type(exc).__name__] += 1
+                tries.append(f"{type(exc).__name__} in {time.monotonic() - attempt:.2f}s")
             if time.monotonic() > deadline:
                 stats.failures.append(f"{pending}: no success within 60 s")
                 break
@@ -481,7 +488,7 @@ def sentinel_failover(
 
 LOG_PHRASES = (
     "outbox republished events",
-    "channel event published without its predecessor",
+    "channel event appended after a later one of its channel",
     "closing all websockets to resync",
     "event log epoch changed",
     "event log bus missed appends",
@@ -506,20 +513,31 @@ def committed_posts(
     the baseline, from PostgreSQL itself (posts joined with the outbox rows that announced
     them; a post without one has sequence 0 and takes no part in the order check)."""
     ids = ",".join(f"'{c}'" for c in world.channels)
-    out = postgres.psql(
-        "SELECT p.channel_id, p.create_at, p.id, COALESCE(o.channel_seq, 0) FROM posts p "
-        "LEFT JOIN ("
-        "  SELECT channel_seq, (body::json->'data'->>'post')::json->>'id' AS post_id "
-        f"  FROM outbox WHERE channel_id IN ({ids}) AND meta::json->>'event' = 'posted'"
-        f") o ON o.post_id = p.id WHERE p.channel_id IN ({ids}) AND p.delete_at = 0 "
-        "ORDER BY p.channel_id, o.channel_seq, p.create_at",
+    # Two plain scans joined here: one query joining them on a JSON expression can get a nested
+    # loop (the outbox's statistics lag its growth during the run) and take half a minute.
+    announced = postgres.psql(
+        "SELECT channel_seq, (body::json->'data'->>'post')::json->>'id' FROM outbox "
+        f"WHERE channel_id IN ({ids}) AND meta::json->>'event' = 'posted'",
         database,
     )
-    committed: dict[str, list[tuple[int, str]]] = {c: [] for c in world.channels}
+    seq_of: dict[str, int] = {}
+    for line in announced.splitlines():
+        seq, post_id = line.split("|")
+        seq_of[post_id] = int(seq)
+    out = postgres.psql(
+        f"SELECT channel_id, create_at, id FROM posts WHERE channel_id IN ({ids}) "
+        "AND delete_at = 0",
+        database,
+    )
+    rows = []
     for line in out.splitlines():
-        channel, create_at, post_id, seq = line.split("|")
-        if int(create_at) > world.baseline[channel]:
-            committed[channel].append((int(seq), post_id))
+        channel, create_at, post_id = line.split("|")
+        rows.append((channel, seq_of.get(post_id, 0), int(create_at), post_id))
+    rows.sort()
+    committed: dict[str, list[tuple[int, str]]] = {c: [] for c in world.channels}
+    for channel, seq, create_at, post_id in rows:
+        if create_at > world.baseline[channel]:
+            committed[channel].append((seq, post_id))
     return committed
 
 
@@ -532,7 +550,16 @@ def check(clients: list[ChaosClient], committed: dict[str, list[tuple[int, str]]
                 verdict.expected += 1
                 got = client.received[post_id]
                 if got > 1:
-                    verdict.repeated.append(f"client {client.index}: {post_id} x{got}")
+                    # On which connections (r: resumed there), to tell a replay from a relay.
+                    where = [
+                        a.connection_id[:8]
+                        + ("(r)" if a.connection_id in client.resumed_ids else "")
+                        for a in client.arrivals.get(channel, [])
+                        if a.post_id == post_id
+                    ]
+                    verdict.repeated.append(
+                        f"client {client.index}: {post_id} x{got} on connections {where}"
+                    )
                 if got:
                     verdict.via_live_or_replay += 1
                 elif post_id in client.refetched:

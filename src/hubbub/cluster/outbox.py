@@ -8,15 +8,23 @@ already seen, so a republish never duplicates (DESIGN §4 invariant 1).
 
 Per-channel order (invariant 6): an event that carries a channel sequence (posts, edits,
 deletes, reactions: `channels.event_seq`, taken in the committing transaction, so gap-free in
-commit order) is appended only after the channel's previous sequence number has been appended,
-by whichever node. `ChannelOrder` keeps, per channel, the newest sequence appended; a publisher
-whose predecessor is still in flight waits for it (normally a millisecond or two). A writer's
-request waits at most `PUBLISH_WAIT`: if the predecessor's node died between commit and publish,
-or Redis restarted, the row stays in the outbox and the sweeper appends both in order a few
-seconds later (the writer never stalls). The sweeper's own wait is bounded too (5 s); an event
-appended after a later one of its channel anyway is marked late by the log, and no client ever
-gets it after its successor: a connection that would gets a fresh hello instead (refetch). As
-each node delivers appends in the log's global order, live delivery follows commit order.
+commit order) is appended only after the channel's previous sequence numbers, by whichever node.
+The log keeps, per channel, the newest sequence appended (`ChannelOrder`). A publisher whose
+predecessor is not appended yet waits `PREDECESSOR_GRACE` for the predecessor's own writer
+(normally a millisecond or two away), then appends the missing predecessors itself, from the
+outbox rows on the primary, in sequence order, and then its own event. Appends are idempotent by
+event id, so racing the predecessor's writer (or another node's sweeper) repeats nothing; and
+since whoever appends an event first has appended its committed predecessors before it, the log
+receives each channel's events in commit order. Nobody waits for a predecessor that is not coming
+(its node died between commit and append), and one deferred row does not make every later event
+of its channel wait for the sweeper.
+
+An event can still reach the log after a later one of its channel only when its predecessor was
+appended to an earlier incarnation of the log (Redis lost its data) and is appended again by a
+sweeper that read it as unpublished just before; every connection then has a hello younger than
+its commit and skips it as stale. The log marks such an event late anyway, and a connection never
+sends a late event after its successor (it asks its client to start over with a fresh hello):
+see `hubbub.realtime.connstate`.
 
 Each row records its transaction's PostgreSQL id (`meta.xid`), so that a connection whose
 hello came after the commit can skip it when the sweeper republishes it (after Redis lost its
@@ -29,11 +37,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from redis.exceptions import RedisError
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -58,12 +64,12 @@ class OutboxRow:
     channel_seq: int = 0
 
 
-OlderPending = Callable[[], Awaitable[bool]]
-
-# How long a writer's request waits for the channel's previous event to be appended before it
-# leaves its own to the sweeper (a few ms normally; longer only when a node died or Redis
-# restarted, and then the writer must not stall).
-PUBLISH_WAIT = 0.25
+# How long an append waits for the channel's previous event to be appended by its own writer (a
+# few ms normally) before appending that event itself from the outbox.
+PREDECESSOR_GRACE = 0.05
+# The most missing predecessors a writer's request appends itself; more (the backlog of a Redis
+# outage) is left to the sweeper, with the writer's own row.
+WRITER_REPAIR_LIMIT = 50
 # How long a writer's request may spend appending its event at all: while Redis fails over (the
 # sentinels need a couple of seconds to agree), commands retry and would hold the writer; past
 # this the row is left to the sweeper (an append cut off after Redis applied it is not repeated:
@@ -71,32 +77,35 @@ PUBLISH_WAIT = 0.25
 PUBLISH_DEADLINE = 0.5
 
 
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """What `ChannelOrder.wait_turn` found: `ready` once the predecessor is appended; otherwise
+    `newest`, the channel's newest appended sequence (None: unknown, because the channel has not
+    been written for a day or Redis lost its data)."""
+
+    ready: bool
+    newest: int | None = None
+
+
+READY = Turn(True)
+
+
 class ChannelOrder(Component):
     """No ordering across publishers (one node: appends already follow commit order)."""
 
-    async def wait_turn(
-        self,
-        channel_id: str,
-        seq: int,
-        older_pending: OlderPending | None = None,
-        max_wait: float | None = None,
-    ) -> bool:
-        """Waits until `seq`'s predecessor was appended; False when the wait gave up."""
-        return True
-
-    async def done(self, channel_id: str, seq: int) -> None:
-        return None
+    async def wait_turn(self, channel_id: str, seq: int, max_wait: float | None = None) -> Turn:
+        """Waits up to `max_wait` until `seq`'s predecessor was appended."""
+        return READY
 
 
 class RedisChannelOrder(ChannelOrder):
-    """The newest appended sequence of each channel, in Redis, shared by every node.
+    """The newest appended sequence of each channel, in Redis, shared by every node; the append
+    script advances it atomically with the append (`RedisEventLog.append(channel=...)`).
 
-    A missing key (a channel not written for a day, or Redis lost its data) means "unknown":
-    the publisher goes ahead unless the outbox still holds an older unpublished event of the
-    channel, which the sweeper will publish (and announce) first. A Redis error while waiting
-    is raised: the event then stays in the outbox and the sweeper publishes it in order, rather
-    than a publish whose order nobody checked (redis-py may retry the append itself into a
-    Redis that came back empty).
+    A missing key means "unknown": nothing to wait for; the caller appends whatever older event
+    of the channel the outbox still holds unpublished first. A Redis error while waiting is
+    raised: the event then stays in the outbox and the sweeper publishes it in order, rather
+    than a publish whose order nobody checked.
     """
 
     def __init__(
@@ -104,65 +113,39 @@ class RedisChannelOrder(ChannelOrder):
         redis: Any,
         prefix: str,
         *,
-        max_wait_seconds: float = 5.0,
+        grace_seconds: float = PREDECESSOR_GRACE,
         ttl_seconds: float = 86400.0,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
-        self.max_wait = max_wait_seconds
+        self.grace = grace_seconds
         self.ttl_ms = int(ttl_seconds * 1000)
-        self.waited = 0  # publishes that had to wait for a predecessor
-        self.timeouts = 0  # waits that gave up
+        self.waited = 0  # appends that had to wait for a predecessor
+        self.gaps = 0  # waits that ended with the predecessor still missing
 
     def _key(self, channel_id: str) -> str:
         return f"{self.prefix}chanseq:{channel_id}"
 
-    async def wait_turn(
-        self,
-        channel_id: str,
-        seq: int,
-        older_pending: OlderPending | None = None,
-        max_wait: float | None = None,
-    ) -> bool:
-        limit = self.max_wait if max_wait is None else max_wait
-        turn = True
+    async def wait_turn(self, channel_id: str, seq: int, max_wait: float | None = None) -> Turn:
+        limit = self.grace if max_wait is None else max_wait
         key = self._key(channel_id)
         started = time.monotonic()
         delay = 0.001
-        next_db_check = 0.0
         while True:
             raw = await self.redis.get(key)
-            if raw is not None and int(raw) >= seq - 1:
-                break
-            now = time.monotonic()
-            if raw is None and now >= next_db_check:
-                next_db_check = now + 0.1
-                if older_pending is None or not await older_pending():
-                    break
-            if now - started >= limit:
-                turn = False
-                if max_wait is not None:
-                    break  # the caller leaves the event to the sweeper
-                self.timeouts += 1
-                log.warning(
-                    "channel event published without its predecessor",
-                    extra={
-                        "channel_id": channel_id,
-                        "seq": seq,
-                        "newest": int(raw) if raw is not None else None,
-                    },
-                )
-                break
-            await asyncio.sleep(delay)
+            if raw is None:
+                return READY if seq <= 1 else Turn(False, None)
+            newest = int(raw)
+            if newest >= seq - 1:
+                if time.monotonic() - started > 0.002:
+                    self.waited += 1
+                return READY
+            left = limit - (time.monotonic() - started)
+            if left <= 0:
+                self.gaps += 1
+                return Turn(False, newest)
+            await asyncio.sleep(min(delay, left))
             delay = min(delay * 2, 0.02)
-        if time.monotonic() - started > 0.002:
-            self.waited += 1
-        return turn
-
-    async def done(self, channel_id: str, seq: int) -> None:
-        """Nothing to do: the append script advances the channel's sequence atomically with
-        the append (`RedisEventLog.append(channel=...)`)."""
-        return None
 
 
 def meta_to_json(meta: EventMeta) -> dict[str, Any]:
@@ -217,6 +200,8 @@ class Outbox:
         self._published: list[str] = []
         self.republished = 0
         self.deferred = 0  # rows left to the sweeper by the writer's path
+        self.repaired = 0  # predecessors appended by a later event's publisher
+        self._running: set[asyncio.Task[bool]] = set()  # appends past their writer's deadline
 
     async def add(
         self,
@@ -249,69 +234,111 @@ class Outbox:
     async def publish(self, row: OutboxRow) -> None:
         """Appends a committed row to the event log (called right after the commit, while the
         writer waits for its answer). It never makes the writer wait long: while the event log
-        is unreachable, when the channel's previous event is not appended within
-        `PUBLISH_WAIT`, or when the append takes longer than `PUBLISH_DEADLINE` (Redis failing
-        over), the row stays in the outbox and the sweeper appends it in order."""
+        is unreachable, when more than `WRITER_REPAIR_LIMIT` earlier events of its channel are
+        missing from the log, or when the append takes longer than `PUBLISH_DEADLINE` (Redis
+        failing over), the row stays in the outbox and the sweeper appends it in order."""
         if not self.eventlog.available():
             self.deferred += 1
             self.metrics.outbox_deferred.inc()
             return
         started = time.monotonic()
-        try:
-            await asyncio.wait_for(self._append_in_order(row, PUBLISH_WAIT), PUBLISH_DEADLINE)
-        except (TimeoutError, RedisError, OSError) as exc:
+        task = asyncio.get_running_loop().create_task(
+            self._append_in_order(row, WRITER_REPAIR_LIMIT)
+        )
+        # Not `wait_for`: cancelling the append is not reliable (the Redis client's retries can
+        # swallow the cancel, which held writers for 2 s after a Sentinel failover). An append
+        # that is still running at the deadline goes on by itself: whether it succeeds later
+        # (idempotent, and in order, as its predecessors were appended first) or fails (the
+        # sweeper appends the row), the writer has its answer.
+        done, _ = await asyncio.wait({task}, timeout=PUBLISH_DEADLINE)
+        cause: BaseException | None = None
+        if not done:
+            self._running.add(task)
+            task.add_done_callback(self._finished_late)
+            cause = TimeoutError(f"append still running after {PUBLISH_DEADLINE} s")
+        elif not task.cancelled():
+            cause = task.exception()
+        if cause is not None:
+            # Committed whatever happens here: the writer gets its answer, the sweeper appends.
             self.deferred += 1
             self.metrics.outbox_deferred.inc()
             log.info(
                 "event left to the outbox sweeper",
-                extra={"event_id": row.id, "cause": repr(exc) or type(exc).__name__},
+                extra={"event_id": row.id, "cause": repr(cause)},
             )
         took = time.monotonic() - started
         if took > 2 * PUBLISH_DEADLINE:
             log.warning("publishing an event held its writer", extra={"seconds": round(took, 3)})
 
-    async def _append_in_order(self, row: OutboxRow, max_wait: float | None = None) -> None:
-        """Appends after the channel's previous event; marks the row published (in the next
-        batch) as soon as the append succeeded, whatever happens after. With `max_wait`, gives
-        up (leaving the row) when the predecessor does not come in time; without it, appends
-        anyway after the order's bounded wait, and the log marks the entry late."""
-        ordered = bool(row.channel_id and row.channel_seq)
-        if ordered:
+    def _finished_late(self, task: asyncio.Task[bool]) -> None:
+        self._running.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the row is the sweeper's if this failed
 
-            async def older_pending() -> bool:
-                return await self._older_pending(row)
-
-            turn = await self.order.wait_turn(
-                row.channel_id, row.channel_seq, older_pending, max_wait
-            )
-            if not turn and max_wait is not None:
+    async def _append_in_order(
+        self, row: OutboxRow, repair_limit: int | None, grace: float | None = None
+    ) -> bool:
+        """Appends `row` after every earlier committed event of its channel (appending those the
+        log lacks first, see the module docstring) and marks it published (in the next batch) as
+        soon as the append succeeded. False, appending nothing of its own, when more than
+        `repair_limit` earlier events are missing (the writer's path leaves them to the
+        sweeper)."""
+        channel = None
+        if row.channel_id and row.channel_seq:
+            channel = (row.channel_id, row.channel_seq)
+            turn = await self.order.wait_turn(row.channel_id, row.channel_seq, grace)
+            if not turn.ready and not await self._append_predecessors(
+                row, turn.newest, repair_limit
+            ):
                 self.deferred += 1
                 self.metrics.outbox_deferred.inc()
-                return
-        channel = (row.channel_id, row.channel_seq) if ordered else None
+                return False
         await self.eventlog.append(
             row.recipients, row.body, row.meta, event_id=row.id, channel=channel
         )
         self._published.append(row.id)
+        return True
 
-    async def _older_pending(self, row: OutboxRow) -> bool:
-        """Whether an earlier event of `row`'s channel is committed but not yet appended (as
-        far as this node knows: rows appended by others are marked within a second)."""
-        async with self.db.read() as conn:
-            ids = (
-                await conn.execute(
-                    select(outbox.c.id)
-                    .where(
-                        outbox.c.published_at == 0,
-                        outbox.c.channel_id == row.channel_id,
-                        outbox.c.channel_seq > 0,
-                        outbox.c.channel_seq < row.channel_seq,
-                    )
-                    .limit(50)
-                )
-            ).scalars()
-            mine = set(self._published)
-            return any(i not in mine for i in ids)
+    async def _append_predecessors(
+        self, row: OutboxRow, newest: int | None, limit: int | None
+    ) -> bool:
+        """Appends, in sequence order, the committed events of `row`'s channel older than it and
+        newer than `newest` (the newest the log has; None: unknown) that no node has marked
+        published. A row some node appended without marking it yet is appended again, which the
+        log ignores. Rows marked published but missing from the log were appended to an earlier
+        incarnation of it (Redis lost its data): every connection has them from its refetch,
+        and they are not appended again. False when more than `limit` are missing."""
+        query = (
+            select(outbox)
+            .where(
+                outbox.c.channel_id == row.channel_id,
+                outbox.c.published_at == 0,
+                outbox.c.channel_seq > (newest or 0),
+                outbox.c.channel_seq < row.channel_seq,
+            )
+            .order_by(outbox.c.channel_seq)
+        )
+        if limit is not None:
+            query = query.limit(limit + 1)
+        # The primary: each of them committed before `row` did, so it sees them all.
+        async with self.db.read_primary() as conn:
+            rows = (await conn.execute(query)).all()
+        if limit is not None and len(rows) > limit:
+            return False
+        mine = set(self._published)
+        for r in rows:
+            if r.id in mine:
+                continue
+            await self.eventlog.append(
+                list(r.recipients),
+                r.body.encode(),
+                meta_from_json(r.meta),
+                event_id=r.id,
+                channel=(r.channel_id, int(r.channel_seq)),
+            )
+            self._published.append(r.id)
+            self.repaired += 1
+        return True
 
     async def _due(self) -> list[Any]:
         cutoff = now_ms() - self.grace_ms
@@ -369,8 +396,11 @@ class Outbox:
             rows: list[Any] = []  # Redis is away: the rows wait; only the cleanup below runs
         else:
             rows = await self._due()
+        mine = set(self._published)
         for r in rows:
-            # In channel order; a row whose predecessor is missing waits a bounded time.
+            if r.id in mine:
+                continue  # appended meanwhile, as a predecessor of an earlier row
+            # In channel order; no waiting: a predecessor still missing is appended first.
             await self._append_in_order(
                 OutboxRow(
                     r.id,
@@ -379,8 +409,11 @@ class Outbox:
                     meta_from_json(r.meta),
                     r.channel_id,
                     int(r.channel_seq),
-                )
+                ),
+                repair_limit=None,
+                grace=0.0,
             )
+            mine.update(self._published)
         if rows:
             self.republished += len(rows)
             self.metrics.outbox_republished.inc(len(rows))

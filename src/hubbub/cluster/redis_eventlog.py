@@ -334,8 +334,15 @@ class RedisEventLog(EventLog):
             *users,
         ]
         # One script call: a retry after a lost reply finds its seen-key and does nothing.
-        _, epoch, _late = await self._append(keys=keys, args=args)
+        _, epoch, late = await self._append(keys=keys, args=args)
         self._adopt_epoch(epoch)
+        if late:
+            # The outbox appends a channel's predecessors first, so this means an event of an
+            # earlier incarnation of the log came back (connections skip it as stale).
+            log.warning(
+                "channel event appended after a later one of its channel (late)",
+                extra={"channel_id": channel_id, "seq": channel_seq, "event_id": event_id},
+            )
 
     async def head(self, user_id: str) -> int:
         value = await self.redis.get(self.keys.head(user_id))
