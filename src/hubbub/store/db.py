@@ -248,6 +248,7 @@ class Database(Component):
                 with pinned_to_primary():
                     await _run_after_commit(conn)
             return
+        self.metrics.served(QueryClass.WRITE, Role.PRIMARY)
         async with self._writer_turn(self._write_lock):
             conn = await self._sqlite_writer()
             try:
