@@ -146,6 +146,7 @@ def merge(reports: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
         lambda: {"lat": [], "errors": 0, "5xx": 0, "timeouts": 0}
     )
     out: dict[str, Any] = {
+        "races": 0,
         "ws_closed_by_server": 0,
         "ws_connect_failures": 0,
         "ws_close_codes": defaultdict(int),
@@ -158,7 +159,7 @@ def merge(reports: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
             routes[name]["lat"] += v["lat"]
             for key in ("errors", "5xx", "timeouts"):
                 routes[name][key] += v[key]
-        for key in ("ws_closed_by_server", "ws_connect_failures"):
+        for key in ("ws_closed_by_server", "ws_connect_failures", "races"):
             out[key] += r[key]
         for key in ("ws_close_codes", "actions", "events"):
             for k, v in r[key].items():
@@ -276,7 +277,8 @@ def step_line(s: dict[str, Any]) -> str:
     return (
         f"{s['users']:>6} users  {s['requests_per_s']:>7} req/s  avg {s['avg_ms']} ms  "
         f"p99 {s['p99_ms']} ms  errors {100 * s['error_rate']:.3f} %  5xx {s['server_errors']}  "
-        f"ws closed {s['ws_closed_by_server']}  server {s['server_cpu_percent']} %  "
+        f"ws closed {s['ws_closed_by_server']}  keep-alive races {s['races']}  "
+        f"server {s['server_cpu_percent']} %  "
         f"client {s['client_cpu_percent']} %  other {s['other_cpu_percent']} %  "
         f"{'OK' if s['within_kpis'] else 'OUT'}"
     )

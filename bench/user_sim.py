@@ -17,7 +17,7 @@ The parent (`bench.realistic_users`) talks to it over stdin/stdout, one JSON obj
                                 route: count, errors, 5xx, timeouts and every latency (ms)
     parent -> "stop"
 
-One httpx client (one keep-alive pool, at most users/4 connections like the tool's
+One keep-alive pool (`bench.http_pool`: at most users/4 connections like the tool's
 `MaxConnsPerHost`, a 5 s timeout whose expiry is an error as in the tool's KPIs) per process.
 """
 
@@ -34,13 +34,14 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.baseline_server import raise_open_files
+from bench.http_pool import HTTPError, Pool
 
 STORE_USERS = 500  # the tool's client store caps (api/agent.go)
 STORE_STATUSES = 500
@@ -139,7 +140,9 @@ class Stats:
 class World:
     """What every user of the run knows from the setup (`bench.realistic_users`)."""
 
-    base: str
+    host: str
+    port: int
+    prefix: str  # /api/v4
     ws_url: str
     team_id: str
     users: list[dict[str, Any]]  # {"id", "token", "channels": [...]} for this process
@@ -148,7 +151,7 @@ class World:
 
 class User:
     def __init__(
-        self, world: World, me: dict[str, Any], http: httpx.AsyncClient, stats: Stats, args: Any
+        self, world: World, me: dict[str, Any], http: Pool, stats: Stats, args: Any
     ) -> None:
         self.world, self.http, self.stats, self.args = world, http, stats, args
         self.id: str = me["id"]
@@ -174,30 +177,29 @@ class User:
     async def call(self, method: str, route: str, path: str, body: Any = None) -> Any:
         started = time.monotonic()
         try:
-            resp = await self.http.request(method, path, json=body, headers=self.auth)
-        except httpx.TimeoutException:
+            resp = await self.http.request(method, self.world.prefix + path, body, self.auth)
+        except TimeoutError:
             self.stats.timeouts[route] += 1
             self.stats.errors[route] += 1
             self.stats.latencies[route].append(1000 * (time.monotonic() - started))
             return None
-        except httpx.HTTPError as exc:
+        except (HTTPError, OSError) as exc:
             self.stats.errors[route] += 1
             self.stats.latencies[route].append(1000 * (time.monotonic() - started))
             if len(self.stats.error_samples) < 5:
                 self.stats.error_samples.append(f"{route}: {type(exc).__name__}: {exc}")
             return None
         self.stats.latencies[route].append(1000 * (time.monotonic() - started))
-        if resp.status_code >= 400:
+        if resp.status >= 400:
             self.stats.errors[route] += 1
-            if resp.status_code >= 500:
+            if resp.status >= 500:
                 self.stats.server_errors[route] += 1
             if len(self.stats.error_samples) < 5:
-                self.stats.error_samples.append(f"{route}: {resp.status_code} {resp.text[:160]}")
+                text = resp.body[:160].decode(errors="replace")
+                self.stats.error_samples.append(f"{route}: {resp.status} {text}")
             return None
-        if not resp.content:
-            return {}
         try:
-            return resp.json()
+            return resp.json() if resp.body else {}
         except ValueError:
             return {}
 
@@ -614,15 +616,24 @@ def emit(message: dict[str, Any]) -> None:
 async def run(args: argparse.Namespace) -> None:
     spec = orjson.loads(Path(args.world).read_bytes())
     mine = spec["users"][args.start : args.start + args.count]
-    world = World(spec["base"], spec["ws_url"], spec["team_id"], mine, spec["all_user_ids"])
+    url = urlsplit(spec["base"])
+    world = World(
+        url.hostname or "127.0.0.1",
+        url.port or 80,
+        url.path,
+        spec["ws_url"],
+        spec["team_id"],
+        mine,
+        spec["all_user_ids"],
+    )
     stats = Stats()
     pool = max(8, spec["max_users"] // 4 // max(1, spec["procs"]))
-    limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
     tasks: list[asyncio.Task[None]] = []
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    async with httpx.AsyncClient(base_url=world.base, timeout=5.0, limits=limits) as http:
+    http = Pool(world.host, world.port, pool, timeout=5.0)
+    try:
 
         async def start_users(upto: int, ramp: float) -> None:
             first = len(tasks)
@@ -643,12 +654,15 @@ async def run(args: argparse.Namespace) -> None:
                 starter = asyncio.create_task(start_users(msg["active"], msg.get("ramp", 0)))
                 emit({"ok": True})
             elif "report" in msg:
-                emit({"report": stats.take(), "users": len(tasks)})
+                emit({"report": {**stats.take(), "races": http.races}, "users": len(tasks)})
+                http.races = 0
         if starter is not None:
             starter.cancel()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await http.close()
 
 
 def main() -> None:
