@@ -9,7 +9,7 @@ RUN_STAMP := $(VENV)/.run-stamp
 PIP_VERSION := 26.3
 LOCKS := requirements
 
-.PHONY: run test check setup services realtime-deps webapp-deps fmt bench cluster clean lock
+.PHONY: run test check setup services realtime-deps webapp-deps synapse-deps fmt bench cluster clean lock
 
 run: $(RUN_STAMP)
 	$(BIN)/hubbub serve
@@ -57,14 +57,27 @@ lock:
 	$(PIP_COMPILE) --extra dev --extra bench -c $(LOCKS)/dev.lock -o $(LOCKS)/bench.lock \
 		pyproject.toml
 	$(PIP_COMPILE) -o $(LOCKS)/mmpy-bot.lock $(LOCKS)/mmpy-bot.in
+	$(PIP_COMPILE) -o $(LOCKS)/synapse.lock $(LOCKS)/synapse.in
 
-# The websocket fan-out benchmark, hubbub against a bare websockets server (docs/benchmarks.md).
-# Options go through BENCH_ARGS, e.g. `make bench BENCH_ARGS=--quick`.
+# The benchmarks (docs/benchmarks.md), each with its baseline in the same run: all of them, or
+# one by name with its options through BENCH_ARGS, e.g. `make bench BENCH_ARGS="realistic --quick"`,
+# `make bench BENCH_ARGS=fanout` (the fan-out benchmark's default run), `BENCH_ARGS=--quick` (all,
+# smoke sizes). The posts/s benchmark's baseline, Synapse, lives in a venv of its own.
 BENCH_STAMP := $(VENV)/.bench-stamp
 BENCH_ARGS ?=
+SYNAPSE_VENV := $(VENV)/synapse
+SYNAPSE_STAMP := $(SYNAPSE_VENV)/.installed-stamp
 
-bench: $(BENCH_STAMP)
-	$(BIN)/python -m bench.ws_fanout $(BENCH_ARGS)
+bench: $(BENCH_STAMP) $(SYNAPSE_STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+synapse-deps: $(SYNAPSE_STAMP)
+
+$(SYNAPSE_STAMP): $(LOCKS)/synapse.lock | $(STAMP)
+	test -x $(SYNAPSE_VENV)/bin/python || $(PYTHON) -m venv $(SYNAPSE_VENV)
+	$(SYNAPSE_VENV)/bin/python -m pip install -q pip==$(PIP_VERSION)
+	$(SYNAPSE_VENV)/bin/python -m pip install -q -r $(LOCKS)/synapse.lock
+	touch $(SYNAPSE_STAMP)
 
 $(BENCH_STAMP): $(STAMP) $(LOCKS)/bench.lock
 	$(BIN)/python -m pip install -q -r $(LOCKS)/bench.lock
