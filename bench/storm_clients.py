@@ -67,6 +67,8 @@ async def open_ws(url: str, conn: Conn, resume: bool) -> ClientConnection:
 
 
 def take(conn: Conn, frame: dict[str, Any]) -> None:
+    if "seq_reply" in frame:  # the answer to the ping sent on resuming: which node took it
+        conn.node = (frame.get("data") or {}).get("node_id", conn.node)
     if "seq" in frame and frame.get("event"):
         seq = int(frame["seq"])
         if conn.seq >= 0 and seq != conn.seq + 1:
@@ -118,7 +120,8 @@ async def live(url: str, conn: Conn, jitter: float, stop: asyncio.Event) -> None
         else:
             conn.outcome = conn.outcome or "resumed"
             take(conn, first)
-        conn.node = (first.get("data") or {}).get("server_hostname", conn.node)
+        if first.get("event") == "hello":
+            conn.node = first["data"].get("server_hostname", conn.node)
 
 
 def emit(message: dict[str, Any]) -> None:
