@@ -340,6 +340,7 @@ async def measure(
             str(lat_file),
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
+            limit=2**28,  # a report line carries every latency of a window
         )
     await asyncio.sleep(max(0, (spec["t0"] - time.monotonic_ns()) / 1e9))
     cpu0, sys0, wall0 = cpu_seconds(pid), busy_cpu_seconds(), time.monotonic()

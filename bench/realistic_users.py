@@ -135,6 +135,7 @@ async def start_sims(
                 cwd=ROOT,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
+                limit=2**28,  # a report line carries every latency of a window
                 stderr=stderr,
             )
         procs.append(ClientProc(proc, out, stderr_path))

@@ -154,6 +154,7 @@ async def storm(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[s
                     cwd=ROOT,
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
+                    limit=2**28,  # a report line carries every latency of a window
                     stderr=stderr,
                 )
             clients.append(ClientProc(proc, workdir / f"storm-{k}", stderr_path))
