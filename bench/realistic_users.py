@@ -357,7 +357,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--step-seconds", type=float, default=120, help="measured window per step")
     p.add_argument("--ramp", type=float, default=30, help="seconds to bring a step's users online")
     p.add_argument("--settle", type=float, default=10, help="seconds after the ramp")
-    p.add_argument("--quick", action="store_true", help="smoke run: 20,40 users, 8 s windows")
+    p.add_argument("--quick", action="store_true", help="smoke run: 20,40 users, 6 s windows")
     p.add_argument("--cluster", action="store_true", help="3 nodes, PostgreSQL + Redis, nginx")
     p.add_argument("--keep-going", action="store_true", help="run every step")
     p.add_argument("--client-procs", type=int, default=2)
@@ -379,7 +379,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.steps = [int(s) for s in str(args.steps).split(",") if s]
     if args.quick:
-        args.steps, args.step_seconds, args.ramp, args.settle = [20, 40], 8.0, 2.0, 1.0
+        args.steps, args.step_seconds, args.ramp, args.settle = [20, 40], 6.0, 2.0, 1.0
         args.avg_idle, args.min_idle, args.think_scale = 4.0, 0.5, 0.2
     return args
 

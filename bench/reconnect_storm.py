@@ -277,11 +277,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--after", type=float, default=20, help="seconds after the kill")
     p.add_argument("--drain", type=float, default=3)
     p.add_argument("--connect-timeout", type=float, default=300)
-    p.add_argument("--quick", action="store_true", help="smoke run: N=60, 4 + 10 s")
+    p.add_argument("--quick", action="store_true", help="smoke run: N=60, 3 + 8 s")
     p.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     args = p.parse_args(argv)
     if args.quick:
-        args.connections, args.stayers, args.before, args.after = 60, 5, 4.0, 10.0
+        args.connections, args.stayers, args.before, args.after = 60, 5, 3.0, 8.0
     return args
 
 
