@@ -167,6 +167,10 @@ async def storm(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[s
             for r in ready:
                 for node, count in r["by_node"].items():
                     by_node[node] = by_node.get(node, 0) + count
+            connected = sum(r["connected"] for r in ready)
+            if connected < n or len(by_node) < 3:
+                errors = [e for r in ready for e in r["errors"]]
+                raise RuntimeError(f"only {connected}/{n} clients connected ({by_node}): {errors}")
             victim = max(by_node, key=lambda k: by_node[k])
             print(f"connected: {by_node}; killing {victim}", file=sys.stderr, flush=True)
             pool = Pool("127.0.0.1", cluster.nginx_port, 32, timeout=5)
@@ -178,16 +182,19 @@ async def storm(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[s
             posts = asyncio.create_task(
                 poster(http, fixture.admin_token, fixture.channel_id, args.rate, stop)
             )
-            pids = [node.server.proc.pid for node in cluster]
-            cpu0, sys0, wall0 = sum(map(cpu_seconds, pids)), busy_cpu_seconds(), time.monotonic()
-            await asyncio.sleep(args.before)
-            node = cluster.node_named(victim)
-            killed_ns = time.monotonic_ns()
-            cluster.kill(node.index)
-            await asyncio.sleep(args.after)
-            stop.set()
-            samples, (posted, attempted) = await rest, await posts
-            await pool.close()
+            try:
+                pids = [node.server.proc.pid for node in cluster]
+                cpu0, sys0 = sum(map(cpu_seconds, pids)), busy_cpu_seconds()
+                wall0 = time.monotonic()
+                await asyncio.sleep(args.before)
+                node = cluster.node_named(victim)
+                killed_ns = time.monotonic_ns()
+                cluster.kill(node.index)
+                await asyncio.sleep(args.after)
+            finally:
+                stop.set()  # both loops end and wait for their requests
+                samples, (posted, attempted) = await rest, await posts
+                await pool.close()
             await asyncio.sleep(args.drain)  # the last posts reach everyone
             alive = [node.server.proc.pid for node in cluster if node.alive]
             reports = []
