@@ -296,7 +296,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.cluster:
             from tests.support.cluster import start_cluster
 
-            cluster = await asyncio.to_thread(start_cluster, nodes=3, settings=env)
+            cluster = await asyncio.to_thread(
+                partial(
+                    start_cluster,
+                    nodes=3,
+                    settings=env,
+                    # A websocket and up to one pooled REST connection per user, each two of
+                    # nginx's connections (client and upstream).
+                    nginx_worker_connections=4 * max(args.steps) + 1024,
+                )
+            )
             try:
                 pids = [node.server.proc.pid for node in cluster]
                 url = cluster.nginx_url

@@ -25,6 +25,7 @@ import json
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "MM_TEAMSETTINGS_MAXUSERSPERTEAM": str(args.connections + args.stayers + 10),
         "MM_LOGSETTINGS_CONSOLELEVEL": "WARN",
     }
-    cluster = await asyncio.to_thread(start_cluster, nodes=3, settings=settings)
+    cluster = await asyncio.to_thread(
+        partial(
+            start_cluster,
+            nodes=3,
+            settings=settings,
+            # Two nginx connections per websocket, plus the REST traffic.
+            nginx_worker_connections=2 * args.connections + 1024,
+        )
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="hubbub-storm-") as tmp:
             return await storm(args, cluster, Path(tmp))

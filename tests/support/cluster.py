@@ -56,7 +56,7 @@ from tests.support.server import spawn_server
 from tests.support.wait import wait_until
 
 CLUSTER_NGINX_CONFIG = (
-    NGINX_PREAMBLE.replace("{workers}", "1024")
+    NGINX_PREAMBLE
     + """\
     upstream hubbub {{
 {servers}
@@ -94,15 +94,22 @@ CLUSTER_NGINX_CONFIG = (
 )
 
 
-def start_cluster_nginx(upstream_ports: list[int], read_timeout: str = "120s") -> Nginx:
-    """nginx on a free port in front of every port of `upstream_ports`."""
+def start_cluster_nginx(
+    upstream_ports: list[int], read_timeout: str = "120s", worker_connections: int = 1024
+) -> Nginx:
+    """nginx on a free port in front of every port of `upstream_ports`; a proxied websocket
+    takes two of its `worker_connections` (the client's and the upstream's)."""
     servers = "\n".join(
         f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in upstream_ports
     )
 
     def config(base: Path, port: int) -> str:
         return CLUSTER_NGINX_CONFIG.format(
-            base=base, port=port, servers=servers, read_timeout=read_timeout
+            base=base,
+            port=port,
+            servers=servers,
+            read_timeout=read_timeout,
+            workers=worker_connections,
         )
 
     return start_on_free_ports(
@@ -387,6 +394,7 @@ def start_cluster(
     with_nginx: bool = True,
     config_json: Mapping[str, Mapping[str, Any]] | None = None,
     python: str = sys.executable,
+    nginx_worker_connections: int = 1024,
 ) -> Cluster:
     """Starts Redis (unless given), `nodes` nodes on `database_url` and nginx in front.
 
@@ -398,7 +406,8 @@ def start_cluster(
     `config_json` is written as each node's config.json; the settings it holds are not given as
     MM_* variables (which would win over the file), so a test can change them in the file and
     reload (`write_config`). `python` runs the nodes (`tests/support/releases.py`: an older
-    release in its own virtualenv).
+    release in its own virtualenv). `nginx_worker_connections` is nginx's `worker_connections`
+    (1024: room for about 500 websockets).
     """
     from tests.support.postgres import start_postgres
 
@@ -468,7 +477,9 @@ def start_cluster(
         for node in members:
             node.wait_started()
         if with_nginx:
-            cluster.nginx = start_cluster_nginx([n.port for n in members])
+            cluster.nginx = start_cluster_nginx(
+                [n.port for n in members], worker_connections=nginx_worker_connections
+            )
     except BaseException:
         cluster.close()
         raise
