@@ -188,6 +188,9 @@ async def run(args: argparse.Namespace) -> None:
             "duplicates": sum(c.duplicates for c in conns),
             "missing": sum(len(posted - c.seen) for c in conns if c.connection_id),
             "missing_on_lost": sum(len(posted - c.seen) for c in lost),
+            "missing_by_post": dict(
+                Counter(i for c in conns if c.connection_id for i in posted - c.seen)
+            ),
         }
     )
     for task in started:
