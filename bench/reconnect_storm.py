@@ -136,8 +136,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 async def storm(args: argparse.Namespace, cluster: Any, workdir: Path) -> dict[str, Any]:
     base = cluster.nginx_url + "/api/v4"
     n = args.connections
-    # The fixture is made on one node directly: through nginx, a POST that meets an upstream
-    # keep-alive connection the node has just closed gets a 502 that nginx does not retry.
+    # The fixture is made on one node directly: it is not what is measured, and through nginx a
+    # POST that met an upstream connection the node was closing got a 502 nginx does not retry.
     async with httpx.AsyncClient(base_url=cluster[0].url + "/api/v4", timeout=60) as setup:
         print(f"setup: {n + args.stayers} users ...", file=sys.stderr, flush=True)
         fixture = await setup_hubbub(setup, n + args.stayers, 8)
