@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from hubbub.ids import is_valid_id, new_id, now_ms
+from hubbub.ids import RequestIds, is_valid_id, new_id, new_request_id, now_ms
 
 MATTERMOST_ALPHABET = set("ybndrfg8ejkmcpqxot1uwisza345h769")
 
@@ -32,6 +32,14 @@ def test_new_id_encodes_16_random_bytes() -> None:
 def test_new_ids_do_not_repeat() -> None:
     ids = {new_id() for _ in range(10_000)}
     assert len(ids) == 10_000
+
+
+def test_request_ids_are_valid_ids_that_do_not_repeat_across_processes() -> None:
+    ids = [new_request_id() for _ in range(10_000)]
+    assert all(is_valid_id(i) for i in ids) and len(set(ids)) == 10_000
+    # Another process (another prefix) never makes the same ones.
+    other = RequestIds()
+    assert not {other() for _ in range(1_000)} & set(ids)
 
 
 @pytest.mark.parametrize(

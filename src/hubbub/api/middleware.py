@@ -15,7 +15,7 @@ from hubbub.api.auth import resolve_session
 from hubbub.api.errors import render_error, send_error
 from hubbub.api.mfa import mfa_required_error, must_set_up_mfa
 from hubbub.errors import AppError, server_busy
-from hubbub.ids import new_id
+from hubbub.ids import new_request_id
 from hubbub.services.auth import AuthService
 from hubbub.store.consistency import PositionStore, ReadContext, reading_as
 from hubbub.store.db import DatabaseBusy
@@ -91,7 +91,7 @@ class APIMiddleware:
             # Mattermost's router cleans paths, and mattermostdriver relies on it: its
             # get_reactions_of_post asks for /api/v4/posts/{post_id}//reactions.
             scope["path"] = _REPEATED_SLASHES.sub("/", scope["path"])
-        request_id = new_id()
+        request_id = new_request_id()
         scope["hubbub.request_id"] = request_id
         conn = HTTPConnection(scope)
         try:
