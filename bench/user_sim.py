@@ -272,11 +272,22 @@ class User:
 
     async def presence(self, channel: str) -> None:
         """The `presence` action the web app sends with WebSocketEventScope on."""
+        await self.send_presence({"channel_id": channel})
+
+    async def send_presence(self, data: dict[str, Any]) -> None:
         if self.ws is not None:
             self.seq += 1
-            frame = {"action": "presence", "seq": self.seq, "data": {"channel_id": channel}}
+            frame = {"action": "presence", "seq": self.seq, "data": data}
             with contextlib.suppress(ConnectionClosed):
                 await self.ws.send(orjson.dumps(frame).decode())
+
+    async def join_team_presence(self) -> None:
+        """What the tool sends on its initial team join: the team, and no thread open in
+        either thread slot (right-hand side, threads view). With both slots set, typing and
+        reactions of other channels are left out for this connection (the server's rule)."""
+        await self.send_presence({"team_id": self.world.team_id})
+        for thread_view in (False, True):
+            await self.send_presence({"thread_channel_id": "", "is_thread_view": thread_view})
 
     async def typing(self, channel: str, parent: str = "") -> None:
         if self.ws is not None:
@@ -419,6 +430,7 @@ class User:
             f"/posts/{root}/thread?perPage=60&direction=down",
         )
         await self.posts_info(self.remember("thread", page))
+        await self.send_presence({"thread_channel_id": self.current, "is_thread_view": False})
 
     async def click_permalink(self) -> None:
         await self.view_thread()
@@ -586,6 +598,7 @@ class User:
             f"/users/me/teams/{t}/channels/members",
         )
         reader = await self.open_ws()
+        await self.join_team_presence()
         await self.switch_channel()
         periodic = asyncio.create_task(self.periodic())
         names = [a for a, _ in ACTIONS]
@@ -597,6 +610,8 @@ class User:
                 await getattr(self, action)()
                 if self.ws is None and reader is not None and reader.done():
                     reader = await self.open_ws()  # the server closed it: start over
+                    await self.join_team_presence()
+                    await self.presence(self.current)
                 lo, avg = self.args.min_idle, self.args.avg_idle
                 await asyncio.sleep(picker.uniform(lo, 2 * avg - lo) * self.args.rate)
         finally:
