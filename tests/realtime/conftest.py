@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.node import Node, keepalive_settings, start_node
+from tests.support.postgres import PostgresInstance, start_postgres
 from tests.support.rest import Org, People, Rest, make_org, make_people
 
 
@@ -53,3 +54,14 @@ def people(rest: Rest) -> People:
 @pytest.fixture(scope="module")
 def org(rest: Rest, people: People) -> Org:
     return make_org(rest, people)
+
+
+@pytest.fixture(scope="module")
+def own_postgres() -> Iterator[PostgresInstance]:
+    """A PostgreSQL of the module's own, not the session's shared one: for tests that freeze
+    it (SIGSTOP) or exhaust it."""
+    instance = start_postgres()
+    try:
+        yield instance
+    finally:
+        instance.stop()

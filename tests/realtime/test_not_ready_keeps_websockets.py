@@ -17,20 +17,10 @@ import httpx
 import pytest
 
 from tests.support.node import Node, start_node
-from tests.support.postgres import PostgresInstance, frozen, start_postgres
+from tests.support.postgres import PostgresInstance, frozen
 from tests.support.rest import Org, Rest, make_org
 from tests.support.wait import wait_until
 from tests.support.ws import hello_of, read_until_post
-
-
-@pytest.fixture(scope="module")
-def own_postgres() -> Iterator[PostgresInstance]:
-    """Not the session's shared PostgreSQL: this one gets frozen."""
-    instance = start_postgres()
-    try:
-        yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture(scope="module")

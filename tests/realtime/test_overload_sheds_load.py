@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.support.node import Node, start_node
-from tests.support.postgres import PostgresInstance, frozen, start_postgres
+from tests.support.postgres import PostgresInstance, frozen
 from tests.support.rest import People, Rest, make_people
 from tests.support.wait import wait_until_async
 
@@ -44,15 +44,6 @@ async def _get_me(client: httpx.AsyncClient, token: str) -> Answer:
     return Answer(
         resp.status_code, error_id, resp.headers.get("retry-after"), time.monotonic() - began
     )
-
-
-@pytest.fixture(scope="module")
-def own_postgres() -> Iterator[PostgresInstance]:
-    instance = start_postgres()
-    try:
-        yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture(scope="module")
