@@ -337,7 +337,10 @@ class Hub(Component):
         replay: list[LogEntry] = []
         found = seq == last_seen
         while True:
-            page = await self.eventlog.read(conn.user_id, pos, REPLAY_PAGE)
+            # In the record's epoch: this node may not have noticed yet that Redis lost its data,
+            # and the new incarnation's entries (a republished post among them) must not be
+            # walked as if the client's numbering went on there.
+            page = await self.eventlog.read(conn.user_id, pos, REPLAY_PAGE, epoch=record.epoch)
             if page.truncated:
                 self.remove(conn)
                 return None
