@@ -13,8 +13,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import pytest
 from redis.asyncio import Redis
 
+from hubbub.cluster.connections import Checkpoint, ConnectionRecord
 from hubbub.cluster.eventlog import Delivery, EventLog, EventMeta, LogEntry, MemoryEventLog
 from hubbub.cluster.redis_eventlog import RedisEventLog
+from hubbub.realtime.protocol import encode_event_body
+from tests.support.hubrig import Rig, Socket
 from tests.support.redis import RedisInstance, redis_server_binary, start_redis
 from tests.support.sentinel import SentinelSet, start_sentinel_set
 from tests.support.wait import wait_until_async
@@ -111,6 +114,14 @@ async def test_positions_are_per_user_and_gap_free(make_log: Factory) -> None:
     assert [e.pos for e in page.entries] == [1, 2]
     assert [e.payload for e in page.entries] == [b'{"n":1}', b'{"n":2}']
     assert not page.limited and not page.truncated
+
+
+async def test_a_read_in_another_epoch_is_truncated(make_log: Factory) -> None:
+    log = await make_log()
+    await log.append(["a"], b'{"n":1}', META)
+    assert [e.pos for e in (await log.read("a", 0, epoch=log.epoch)).entries] == [1]
+    page = await log.read("a", 0, epoch="an epoch this log never had")
+    assert page.truncated and page.entries == []
 
 
 async def test_read_pages_with_limit(make_log: Factory) -> None:
@@ -359,6 +370,54 @@ async def test_restart_changes_epoch_and_the_bus_recovers(
     await wait_until_async(lambda: len(heard) == 2, what="an entry after the restart")
     assert (heard[1].pos, heard[1].payload) == (1, b"after")
     assert log.bus_status().reconnects >= 1
+
+
+async def test_resume_on_a_node_that_missed_the_restart_gets_a_fresh_hello(
+    nodes: RedisNodes, redis_server: RedisInstance
+) -> None:
+    """Redis restarts empty and another node republishes a post the client already had (its
+    `seen:` key went with the data), before this node noticed the new epoch. A resume here with
+    the record from the old epoch must not walk the new incarnation's positions as if they were
+    the old ones (it would replay the republished post a second time): a fresh hello instead."""
+    stale = RedisEventLog(nodes.client(), "node0", prefix="p:")
+    await stale.current_epoch()  # no bus listener: it does not hear about the restart
+    nodes.logs.append(stale)
+    rig = Rig(log=stale)
+    old_epoch = stale.epoch
+    await stale.append(["u1"], encode_event_body("posted", {"n": 0}, {}), META)
+    cid = "c" * 26
+    await rig.registry.open(ConnectionRecord(cid, "u1", old_epoch, [Checkpoint(1, 1)]))
+
+    redis_server.restart()
+    other = await nodes.node("p:")  # another node, on the new epoch, republishes post 0
+    assert other.epoch != old_epoch
+    for n in (99, 0, 1):  # something else first, so that post 0 is past position 1 there
+        await other.append(["u1"], encode_event_body("posted", {"n": n}, {}), META)
+    assert stale.epoch == old_epoch
+
+    sock = Socket()
+    result = await rig.hub.attach(rig.conn(sock), cid, 2)  # the client saw hello and post 0
+    assert not result.resumed and result.connection_id != cid, result
+    assert [e["event"] for e in sock.events()] == ["hello"]
+
+
+async def test_a_read_in_an_epoch_the_log_no_longer_has_is_truncated(
+    nodes: RedisNodes, redis_server: RedisInstance
+) -> None:
+    log = await nodes.node("p:")
+    await log.append(["u1"], b"before", META)
+    old_epoch = log.epoch
+    assert not (await log.read("u1", 0, epoch=old_epoch)).truncated
+    redis_server.restart()
+    other = await nodes.node("p:")
+    await other.append(["u1"], b"after 1", META)
+    await other.append(["u1"], b"after 2", META)
+    page = await other.read("u1", 0, epoch=old_epoch)
+    assert page.truncated and page.entries == []
+    assert [e.payload for e in (await other.read("u1", 0, epoch=other.epoch)).entries] == [
+        b"after 1",
+        b"after 2",
+    ]
 
 
 async def test_missed_messages_are_recovered_after_the_subscriber_is_cut(

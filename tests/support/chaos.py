@@ -382,10 +382,55 @@ def _ms() -> int:
     return int(time.time() * 1000)
 
 
+# A node counts as up for nginx only this long after it answered again: a failed attempt marks it
+# down for `fail_timeout` (tests/support/cluster.py), whatever the node does meanwhile.
+NGINX_FAIL_TIMEOUT = 2.0
+
+
+@dataclass
+class NodeSchedule:
+    """Which nodes the fault schedule may kill: never the last one that is up. A node is up
+    once its restart answered and nginx's `fail_timeout` has passed since (nginx may still have
+    it marked failed before that); a kill needs another node that is up, so the cluster always
+    has one node serving (the issue's scenario is "a node SIGKILLed every 5 s", not "every node
+    down at once")."""
+
+    nodes: int
+    busy: set[int] = field(default_factory=set)  # killed, or restarting
+    up_since: dict[int, float] = field(default_factory=dict)  # restart answered at (monotonic)
+
+    def up(self, node: int, now: float) -> bool:
+        if node in self.busy:
+            return False
+        return now - self.up_since.get(node, float("-inf")) >= NGINX_FAIL_TIMEOUT
+
+    def victims(self, now: float) -> list[int]:
+        """Nodes that may be killed now: not busy, and some other node is up."""
+        return [
+            i
+            for i in range(self.nodes)
+            if i not in self.busy and any(self.up(j, now) for j in range(self.nodes) if j != i)
+        ]
+
+    def next_victim_in(self, now: float) -> float:
+        """Seconds until some node may be killed, if no restart is still pending; else 0."""
+        waits = [
+            self.up_since[i] + NGINX_FAIL_TIMEOUT - now
+            for i in range(self.nodes)
+            if i not in self.busy and i in self.up_since
+        ]
+        return max(0.0, min(waits, default=0.0))
+
+
 async def _kill_and_restart_later(
-    cluster: Cluster, victim: int, down: float, log: ChaosLog, started: float, busy: set[int]
+    cluster: Cluster,
+    victim: int,
+    down: float,
+    log: ChaosLog,
+    started: float,
+    schedule: NodeSchedule,
 ) -> None:
-    busy.add(victim)
+    schedule.busy.add(victim)
     try:
         await asyncio.to_thread(cluster.kill, victim)
         log.kills += 1
@@ -393,9 +438,10 @@ async def _kill_and_restart_later(
             f"{time.monotonic() - started:6.1f}s SIGKILL node{victim} at {_ms()}, down {down:.1f}s"
         )
         await asyncio.sleep(down)  # pacing the fault, not synchronization
-        await asyncio.to_thread(cluster[victim].start)
+        await asyncio.to_thread(cluster[victim].start)  # returns once the node is ready
+        schedule.up_since[victim] = time.monotonic()
     finally:
-        busy.discard(victim)
+        schedule.busy.discard(victim)
 
 
 def node_kills_and_redis_restarts(
@@ -404,7 +450,9 @@ def node_kills_and_redis_restarts(
     """A random node SIGKILLed every `kill_every` s (on average) and restarted 0.2-2 s later;
     `redis_restarts` times, spread over the run, Redis SIGKILLed and restarted empty with a
     node SIGKILLed in the same second (just before or just after). A node being restarted is
-    not killed again until it answers."""
+    not killed again until it answers, and no node is killed unless another one is up
+    (`NodeSchedule`): a kill that would take the last one down waits until a restarted node
+    is up (a Redis restart then goes ahead without its node kill)."""
 
     async def run(stop: asyncio.Event, log: ChaosLog) -> None:
         started = time.monotonic()
@@ -413,11 +461,20 @@ def node_kills_and_redis_restarts(
             for k in range(params.redis_restarts)
         ]
         pending: set[asyncio.Task[None]] = set()
-        busy: set[int] = set()
+        schedule = NodeSchedule(len(cluster))
 
         def pick() -> int | None:
-            free = [i for i in range(len(cluster)) if i not in busy]
+            free = schedule.victims(time.monotonic())
             return rng.choice(free) if free else None
+
+        async def wait_for_victim() -> int | None:
+            """A node that may be killed, once one may (None: stopping, or none within 30 s)."""
+            deadline = time.monotonic() + 30
+            while (victim := pick()) is None and time.monotonic() < deadline:
+                # Pacing the schedule, not synchronization: restarts in flight end by themselves.
+                if await _pause(stop, max(0.05, schedule.next_victim_in(time.monotonic()))):
+                    return None
+            return victim
 
         try:
             while not await _pause(stop, rng.uniform(0.5, 1.5) * params.kill_every):
@@ -429,7 +486,9 @@ def node_kills_and_redis_restarts(
                     if before and victim is not None:
                         pending.add(
                             asyncio.create_task(
-                                _kill_and_restart_later(cluster, victim, down, log, started, busy)
+                                _kill_and_restart_later(
+                                    cluster, victim, down, log, started, schedule
+                                )
                             )
                         )
                         await asyncio.sleep(rng.uniform(0.0, 0.3))
@@ -441,17 +500,21 @@ def node_kills_and_redis_restarts(
                     )
                     if not before and victim is not None:
                         await asyncio.sleep(rng.uniform(0.0, 0.3))
-                        pending.add(
-                            asyncio.create_task(
-                                _kill_and_restart_later(cluster, victim, down, log, started, busy)
+                        victim = pick()  # the one chosen may not be allowed any more
+                        if victim is not None:
+                            pending.add(
+                                asyncio.create_task(
+                                    _kill_and_restart_later(
+                                        cluster, victim, down, log, started, schedule
+                                    )
+                                )
                             )
-                        )
                     continue
-                victim = pick()
+                victim = await wait_for_victim()
                 if victim is None:
                     continue
                 await _kill_and_restart_later(
-                    cluster, victim, rng.uniform(0.2, 2.0), log, started, busy
+                    cluster, victim, rng.uniform(0.2, 2.0), log, started, schedule
                 )
         finally:
             if pending:

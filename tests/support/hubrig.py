@@ -12,7 +12,7 @@ import orjson
 
 from hubbub.cluster.bus import MemoryBus
 from hubbub.cluster.connections import MemoryConnectionRegistry
-from hubbub.cluster.eventlog import EventMeta, MemoryEventLog
+from hubbub.cluster.eventlog import EventLog, EventMeta, MemoryEventLog
 from hubbub.observability.metrics import Metrics
 from hubbub.realtime.hub import CHECKPOINT_INTERVAL, Hub
 from hubbub.realtime.protocol import CloseReason, encode_event_body
@@ -79,8 +79,9 @@ class Rig:
         self,
         registry: MemoryConnectionRegistry | None = None,
         checkpoint_interval: float = CHECKPOINT_INTERVAL,
+        log: EventLog | None = None,
     ) -> None:
-        self.log = MemoryEventLog()
+        self.log = log or MemoryEventLog()
         self.registry = registry or MemoryConnectionRegistry()
         self.metrics = Metrics()
         self.hub = Hub(self.log, self.registry, self.metrics, MemoryBus(), checkpoint_interval)

@@ -155,3 +155,35 @@ async def test_slow_consumer_drops_ephemeral_then_closes_and_resume_stays_exact(
     assert got == list(range(12))
     seqs = [e["seq"] for e in stalled.events() + second.events()]
     assert seqs == list(range(len(seqs)))
+
+
+async def test_resume_after_the_resuming_node_died_does_not_repeat_a_replayed_event() -> None:
+    """A replay skips a stale typing event, which moves the seq/position correspondence. The
+    node that replayed is SIGKILLed before its checkpoint loop ran; a second resume, on a third
+    node, must still start right after what the client saw, not one event early."""
+    rig = Rig()
+    node_b = Hub(rig.log, rig.registry, rig.metrics, MemoryBus())
+    node_c = Hub(rig.log, rig.registry, rig.metrics, MemoryBus())
+    first = Socket()
+    conn = rig.conn(first)
+    cid = (await rig.hub.attach(conn, "", None)).connection_id
+    await rig.post(0)
+    await rig.post(1)
+    await settle(lambda: len(first.events()) == 3)  # hello, seq 1 and 2
+    await conn.finish(CloseReason.CLIENT_CLOSE, 1000)
+    await rig.post(100, ephemeral=True)  # skipped by the replay below
+    await rig.post(2)
+    await rig.post(3)
+
+    second = Socket()
+    result = await node_b.attach(rig.conn(second), cid, 3)
+    assert result.resumed and result.replayed == 2
+    assert [(e["seq"], e["data"]["n"]) for e in second.events()] == [(3, 2), (4, 3)]
+    # node B dies here: no checkpoint batch, no close.
+
+    third = Socket()
+    result = await node_c.attach(rig.conn(third), cid, 5)
+    assert result.resumed and result.replayed == 0, result
+    await rig.post(4)
+    await settle(lambda: len(third.events()) == 1)
+    assert [(e["seq"], e["data"]["n"]) for e in third.events()] == [(5, 4)]

@@ -116,8 +116,13 @@ class EventLog(Component, abc.ABC):
         """The newest position of the user's log (0 when empty)."""
 
     @abc.abstractmethod
-    async def read(self, user_id: str, after: int, limit: int = 1000) -> ReadResult:
-        """Entries with position > `after`, oldest first."""
+    async def read(
+        self, user_id: str, after: int, limit: int = 1000, epoch: str | None = None
+    ) -> ReadResult:
+        """Entries with position > `after`, oldest first. With `epoch`, the position is one of
+        that incarnation of the log: a read that finds another epoch is `truncated` (what came
+        after `after` there is gone), decided with the same read, so that a node that has not
+        noticed an epoch change yet cannot take a new incarnation's entries for the old one's."""
 
     @abc.abstractmethod
     def subscribe(self, subscriber: Subscriber) -> None:
@@ -240,9 +245,13 @@ class MemoryEventLog(EventLog):
     async def head(self, user_id: str) -> int:
         return self._heads.get(user_id, 0)
 
-    async def read(self, user_id: str, after: int, limit: int = 1000) -> ReadResult:
+    async def read(
+        self, user_id: str, after: int, limit: int = 1000, epoch: str | None = None
+    ) -> ReadResult:
         log = self._logs.get(user_id)
         head = self._heads.get(user_id, 0)
+        if epoch is not None and epoch != self._epoch:
+            return ReadResult([], head, False, True)
         if not log:
             return ReadResult([], head, False, after < head)
         first = head - len(log) + 1

@@ -348,11 +348,16 @@ class RedisEventLog(EventLog):
         value = await self.redis.get(self.keys.head(user_id))
         return int(value) if value is not None else 0
 
-    async def read(self, user_id: str, after: int, limit: int = 1000) -> ReadResult:
-        head, first, raw = await self._read(
-            keys=[self.keys.head(user_id), self.keys.log(user_id)],
+    async def read(
+        self, user_id: str, after: int, limit: int = 1000, epoch: str | None = None
+    ) -> ReadResult:
+        head, first, raw, found_epoch = await self._read(
+            keys=[self.keys.head(user_id), self.keys.log(user_id), self.keys.epoch],
             args=[max(after + 1, 0), limit + 1],
         )
+        if epoch is not None and (found_epoch or b"").decode() != epoch:
+            # Redis lost its data (or failed over) since `after` was a position.
+            return ReadResult([], int(head), False, True)
         entries = [self._entry(user_id, stream_id, fields) for stream_id, fields in raw[:limit]]
         truncated = after < head if first == 0 else after + 1 < first
         return ReadResult(entries, int(head), len(raw) > limit, truncated)

@@ -127,8 +127,8 @@ return {seq, epoch, late}
 """
 )
 
-# KEYS[1] head counter, KEYS[2] log stream; ARGV[1] first position wanted, ARGV[2] count.
-# Returns {head, oldest retained position (0: none), entries}.
+# KEYS[1] head counter, KEYS[2] log stream, KEYS[3] epoch; ARGV[1] first position wanted,
+# ARGV[2] count. Returns {head, oldest retained position (0: none), entries, epoch ("": none)}.
 READ = (
     _NOW
     + """
@@ -139,7 +139,7 @@ if #oldest > 0 then
   first = id_pos(oldest[1][1])
 end
 local entries = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])
-return {head, first, entries}
+return {head, first, entries, redis.call('GET', KEYS[3]) or ''}
 """
 )
 

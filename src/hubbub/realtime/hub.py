@@ -28,7 +28,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hubbub.cluster.bus import BusMessage, ClusterBus
-from hubbub.cluster.connections import Checkpoint, ConnectionRecord, ConnectionRegistry
+from hubbub.cluster.connections import (
+    MAX_CHECKPOINTS,
+    Checkpoint,
+    ConnectionRecord,
+    ConnectionRegistry,
+)
 from hubbub.cluster.eventlog import Delivery, EventLog, LogEntry
 from hubbub.ids import is_valid_id, new_id
 from hubbub.lifecycle import Component
@@ -332,7 +337,10 @@ class Hub(Component):
         replay: list[LogEntry] = []
         found = seq == last_seen
         while True:
-            page = await self.eventlog.read(conn.user_id, pos, REPLAY_PAGE)
+            # In the record's epoch: this node may not have noticed yet that Redis lost its data,
+            # and the new incarnation's entries (a republished post among them) must not be
+            # walked as if the client's numbering went on there.
+            page = await self.eventlog.read(conn.user_id, pos, REPLAY_PAGE, epoch=record.epoch)
             if page.truncated:
                 self.remove(conn)
                 return None
@@ -361,15 +369,24 @@ class Hub(Component):
             # The client claims events this connection never had: start over.
             self.remove(conn)
             return None
-        replayed = conn.replay(replay)
-        conn.release(after_pos=pos)
+        frames = conn.number_replay(replay)
+        replayed = len(frames)
         # Checkpoints above what the client saw belong to a numbering it never received (an
         # earlier connection sent them, or queued them, after the client's last frame; a replay
         # skips stale events, so the new numbering differs): drop them, or a later resume could
-        # pick one and replay an event twice.
+        # pick one and replay an event twice. The replay's own checkpoints (one after each
+        # skipped typing or status event) are recorded with the record, before a frame of it
+        # goes out: if this node dies before its checkpoint loop runs, a resume elsewhere must
+        # not walk across such a skip from an older checkpoint (it would count the skipped event
+        # and replay one event the client has).
         record.checkpoints = [cp for cp in record.checkpoints if cp.seq < last_seen]
         record.checkpoints.append(Checkpoint(last_seen, resume_pos))
+        record.checkpoints.extend(conn.take_checkpoints())
+        # The oldest go first, as in the registry: a resume before them starts over instead.
+        del record.checkpoints[:-MAX_CHECKPOINTS]
         await self.registry.open(record)
+        conn.send_replay(frames)
+        conn.release(after_pos=pos)
         outcome = "success" if replayed else "lossless"
         return AttachResult(record.connection_id, True, outcome, replayed)
 

@@ -175,13 +175,15 @@ class WebConn:
         if self.stream.may_reply():
             self._write(frame, reply=True)
 
-    def replay(self, entries: list[LogEntry]) -> int:
-        """Sends missed events (stale typing and status events are skipped); returns how many
-        were sent."""
-        frames = self.stream.replay(entries)
+    def number_replay(self, entries: list[LogEntry]) -> list[bytes]:
+        """Numbers missed events for a resume (stale typing and status events are skipped, with a
+        checkpoint after each); nothing is written until `send_replay`, so that the hub can
+        record the checkpoints first."""
+        return self.stream.replay(entries)
+
+    def send_replay(self, frames: list[bytes]) -> None:
         for frame in frames:
             self._write(frame, reply=False)
-        return len(frames)
 
     def pass_over(self, pos: int, event: str) -> None:
         """A live event left out by this connection's scope (`realtime/scope.py`)."""
