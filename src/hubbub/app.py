@@ -241,6 +241,7 @@ class Hubbub:
             before_hello=lambda user_id: self.db.note_hello(user_id, self.positions),
             clock=clock,
             event_scope=s.FeatureFlags.WebSocketEventScope,
+            hold_after_skip=self.backends.uses_redis,
         )
         self.presence = Presence(self.statuses, registry)
         self.websocket = WebSocketEndpoint(

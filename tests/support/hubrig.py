@@ -86,7 +86,12 @@ class Rig:
         self.metrics = Metrics()
         self.hub = Hub(self.log, self.registry, self.metrics, MemoryBus(), checkpoint_interval)
 
-    def conn(self, socket: Socket, limits: ConnLimits | None = None) -> WebConn:
+    def conn(
+        self,
+        socket: Socket,
+        limits: ConnLimits | None = None,
+        skip_gate: Callable[[], asyncio.Event] | None = None,
+    ) -> WebConn:
         async def closed(conn: WebConn, reason: CloseReason) -> None:
             self.hub.remove(conn)
             if reason is not CloseReason.REPLACED:
@@ -101,6 +106,7 @@ class Rig:
             ConnInfo("127.0.0.1:1", "", "test", "node"),
             "9.11.0",
             closed,
+            skip_gate=skip_gate,
         )
         conn.authenticate("u1", "token")
         return conn

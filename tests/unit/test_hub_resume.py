@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from hubbub.cluster.bus import MemoryBus
 from hubbub.cluster.eventlog import MemoryEventLog
 from hubbub.realtime.hub import Hub
 from hubbub.realtime.protocol import CloseReason
+from hubbub.realtime.scope import ChannelView
 from hubbub.realtime.session import ConnLimits
 from tests.support.hubrig import Rig, Socket, settle
 
@@ -187,3 +190,49 @@ async def test_resume_after_the_resuming_node_died_does_not_repeat_a_replayed_ev
     await rig.post(4)
     await settle(lambda: len(third.events()) == 1)
     assert [(e["seq"], e["data"]["n"]) for e in third.events()] == [(5, 4)]
+
+
+@pytest.mark.parametrize("hold", [True, False], ids=["held", "not-held"])
+async def test_a_live_skip_holds_the_next_event_until_its_checkpoint_is_recorded(
+    hold: bool,
+) -> None:
+    """A live typing event left out by the connection's scope moves the seq/position
+    correspondence. In a cluster the next event waits until that skip's checkpoint is
+    recorded, so that a resume on another node, after this one is SIGKILLed (no checkpoint
+    batch ran: its interval is an hour here), starts right after what the client saw. Without
+    the hold (`not-held`, what one node alone does) the resume counts the skipped event and
+    repeats the next one: the test shows the difference."""
+    rig = Rig()
+    node_a = Hub(
+        rig.log,
+        rig.registry,
+        rig.metrics,
+        MemoryBus(),
+        checkpoint_interval=3600,
+        hold_after_skip=hold,
+    )
+    node_b = Hub(rig.log, rig.registry, rig.metrics, MemoryBus())
+    first = Socket()
+    conn = rig.conn(first, skip_gate=node_a.skip_gate if hold else None)
+    cid = (await node_a.attach(conn, "", None)).connection_id
+    conn.view = ChannelView()
+    for data in (
+        {"channel_id": "elsewhere"},
+        {"thread_channel_id": "", "is_thread_view": False},
+        {"thread_channel_id": "", "is_thread_view": True},
+    ):
+        conn.view.apply(data)
+    await rig.post(0)
+    await rig.post(100, ephemeral=True)  # typing in channel "c": left out by the scope
+    await rig.post(1)
+    await settle(lambda: len(first.events()) == 3)  # hello, then seq 1 and 2
+    assert [(e["seq"], e["data"]["n"]) for e in first.events()[1:]] == [(1, 0), (2, 1)]
+    # node A dies here: no checkpoint batch, no close.
+
+    second = Socket()
+    result = await node_b.attach(rig.conn(second), cid, 3)
+    assert result.resumed
+    if hold:
+        assert result.replayed == 0 and second.events() == []
+    else:
+        assert [(e["seq"], e["data"]["n"]) for e in second.events()] == [(3, 1)]  # repeated

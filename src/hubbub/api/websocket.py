@@ -179,6 +179,7 @@ class WebSocketEndpoint:
             info,
             self.server_version,
             self._closed,
+            skip_gate=self.hub.skip_gate if self.hub.hold_after_skip else None,
         )
         await send({"type": "websocket.accept"})
         # Nothing reads the upgrade's headers after this (ConnInfo has what the close log

@@ -83,8 +83,17 @@ class Hub(Component):
         before_hello: Callable[[str], Awaitable[None]] | None = None,
         clock: CommitClock | None = None,
         event_scope: bool = True,
+        hold_after_skip: bool = False,
     ) -> None:
         self.eventlog = eventlog
+        # In a cluster: a connection that skipped a live event sends nothing more until the
+        # skip's checkpoint is recorded (`skip_gate`). One node alone needs no such wait: if it
+        # dies, no other node resumes its connections.
+        self.hold_after_skip = hold_after_skip
+        self._gate: asyncio.Event | None = None  # released by the next successful batch
+        self._unreleased: list[asyncio.Event] = []  # taken by batches that failed
+        self._soon: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
         # FeatureFlags.WebSocketEventScope: typing and reactions only where their channel is
         # open (realtime/scope.py).
         self.event_scope = event_scope
@@ -148,6 +157,8 @@ class Hub(Component):
             # stop_task: the loop awaits registry calls under wait_for, which can lose a cancel.
             await stop_task(self._checkpointer)
             self._checkpointer = None
+        if self._soon is not None:
+            await stop_task(self._soon)
         await self.flush_checkpoints()
 
     async def _checkpoint_loop(self) -> None:
@@ -160,9 +171,43 @@ class Hub(Component):
             except Exception:
                 log.exception("checkpoint batch failed")
 
+    def skip_gate(self) -> asyncio.Event:
+        """For a connection that just skipped a live event: an event set once a batch that
+        holds the skip's checkpoint is recorded; that batch is started at once."""
+        if self._gate is None:
+            self._gate = asyncio.Event()
+        if self._soon is None:
+            self._soon = asyncio.get_running_loop().create_task(self._flush_soon())
+        return self._gate
+
+    async def _flush_soon(self) -> None:
+        try:
+            while self._gate is not None:
+                if not await self.flush_checkpoints():
+                    break  # the registry is failing: the checkpoint loop retries
+        except Exception:
+            log.exception("checkpoint batch failed")
+        finally:
+            self._soon = None
+
     async def flush_checkpoints(self) -> bool:
         """Records every local connection's new checkpoints, and those of closed connections
-        whose last flush failed, in one batch. False when the registry failed."""
+        whose last flush failed, in one batch. False when the registry failed. Batches run
+        one at a time; a successful one releases the connections waiting on a skip."""
+        async with self._flush_lock:
+            # Taken right before the checkpoints (no await between): every connection that
+            # waits on this gate has its skip's checkpoint in this batch.
+            gate, self._gate = self._gate, None
+            if gate is not None:
+                self._unreleased.append(gate)
+            recorded = await self._flush_checkpoints()
+            if recorded:
+                for waiting in self._unreleased:
+                    waiting.set()
+                self._unreleased.clear()
+            return recorded
+
+    async def _flush_checkpoints(self) -> bool:
         batch: list[tuple[str, list[Checkpoint]]] = list(self._orphans.items())
         conns = []
         for conn in self._by_id.values():

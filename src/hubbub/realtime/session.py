@@ -84,10 +84,12 @@ class WebConn:
         "__weakref__",
         "_closing_task",
         "_events",
+        "_gate",
         "_on_closed",
         "_paused_since",
         "_replies",
         "_send",
+        "_skip_gate",
         "_timer",
         "_writer",
         "connection_id",
@@ -115,8 +117,14 @@ class WebConn:
         info: ConnInfo,
         server_version: str,
         on_closed: Callable[[WebConn, CloseReason], Awaitable[None]],
+        skip_gate: Callable[[], asyncio.Event] | None = None,
     ) -> None:
         self._send = send
+        # In a cluster (`Hub.skip_gate`): after a live event is skipped, the next frames wait
+        # until the checkpoint of the skip is recorded (`_gate`), so that a resume on another
+        # node, if this one dies, never counts the skipped event and repeats the next one.
+        self._skip_gate = skip_gate
+        self._gate: asyncio.Event | None = None
         self.link = link
         self.limits = limits
         self.registry = registry
@@ -189,6 +197,12 @@ class WebConn:
         """A live event left out by this connection's scope (`realtime/scope.py`)."""
         self.stream.pass_over(pos)
         self.metrics.scoped.labels(event).inc()
+        self._skipped()
+
+    def _skipped(self) -> None:
+        """A live event got no seq: with a skip gate, later frames wait for its checkpoint."""
+        if self._skip_gate is not None and self._gate is None:
+            self._gate = self._skip_gate()
 
     def offer(self, pos: int, prefix: bytes, meta: EventMeta) -> bool:
         """Sends a live event at log position `pos` (`prefix` from `event_prefix`); the hub calls
@@ -198,15 +212,21 @@ class WebConn:
         events = self._events
         frame = self.stream.offer(pos, prefix, meta, len(events) if events else 0)
         if frame:
-            if self._writer is not None or not self.link.write_text(frame):
+            if (
+                self._writer is not None
+                or self._gate is not None
+                or not self.link.write_text(frame)
+            ):
                 self._queue(frame, reply=False)
             return True
         if frame is _DROPPED:
             self.metrics.dropped.labels(meta.event).inc()
+            self._skipped()
         elif frame is _OVERFLOW:
             self.close_soon(CloseReason.SLOW_CONSUMER)
         elif frame is _STALE:
             self.metrics.stale.inc()
+            self._skipped()
         elif frame is _RESYNC:
             self.metrics.late_resyncs.inc()
             self.restart_soon()
@@ -230,8 +250,9 @@ class WebConn:
         await self.close(CloseReason.RESYNC)
 
     def _write(self, frame: bytes, reply: bool) -> None:
-        """Writes at once unless frames wait for the transport (or it cannot take one now)."""
-        if self._writer is not None or not self.link.write_text(frame):
+        """Writes at once unless frames wait for the transport or a skip's checkpoint (or the
+        transport cannot take one now)."""
+        if self._writer is not None or self._gate is not None or not self.link.write_text(frame):
             self._queue(frame, reply)
 
     def _queue(self, frame: bytes, reply: bool) -> None:
@@ -254,6 +275,12 @@ class WebConn:
         loop = asyncio.get_running_loop()
         try:
             while not stream.silenced:
+                gate = self._gate
+                if gate is not None:
+                    await gate.wait()  # the checkpoint of a skipped event is recorded
+                    if self._gate is gate:
+                        self._gate = None
+                    continue
                 replies, events = self._replies, self._events
                 queue = replies if replies else events
                 if not queue:
