@@ -341,13 +341,15 @@ class Outbox:
         return True
 
     async def _due(self) -> list[Any]:
+        # Due: older than the grace period, or exactly as old (with no grace, a row committed
+        # in this same millisecond is due too).
         cutoff = now_ms() - self.grace_ms
         async with self.db.read() as conn:
             rows = list(
                 (
                     await conn.execute(
                         select(outbox)
-                        .where(outbox.c.published_at == 0, outbox.c.create_at < cutoff)
+                        .where(outbox.c.published_at == 0, outbox.c.create_at <= cutoff)
                         .order_by(outbox.c.channel_id, outbox.c.channel_seq, outbox.c.create_at)
                         .limit(500)
                     )
@@ -362,7 +364,7 @@ class Outbox:
                     await conn.execute(
                         select(outbox).where(
                             outbox.c.published_at == 0,
-                            outbox.c.create_at >= cutoff,
+                            outbox.c.create_at > cutoff,
                             outbox.c.channel_id.in_(list(newest)),
                             outbox.c.channel_seq > 0,
                         )
