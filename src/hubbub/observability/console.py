@@ -285,13 +285,15 @@ class OperatorConsole:
 
     async def _sentinel(self, client: Any) -> dict[str, Any] | str:
         """Where the sentinels say the master is, when `CacheSettings.RedisSentinels` is set."""
+        from hubbub.cluster.redis_eventlog import parse_sentinels  # Redis only: lazily
+
         cache = self.settings.CacheSettings
         manager = getattr(client.connection_pool, "sentinel_manager", None)
         if not cache.RedisSentinels.strip() or manager is None:
             return "not configured"
         host, port = await manager.discover_master(cache.RedisMasterName)
         return {
-            "sentinels": [a.strip() for a in cache.RedisSentinels.split(",") if a.strip()],
+            "sentinels": [f"{h}:{p}" for h, p in parse_sentinels(cache.RedisSentinels)],
             "master_name": cache.RedisMasterName,
             "master": f"{host}:{port}",
         }
