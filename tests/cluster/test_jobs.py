@@ -108,6 +108,9 @@ def test_a_periodic_job_is_created_once_per_slot_across_a_scheduler_kill(
         0.02,
     )
     before = max(slots())
+    # The scheduler is the "leader" of scheduling; it usually holds the cluster leader lease
+    # (the reaper's) too, and then both move at once.
+    print(f"killing {doomed.name}, cluster leader too: {leader_node(lb, token, cluster) is doomed}")
     doomed.kill()
     successor = wait(
         lambda: (n := scheduler_node(lb, token, cluster)) is not None and n is not doomed and n,
