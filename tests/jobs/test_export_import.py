@@ -142,6 +142,22 @@ async def populate(api: API, admin: User) -> set[str]:
         "POST", "/channels/direct", alice.token, json=[alice.id, alice.id], expect=201
     )
     await post(api, alice.token, self_dm["id"], "note to self")
+
+    # Saved posts and favorite channels (preferences, as Mattermost keeps them).
+    for user, category, name in (
+        (alice, "flagged_post", pinned["id"]),
+        (bob, "flagged_post", reply["id"]),
+        (bob, "flagged_post", group_post["id"]),
+        (alice, "favorite_channel", public["id"]),
+        (alice, "favorite_channel", dm["id"]),
+        (carol, "favorite_channel", gm["id"]),
+    ):
+        await api.call(
+            "PUT",
+            f"/users/{user.id}/preferences",
+            user.token,
+            json=[{"user_id": user.id, "category": category, "name": name, "value": "true"}],
+        )
     return {admin.username, alice.username, bob.username, carol.username}
 
 
@@ -195,6 +211,9 @@ async def test_export_then_import_reproduces_the_server(
     source = await snapshot(api, admin.token, usernames)
     copied = await snapshot(target.api, target.admin.token, usernames)
     assert differences(source, copied) == []
+    alice = next(u for n, u in source["users"].items() if n.startswith("alice"))
+    assert [m for m in alice["channels"].values() if m["favorite"]], alice
+    assert alice["saved"], alice
     assert set(source["users"]) == usernames and len(source["channels"]) >= 9
 
     # Run again: nothing new, nothing doubled.
@@ -357,7 +376,18 @@ BAD = [
             "create_at": 1600000000000,
         },
     },
-    {"type": "team", "team": {"name": "late", "display_name": "Late", "type": "O"}},  # 12: order
+    {
+        "type": "post",
+        "post": {
+            "team": "handteam",
+            "channel": "general-talk",
+            "user": "hand.one",
+            "message": "saved by a stranger",
+            "create_at": 1600000000001,
+            "flagged_by": ["nobody.here"],
+        },
+    },  # 12
+    {"type": "team", "team": {"name": "late", "display_name": "Late", "type": "O"}},  # 13: order
     {
         "type": "direct_post",
         "direct_post": {
@@ -366,8 +396,8 @@ BAD = [
             "message": "m",
             "create_at": 5,
         },
-    },  # 13: one member
-    {"type": "mystery", "mystery": {}},  # 14
+    },  # 14: one member
+    {"type": "mystery", "mystery": {}},  # 15
 ]
 
 
@@ -376,9 +406,10 @@ async def test_bad_lines_are_reported_by_number_and_nothing_is_written(target: S
         job = await import_file(target, jsonl(BAD), f"bad-{dry_run}.jsonl", dry_run=dry_run)
         assert job["status"] == "error", job
         errors = orjson.loads(job["data"]["errors"])
-        assert [e["line"] for e in errors] == [4, 6, 7, 8, 9, 10, 12, 13, 14], errors
+        assert [e["line"] for e in errors] == [4, 6, 7, 8, 9, 10, 12, 13, 14, 15], errors
         assert job["data"]["line_number"] == "4"
-        assert "9 of 14 lines cannot be imported" in job["data"]["error"]
+        assert "10 of 15 lines cannot be imported" in job["data"]["error"]
+        assert "user 'nobody.here' is neither earlier in the file" in str(errors)
         assert "email 'one@example.com' already belongs to user 'hand.one'" in str(errors)
         await target.api.call("GET", "/teams/name/handteam", target.admin.token, expect=404)
         await target.api.call("GET", "/users/username/hand.one", target.admin.token, expect=404)
@@ -649,6 +680,32 @@ async def test_mattermosts_documented_example_objects_import_with_their_attachme
     assert got.content == b"group file\n"
     direct = await api.call("GET", f"/channels/{mine['D']['id']}/posts", user_token)
     assert [p["message"] for p in direct["posts"].values()] == ["Hello Direct Channel"]
+
+    # Saved posts and favorites, kept as Mattermost keeps them (preferences); the Favorites
+    # category of the sidebar is seeded from them.
+    two = await api.raw(
+        "POST", "/users/login", json={"login_id": "username2", "password": "x"}
+    )  # no password in the file: none to sign in with
+    assert two.status_code == 401
+    flagged = {
+        name: await api.call(
+            "GET",
+            f"/users/{(await api.call('GET', f'/users/username/{name}', token))['id']}"
+            "/preferences/flagged_post",
+            token,
+        )
+        for name in ("username", "username2", "username3")
+    }
+    assert [p["name"] for p in flagged["username"]] == [hello["id"]]
+    assert [p["name"] for p in flagged["username2"]] == [root["id"]]
+    assert [p["name"] for p in flagged["username3"]] == [root["id"]]
+    favorites = await api.call("GET", f"/users/{user['id']}/preferences/favorite_channel", token)
+    assert sorted(p["name"] for p in favorites) == sorted([channel["id"], mine["G"]["id"]])
+    categories = await api.call(
+        "GET", f"/users/{user['id']}/teams/{team['id']}/channels/categories", user_token
+    )
+    (favorite_category,) = [c for c in categories["categories"] if c["type"] == "favorites"]
+    assert sorted(favorite_category["channel_ids"]) == sorted([channel["id"], mine["G"]["id"]])
 
     # Importing it again changes nothing.
     again = await import_file(target, documented_zip(), "documented-again.zip")
