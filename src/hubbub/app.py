@@ -359,7 +359,9 @@ class Hubbub:
                     max_attempts=jobs.MaxAttempts,
                     wake=self.job_server.announce,
                 ).run,
-                SchedulerWatch(db, patience_seconds=2 * timing.lease).run,
+                SchedulerWatch(
+                    db, patience_seconds=2 * timing.lease, run_scheduler=jobs.RunScheduler
+                ).run,
             ],
             lease_seconds=timing.lease,
             renew_seconds=timing.heartbeat,

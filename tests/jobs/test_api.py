@@ -11,7 +11,7 @@ from sqlalchemy import insert, select
 
 from hubbub.app import Hubbub
 from hubbub.ids import new_id, now_ms
-from hubbub.store.tables import outbox, sessions
+from hubbub.store.tables import outbox, sessions, tokens
 from tests.support.api import API, User
 from tests.support.jobs_world import run_job
 
@@ -125,9 +125,19 @@ async def test_cleanup_removes_expired_sessions_old_outbox_rows_and_finished_job
                 id=new_id(), create_at=now - 25 * 3_600_000, recipients=[], body="{}", meta={}
             )
         )
+        # Password reset tokens: one past its hour, one still usable.
+        for token, age in (("expired", 61 * 60_000), ("fresh", 59 * 60_000)):
+            await conn.execute(
+                insert(tokens).values(
+                    token=token, create_at=now - age, type="password_recovery", extra=user.id
+                )
+            )
     first = await run_job(api, admin.token, "cleanup")
     assert first["status"] == "success", first
     assert first["data"]["deleted_sessions"] == "1"
+    assert first["data"]["deleted_tokens"] == "1"
+    async with node.db.read() as conn:
+        assert list((await conn.execute(select(tokens.c.token))).scalars()) == ["fresh"]
     assert first["data"]["deleted_outbox_rows"] == "1"
     # The live session still works; the finished job is older than 0 days by the next run.
     await api.call("GET", "/users/me", user.token)

@@ -4,6 +4,7 @@ and PostgreSQL. Two `Database` pools on one database stand for two nodes."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from sqlalchemy import func, select
@@ -11,7 +12,16 @@ from sqlalchemy import func, select
 from hubbub.cluster.leader import Leader, NotLeader
 from hubbub.errors import AppError
 from hubbub.jobs.model import CLEANUP, DATA_RETENTION, Claim, JobLost, JobStatus
-from hubbub.jobs.scheduler import SCHEDULER_LEASE, Reaper, Schedule, Scheduler, annotate_status
+from hubbub.jobs.scheduler import (
+    LEADER_DOES_NOT_SCHEDULE,
+    NO_SCHEDULER,
+    SCHEDULER_LEASE,
+    Reaper,
+    Schedule,
+    Scheduler,
+    SchedulerWatch,
+    annotate_status,
+)
 from hubbub.jobs.store import JobStore
 from hubbub.store.db import Database
 from hubbub.store.tables import jobs
@@ -295,3 +305,32 @@ def test_the_status_names_the_scheduler_and_says_when_there_is_none() -> None:
     orphaned = annotate_status([dict(n, reasons=[]) for n in view], None)
     assert orphaned[0]["reasons"] and "RunScheduler" in orphaned[0]["reasons"][0]
     assert orphaned[1]["reasons"] == []
+
+
+async def test_a_leader_that_may_not_schedule_says_so_and_names_the_scheduler(
+    databases: tuple[Database, Database], caplog: pytest.LogCaptureFixture
+) -> None:
+    here, there = databases
+    caplog.set_level(logging.INFO, logger="hubbub.jobs")
+    watch = SchedulerWatch(here, patience_seconds=0, run_scheduler=False)
+
+    def said() -> list[tuple[str, object]]:
+        out = [(r.getMessage(), getattr(r, "scheduler", None)) for r in caplog.records]
+        caplog.clear()
+        return out
+
+    await watch.run(1)  # leader's first term; no node schedules
+    assert said() == [(LEADER_DOES_NOT_SCHEDULE, "none yet"), (NO_SCHEDULER, None)]
+    await watch.run(1)
+    assert said() == []  # said once
+
+    lease = Leader(there, "b", name=SCHEDULER_LEASE, lease_seconds=15, renew_seconds=5)
+    assert await lease.try_acquire()
+    await watch.run(1)
+    assert said() == [("a node schedules jobs again", "b")]
+    await watch.run(2)  # a new term as leader: said again, with the node that schedules
+    assert said() == [(LEADER_DOES_NOT_SCHEDULE, "b")]
+
+    scheduling = SchedulerWatch(here, patience_seconds=0, run_scheduler=True)
+    await scheduling.run(3)
+    assert said() == []

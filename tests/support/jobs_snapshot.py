@@ -22,7 +22,8 @@ async def _all_users(api: API, token: str) -> list[dict[str, Any]]:
 
 
 async def snapshot(api: API, token: str, usernames: set[str]) -> Snapshot:
-    """Teams, channels, memberships, posts, threads, reactions and files of `usernames`."""
+    """Teams, channels, memberships (with favorites), posts, threads, reactions, files and
+    saved posts of `usernames`."""
     everyone = await _all_users(api, token)
     names = {u["id"]: u["username"] for u in everyone}
     out: Snapshot = {"users": {}, "channels": {}, "teams": {}}
@@ -41,6 +42,17 @@ async def snapshot(api: API, token: str, usernames: set[str]) -> Snapshot:
             team_names[m["team_id"]]: m["scheme_admin"]
             for m in await api.call("GET", f"/users/{uid}/teams/members", token)
         }
+        prefs = await api.call("GET", f"/users/{uid}/preferences", token)
+        chosen = {
+            (p["category"], p["name"])
+            for p in prefs
+            if p["value"] == "true" and p["category"] in ("favorite_channel", "flagged_post")
+        }
+        saved = []
+        for category, post_id in sorted(chosen):
+            if category == "flagged_post":
+                post = await api.call("GET", f"/posts/{post_id}", token)
+                saved.append((post["create_at"], post["message"]))
         memberships = {}
         members = {
             m["channel_id"]: m
@@ -56,6 +68,7 @@ async def snapshot(api: API, token: str, usernames: set[str]) -> Snapshot:
                 "mention_count": m["mention_count"],
                 "last_viewed_at": m["last_viewed_at"],
                 "desktop": m["notify_props"].get("desktop"),
+                "favorite": ("favorite_channel", channel["id"]) in chosen,
             }
         out["users"][user["username"]] = {
             **{k: user[k] for k in USER_FIELDS},
@@ -65,6 +78,7 @@ async def snapshot(api: API, token: str, usernames: set[str]) -> Snapshot:
             },
             "teams": team_roles,
             "channels": memberships,
+            "saved": sorted(saved),
         }
     for key, channel_id in sorted(channel_ids.items(), key=lambda kv: str(kv[0])):
         out["channels"][str(key)] = await _channel(api, token, channel_id, names)

@@ -12,7 +12,7 @@ from PIL import Image
 from sqlalchemy import select, update
 
 from hubbub.app import Hubbub
-from hubbub.store.tables import file_infos, posts
+from hubbub.store.tables import file_infos, posts, thread_memberships
 from tests.support.api import API, User
 from tests.support.files import upload_one
 
@@ -192,6 +192,23 @@ async def check_after(
     assert sorted(thread["order"]) == sorted([w.root, w.kept[-2]])
     root = await api.call("GET", f"/posts/{w.root}", token)
     assert root["reply_count"] == 1 and root["last_reply_at"] == w.root_last_reply
+    # Thread data: nobody follows a deleted root any more; the kept thread is listed with its
+    # one remaining reply, as a client with collapsed threads expects.
+    async with node.db.read() as conn:
+        followed = set(
+            (
+                await conn.execute(
+                    select(thread_memberships.c.post_id).where(
+                        thread_memberships.c.post_id.in_(w.old + w.kept)
+                    )
+                )
+            ).scalars()
+        )
+    assert w.root in followed and not followed & set(w.old), followed
+    threads = await api.call("GET", f"/users/{w.admin.id}/teams/{w.team['id']}/threads", token)
+    listed = {t["id"]: t for t in threads["threads"]}
+    assert w.root in listed and not set(listed) & set(w.old), sorted(listed)
+    assert listed[w.root]["reply_count"] == 1
     inside = await api.call("GET", f"/posts/{w.kept[1]}", token)
     assert [r["emoji_name"] for r in inside["metadata"]["reactions"]] == ["smile"]
     assert [f["id"] for f in inside["metadata"]["files"]] == w.kept_files

@@ -182,6 +182,8 @@ def check_membership(channel: Any) -> None:
     _roles(_str(channel, "roles"), CHANNEL_ROLES, "channel roles")
     for key in ("last_viewed_at", "msg_count", "msg_count_root", "mention_count"):
         _int(channel, key)
+    if channel.get("favorite") is not None and not isinstance(channel["favorite"], bool):
+        raise LineError("favorite must be true or false")
     props = channel.get("notify_props")
     if props is None:
         return
@@ -209,6 +211,8 @@ def check_post_body(post: Obj, max_size: int, parent_create_at: int = 0) -> None
         raise LineError("props must be an object")
     if post.get("is_pinned") is not None and not isinstance(post["is_pinned"], bool):
         raise LineError("is_pinned must be true or false")
+    if not all(isinstance(name, str) and name for name in _list(post, "flagged_by")):
+        raise LineError("flagged_by must be a list of usernames")
     for reaction in _list(post, "reactions"):
         if not isinstance(reaction, dict):
             raise LineError("each reaction must be an object")

@@ -1,6 +1,9 @@
 """`cleanup`: removes what nobody needs any more, in short batches.
 
 - sessions that expired (`expires_at` passed; sessions of access tokens never expire);
+- one-time tokens (password reset) past their expiry: `TOKEN_EXPIRY_MS` by type, else
+  Mattermost's 48 hours (expired tokens were otherwise only removed when another reset was
+  asked for);
 - finished jobs older than `JobSettings.CleanupJobsThresholdDays` (-1 keeps them), with the
   files they produced;
 - bulk export files older than `ExportSettings.RetentionDays` (their jobs stay, no longer
@@ -25,14 +28,18 @@ from hubbub.ids import now_ms
 from hubbub.jobs.model import CLEANUP, EXPORT_PROCESS, FINISHED, IMPORT_PROCESS, JobData
 from hubbub.jobs.store import JobStore
 from hubbub.jobs.worker import JobContext, JobHandler
+from hubbub.services import password_reset
 from hubbub.store.db import Database
-from hubbub.store.tables import jobs, outbox, sessions
+from hubbub.store.tables import jobs, outbox, sessions, tokens
 
 log = logging.getLogger("hubbub.jobs")
 
 DAY_MS = 86_400_000
 OUTBOX_RETENTION_HOURS = 24
 BATCH = 1000
+# How long a one-time token of a type stays usable; others: Mattermost's MaxTokenExpiryTime.
+TOKEN_EXPIRY_MS = {password_reset.TOKEN_TYPE: password_reset.EXPIRY_MS}
+OTHER_TOKEN_EXPIRY_MS = 48 * 3_600_000
 
 
 class Cleanup(JobHandler):
@@ -56,6 +63,7 @@ class Cleanup(JobHandler):
         now = self.clock()
         counts = {
             "deleted_sessions": await self._sessions(ctx, now),
+            "deleted_tokens": await self._tokens(ctx, now),
             "deleted_jobs": await self._jobs(ctx, now),
             "deleted_job_files": await self._job_files(ctx, now),
             "deleted_outbox_rows": await self._outbox(ctx, now),
@@ -82,6 +90,24 @@ class Cleanup(JobHandler):
             if len(ids) < BATCH:
                 await ctx.progress(25)
                 return total
+
+    async def _tokens(self, ctx: JobContext, now: int) -> int:
+        ctx.check()
+        known = list(TOKEN_EXPIRY_MS)
+        async with self.db.write() as conn:
+            removed = 0
+            for kind, expiry in TOKEN_EXPIRY_MS.items():
+                result = await conn.execute(
+                    delete(tokens).where(tokens.c.type == kind, tokens.c.create_at < now - expiry)
+                )
+                removed += result.rowcount
+            result = await conn.execute(
+                delete(tokens).where(
+                    tokens.c.type.not_in(known),
+                    tokens.c.create_at < now - OTHER_TOKEN_EXPIRY_MS,
+                )
+            )
+            return removed + result.rowcount
 
     async def _jobs(self, ctx: JobContext, now: int) -> int:
         days = self.settings.JobSettings.CleanupJobsThresholdDays

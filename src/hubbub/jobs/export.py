@@ -37,12 +37,14 @@ from hubbub.ids import now_ms
 from hubbub.jobs.bulk import DATA_DIR, VERSION, archive_name
 from hubbub.jobs.model import EXPORT_PROCESS, JobData
 from hubbub.jobs.worker import JobContext, JobHandler
+from hubbub.services.preferences import FAVORITE_CHANNEL, FLAGGED_POST
 from hubbub.store.db import Database
 from hubbub.store.tables import (
     channel_members,
     channels,
     file_infos,
     posts,
+    preferences,
     reactions,
     team_members,
     teams,
@@ -55,7 +57,7 @@ BATCH = 1000
 JSONL_NAME = "export.jsonl"
 Obj = dict[str, Any]
 ByPost = dict[str, list[Row[Any]]]
-Batch = tuple[Sequence[Row[Any]], ByPost, ByPost, ByPost]
+Batch = tuple[Sequence[Row[Any]], ByPost, ByPost, ByPost, ByPost]
 
 
 def store_dir(directory: str) -> str:
@@ -83,6 +85,7 @@ class BulkExport(JobHandler):
         self.files = files
         self.settings = settings
         self.clock = clock
+        self._flags: ByPost = {}
 
     def check_request(self, data: Mapping[str, str]) -> JobData:
         out = dict(data)
@@ -171,13 +174,15 @@ class BulkExport(JobHandler):
                 out.line({"type": "channel", "channel": _channel(c, team_names[c.team_id])})
                 counts["channels"] += 1
             await self._users(conn, out, usernames, team_names, places, counts)
+            self._flags = await _flagged(conn)
         await ctx.progress(10)
         total = await self._count_roots(list(places))
         done = 0
-        async for batch, replies, reacts, infos in self._post_batches(list(places), ctx):
+        async for batch, replies, reacts, infos, flags in self._post_batches(list(places), ctx):
             for root in batch:
                 team, channel = places[root.channel_id]
-                body = _post(root, usernames, replies, reacts, infos, with_files, attachments)
+                extras = (replies, reacts, infos, flags)
+                body = _post(root, usernames, extras, with_files, attachments)
                 if body is None:
                     continue
                 out.line({"type": "post", "post": {"team": team, "channel": channel, **body}})
@@ -209,6 +214,7 @@ class BulkExport(JobHandler):
         ):
             team_name = places[m.channel_id][0]
             in_channels[(m.user_id, team_name)].append(m)
+        favorites = await _favorites(conn)
         rows = await conn.execute(select(users).where(~users.c.is_bot).order_by(users.c.username))
         for u in rows:
             user = _user(u)
@@ -217,7 +223,7 @@ class BulkExport(JobHandler):
                     "name": team_names[m.team_id],
                     "roles": _roles("team_user", m.scheme_admin),
                     "channels": [
-                        _membership(cm, places[cm.channel_id][1])
+                        _membership(cm, places[cm.channel_id][1], favorites)
                         for cm in sorted(
                             in_channels[(u.id, team_names[m.team_id])],
                             key=lambda cm: places[cm.channel_id][1],
@@ -257,7 +263,7 @@ class BulkExport(JobHandler):
                 if not batch:
                     return
                 extras = await _extras(conn, [r.id for r in batch])
-            yield (batch, *extras)
+            yield (batch, *extras, self._flags)
             after = (batch[-1].create_at, batch[-1].id)
 
     async def _direct(
@@ -284,6 +290,7 @@ class BulkExport(JobHandler):
                 )
             ):
                 members[m.channel_id].append(m)
+            favorites = await _favorites(conn)
         names: dict[str, list[str]] = {}
         for c in rows:
             found = sorted(members[c.id], key=lambda m: usernames.get(m.user_id, ""))
@@ -299,12 +306,18 @@ class BulkExport(JobHandler):
             }
             if c.header:
                 line["header"] = c.header
+            favorited = sorted(
+                {usernames[m.user_id] for m in found if (m.user_id, c.id) in favorites}
+            )
+            if favorited:
+                line["favorited_by"] = favorited
             out.line({"type": "direct_channel", "direct_channel": line})
             counts["direct_channels"] += 1
         await ctx.progress(75)
-        async for batch, replies, reacts, infos in self._post_batches(list(names), ctx):
+        async for batch, replies, reacts, infos, flags in self._post_batches(list(names), ctx):
             for root in batch:
-                body = _post(root, usernames, replies, reacts, infos, with_files, attachments)
+                extras = (replies, reacts, infos, flags)
+                body = _post(root, usernames, extras, with_files, attachments)
                 if body is None:
                     continue
                 out.line(
@@ -429,26 +442,53 @@ def _state(m: Row[Any]) -> Obj:
     }
 
 
-def _membership(m: Row[Any], channel: str) -> Obj:
-    return {"name": channel, "roles": _roles("channel_user", m.scheme_admin), **_state(m)}
+def _membership(m: Row[Any], channel: str, favorites: set[tuple[str, str]]) -> Obj:
+    out = {"name": channel, "roles": _roles("channel_user", m.scheme_admin), **_state(m)}
+    if (m.user_id, m.channel_id) in favorites:
+        out["favorite"] = True
+    return out
+
+
+async def _flagged(conn: AsyncConnection) -> ByPost:
+    """Who saved each post (the `flagged_post` preferences), read once per export: the
+    preferences table has no index by post."""
+    flags: dict[str, list[Row[Any]]] = defaultdict(list)
+    for flag in await conn.execute(
+        select(preferences).where(
+            preferences.c.category == FLAGGED_POST, preferences.c.value == "true"
+        )
+    ):
+        flags[flag.name].append(flag)
+    return flags
+
+
+async def _favorites(conn: AsyncConnection) -> set[tuple[str, str]]:
+    """(user id, channel id) of every favorite channel (the `favorite_channel` preferences,
+    which the sidebar's Favorites category keeps in step)."""
+    rows = await conn.execute(
+        select(preferences.c.user_id, preferences.c.name).where(
+            preferences.c.category == FAVORITE_CHANNEL, preferences.c.value == "true"
+        )
+    )
+    return {(r.user_id, r.name) for r in rows}
 
 
 def _post(
     root: Row[Any],
     usernames: Mapping[str, str],
-    replies: Mapping[str, list[Row[Any]]],
-    reacts: Mapping[str, list[Row[Any]]],
-    infos: Mapping[str, list[Row[Any]]],
+    extras: tuple[ByPost, ByPost, ByPost, ByPost],
     with_files: bool,
     attachments: list[str],
 ) -> Obj | None:
-    body = _post_body(root, usernames, reacts, infos, with_files, attachments)
+    """A root's line body: its replies, and reactions, files and saved marks of each."""
+    replies, *per_post = extras
+    body = _post_body(root, usernames, per_post, with_files, attachments)
     if body is None:
         return None
     threaded = [
         b
         for r in replies.get(root.id, [])
-        if (b := _post_body(r, usernames, reacts, infos, with_files, attachments)) is not None
+        if (b := _post_body(r, usernames, per_post, with_files, attachments)) is not None
     ]
     if threaded:
         body["replies"] = threaded
@@ -458,11 +498,11 @@ def _post(
 def _post_body(
     p: Row[Any],
     usernames: Mapping[str, str],
-    reacts: Mapping[str, list[Row[Any]]],
-    infos: Mapping[str, list[Row[Any]]],
+    per_post: Sequence[ByPost],
     with_files: bool,
     attachments: list[str],
 ) -> Obj | None:
+    reacts, infos, flags = per_post
     if p.user_id not in usernames:
         return None  # a bot's post
     body: Obj = {"user": usernames[p.user_id], "message": p.message, "create_at": p.create_at}
@@ -482,6 +522,9 @@ def _post_body(
     ]
     if found:
         body["reactions"] = found
+    flagged = sorted(usernames[f.user_id] for f in flags.get(p.id, []) if f.user_id in usernames)
+    if flagged:
+        body["flagged_by"] = flagged
     if with_files and infos.get(p.id):
         body["attachments"] = [{"path": f"{DATA_DIR}/{f.path}"} for f in infos[p.id]]
         attachments.extend(f.path for f in infos[p.id])

@@ -33,6 +33,7 @@ from hubbub.services.channel_model import (
     new_channel_row,
 )
 from hubbub.services.passwords import hash_password
+from hubbub.services.preferences import FAVORITE_CHANNEL, Preference, PreferencesService
 from hubbub.services.users import DEFAULT_NOTIFY_PROPS, DEFAULT_TIMEZONE
 from hubbub.store.db import Database
 from hubbub.store.tables import (
@@ -134,6 +135,8 @@ class Importer:
             await self._user(conn, body)
         elif kind == "direct_channel":
             channel_id = await self._direct(conn, participants(body))
+            for name in body.get("favorited_by") or []:
+                await self._favorite(conn, await self._user_id(conn, name), channel_id, True)
             if body.get("header") is not None:
                 await conn.execute(
                     update(channels)
@@ -367,6 +370,8 @@ class Importer:
                 values[name] = given[name]
         if given.get("roles") is not None:
             values["scheme_admin"] = "channel_admin" in given["roles"].split()
+        if given.get("favorite") is not None:
+            await self._favorite(conn, user_id, channel_id, bool(given["favorite"]))
         if found is not None:
             if len(values) > 1 or notify != found.notify_props:
                 await conn.execute(update(channel_members).where(key).values(**values))
@@ -392,6 +397,18 @@ class Importer:
             )
         )
         await bump_member_version(conn, channel_id)
+
+    @staticmethod
+    async def _favorite(conn: AsyncConnection, user_id: str, channel_id: str, on: bool) -> None:
+        """A favorite as Mattermost's bulk import keeps it: the `favorite_channel` preference
+        (the sidebar's Favorites category is seeded from it when the user's categories in a
+        team are first made)."""
+        if on:
+            await PreferencesService.upsert(
+                conn, [Preference(user_id, FAVORITE_CHANNEL, channel_id, "true")]
+            )
+        else:
+            await PreferencesService.remove(conn, user_id, [(FAVORITE_CHANNEL, channel_id)])
 
     async def _direct(self, conn: AsyncConnection, members: list[Obj]) -> str:
         """Finds or creates the direct or group channel of `members` (participants: a username

@@ -28,6 +28,7 @@ from hubbub.files import FileBackend
 from hubbub.jobs.bulk import derived_id
 from hubbub.services import images
 from hubbub.services.files import OCTET_STREAM, clean_name, extension_of, safe_mime
+from hubbub.services.preferences import FLAGGED_POST, Preference, PreferencesService
 from hubbub.store.tables import channels, file_infos, posts, reactions
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class _Batch:
     changes: dict[str, Obj] = field(default_factory=dict)
     grown_roots: dict[str, list[int]] = field(default_factory=dict)
     growth: dict[str, _ChannelGrowth] = field(default_factory=lambda: defaultdict(_ChannelGrowth))
+    flags: list[Preference] = field(default_factory=list)
 
 
 def greatest(conn: AsyncConnection, column: Any, value: int) -> ColumnElement[Any]:
@@ -153,6 +155,9 @@ class PostWriter:
         if wanted:
             batch.reactions.setdefault(post_id, {}).update(wanted)
             batch.channel_of[post_id] = channel_id
+        for name in body.get("flagged_by") or []:
+            flagger = await self.user_id(conn, name)
+            batch.flags.append(Preference(flagger, FLAGGED_POST, post_id, "true"))
         if existing is not None:
             batch.existing.add(post_id)
             changes: Obj = {}
@@ -202,6 +207,7 @@ class PostWriter:
         for post_id, changes in batch.changes.items():
             await conn.execute(update(posts).where(posts.c.id == post_id).values(**changes))
         await self._reactions(conn, batch)
+        await PreferencesService.upsert(conn, batch.flags)
         for root_id, times in batch.grown_roots.items():
             await conn.execute(
                 update(posts)

@@ -205,6 +205,8 @@ class Validator:
 
     def _authors(self, body: Mapping[str, Any]) -> None:
         self._user(body["user"])
+        for name in body.get("flagged_by") or []:
+            self._user(name)
         for reaction in body.get("reactions") or []:
             self._user(reaction["user"])
         for reply in body.get("replies") or []:

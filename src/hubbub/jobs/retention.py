@@ -3,9 +3,10 @@
 Messages (`EnableMessageDeletion`): channel by channel, the oldest `BatchSize` posts created
 before the cutoff at a time, found through the (channel_id, create_at) index. For each batch the
 stored files of its attachments are removed first, then one short transaction deletes the
-posts, their reactions and file infos (the search index follows the rows: SQLite's FTS triggers,
-PostgreSQL's generated column), recounts the threads that lost replies (`reply_count`,
-`last_reply_at` of surviving roots) and records the running counts in the job row. Between
+posts, their reactions, file infos and thread memberships (the search index follows the
+rows: SQLite's FTS triggers, PostgreSQL's generated column), recounts the threads that lost
+replies (`reply_count`, `last_reply_at` of surviving roots) and records the running counts in
+the job row. Between
 batches the job pauses `TimeBetweenBatchesMilliseconds`, so other writers are never held up for
 long, on SQLite least of all.
 
@@ -35,7 +36,7 @@ from hubbub.ids import now_ms
 from hubbub.jobs.model import DATA_RETENTION, JobData
 from hubbub.jobs.worker import JobContext, JobHandler
 from hubbub.store.db import Database
-from hubbub.store.tables import channels, file_infos, posts, reactions
+from hubbub.store.tables import channels, file_infos, posts, reactions, thread_memberships
 
 log = logging.getLogger("hubbub.jobs")
 
@@ -163,6 +164,11 @@ class DataRetention(JobHandler):
                 delete(file_infos).where(file_infos.c.post_id.in_(ids))
             )
             removed_posts = await conn.execute(delete(posts).where(posts.c.id.in_(ids)))
+            # Who followed a deleted root, and their read state in it (Mattermost's
+            # ThreadMemberships go with the post as well).
+            await conn.execute(
+                delete(thread_memberships).where(thread_memberships.c.post_id.in_(ids))
+            )
             await recount_threads(conn, roots)
             await ctx.checkpoint(
                 conn,

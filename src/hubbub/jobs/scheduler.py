@@ -189,25 +189,38 @@ class Reaper:
 
 class SchedulerWatch:
     """A cluster leader duty: logs when no node holds the scheduler lease (every node has
-    `RunScheduler` off, or the ones that have it are down) and when one holds it again."""
+    `RunScheduler` off, or the ones that have it are down) and when one holds it again. A
+    leader that may not schedule itself (`run_scheduler` false) says so once per term, naming
+    the node that does."""
 
     def __init__(
         self,
         db: Database,
         *,
         patience_seconds: float,
+        run_scheduler: bool = True,
         lease: str = SCHEDULER_LEASE,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
         self.patience = patience_seconds
+        self.run_scheduler = run_scheduler
         self.lease = lease
         self.monotonic = monotonic
         self._missing_since: float | None = None
         self._warned = False
+        self._term: int | None = None
 
     async def run(self, token: int) -> None:
         holder = await current_holder(self.db, self.lease)
+        if not self.run_scheduler and self._term != token:
+            # A new term of this node as leader: Mattermost's leader would schedule nothing
+            # here; hubbub's scheduler lease is held by a node that may schedule.
+            self._term = token
+            log.warning(
+                LEADER_DOES_NOT_SCHEDULE,
+                extra={"scheduler": holder or "none yet"},
+            )
         if holder is not None:
             if self._warned:
                 log.info("a node schedules jobs again", extra={"scheduler": holder})
@@ -220,6 +233,11 @@ class SchedulerWatch:
             self._warned = True
             log.error(NO_SCHEDULER)
 
+
+LEADER_DOES_NOT_SCHEDULE = (
+    "this node leads the cluster but does not schedule jobs (JobSettings.RunScheduler is "
+    "false here); the node holding the job_scheduler lease schedules them"
+)
 
 NO_SCHEDULER = (
     "no node schedules jobs: JobSettings.RunScheduler is false on every running node, so "

@@ -32,6 +32,7 @@ THEME = "theme"
 SIDEBAR_SETTINGS = "sidebar_settings"
 LIMIT_VISIBLE_DMS_GMS = "limit_visible_dms_gms"
 FAVORITE_CHANNEL = "favorite_channel"
+FLAGGED_POST = "flagged_post"  # a saved post, as Mattermost keeps them
 _COLOR = re.compile(r"^#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?$")
 _THEME_FREE_KEYS = frozenset({"image", "type", "codeTheme"})
 
