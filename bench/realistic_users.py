@@ -20,7 +20,8 @@ the same mix; server CPU is then the nodes' together. `--replicas` (implies `--c
 them a PostgreSQL primary with a streaming replica (`tests.support.replicated`) as their read and
 search replica, and reports per step which role served the API reads and searches (the nodes'
 `hubbub_db_queries_total{query_class, role}`): the share of reads the replica took while
-read-your-writes sent each user's reads after its own writes to the primary. Every process
+read-your-writes sent each user's reads after its own writes to the primary until the replica
+had replayed them (`--synchronous-commit`, the primary's, matters: see `run`). Every process
 started here is stopped by its PID in a `finally`.
 """
 
@@ -339,6 +340,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 from tests.support.replicated import start_replicated
 
                 pair = await asyncio.to_thread(start_replicated)
+                # The test servers run with synchronous_commit=off (tests/support/postgres.py):
+                # a commit's WAL then reaches the replica only when the WAL writer flushes it
+                # (wal_writer_delay, 200 ms), and a user's reads right after its writes stay on
+                # the primary that much longer than with PostgreSQL's default.
+                for sql in (
+                    f"ALTER SYSTEM SET synchronous_commit = {args.synchronous_commit}",
+                    "SELECT pg_reload_conf()",
+                ):
+                    await asyncio.to_thread(pair.primary.psql, sql)
                 extra = {
                     "database_url": pair.primary.url,
                     "config_json": {
@@ -408,7 +418,8 @@ def report(args: argparse.Namespace, result: dict[str, Any], ctx: dict[str, Any]
         (
             "mode",
             (
-                "3-node cluster (PostgreSQL primary + streaming replica, Redis, nginx)"
+                "3-node cluster (PostgreSQL primary + streaming replica, Redis, nginx; "
+                f"synchronous_commit={args.synchronous_commit})"
                 if args.replicas
                 else "3-node cluster (PostgreSQL + Redis, nginx)"
             )
@@ -466,6 +477,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--replicas",
         action="store_true",
         help="with --cluster: a primary and a streaming replica; report reads by role",
+    )
+    p.add_argument(
+        "--synchronous-commit",
+        choices=["on", "off"],
+        default="on",
+        help="with --replicas: the primary's synchronous_commit (default on, PostgreSQL's)",
     )
     p.add_argument("--keep-going", action="store_true", help="run every step")
     p.add_argument("--client-procs", type=int, default=2)
