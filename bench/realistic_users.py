@@ -16,8 +16,13 @@ between) besides the team's default channels. Direct channels are made as users 
     python -m bench.realistic_users [--quick] [--steps 250,500,...] [--cluster] [--py-spy FILE]
 
 With `--cluster`, three nodes on PostgreSQL + Redis behind nginx (`tests.support.cluster`) serve
-the same mix; server CPU is then the nodes' together. Every process started here is stopped by
-its PID in a `finally`.
+the same mix; server CPU is then the nodes' together. `--replicas` (implies `--cluster`) gives
+them a PostgreSQL primary with a streaming replica (`tests.support.replicated`) as their read and
+search replica, and reports per step which role served the API reads and searches (the nodes'
+`hubbub_db_queries_total{query_class, role}`): the share of reads the replica took while
+read-your-writes sent each user's reads after its own writes to the primary until the replica
+had replayed them (`--synchronous-commit`, the primary's, matters: see `run`). Every process
+started here is stopped by its PID in a `finally`.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -207,8 +213,35 @@ def within_kpis(step: dict[str, Any]) -> bool:
     )
 
 
+DbCounts = Callable[[], Awaitable[dict[tuple[str, str], float]]]
+
+
+def routed_reads(before: dict[tuple[str, str], float], after: dict[tuple[str, str], float]) -> dict:
+    """Reads of a window by query class and the role that served them. The replicas' share is
+    of the API reads and searches (the routed ones); `fresh` reads (outside API requests:
+    sessions, websocket work, background loops) always use the primary and are counted apart."""
+    served = {
+        f"{cls} {role}": round(after.get((cls, role), 0) - before.get((cls, role), 0))
+        for cls, role in sorted(set(before) | set(after))
+        if cls in ("read", "search", "fresh")
+    }
+    routed = {k: n for k, n in served.items() if not k.startswith("fresh ")}
+    total = sum(routed.values())
+    on_replicas = sum(n for key, n in routed.items() if not key.endswith(" primary"))
+    return {
+        "served": {k: n for k, n in served.items() if n},
+        "total": total,
+        "replica_share": round(on_replicas / total, 4) if total else None,
+    }
+
+
 async def run_steps(
-    args: argparse.Namespace, base: str, ws_url: str, pids: list[int], workdir: Path
+    args: argparse.Namespace,
+    base: str,
+    ws_url: str,
+    pids: list[int],
+    workdir: Path,
+    db_counts: DbCounts | None = None,
 ) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=base, timeout=120) as http:
         started = time.monotonic()
@@ -241,6 +274,7 @@ async def run_steps(
             cpu0, ccpu0 = sum(map(cpu_seconds, pids)), sum(map(cpu_seconds, sim_pids))
             sys0, me0, wall0 = busy_cpu_seconds(), cpu_seconds(os.getpid()), time.monotonic()
             load_before = os.getloadavg()[0]
+            counts0 = await db_counts() if db_counts else None
             last = users == args.steps[-1]
             with profiler(args.py_spy if last or args.profile_every else None, pids[0], False):
                 await asyncio.sleep(args.step_seconds)
@@ -263,9 +297,13 @@ async def run_steps(
                 other_cpu_percent=round(100 * other / wall, 1),
                 loadavg_before=load_before,
             )
+            if db_counts and counts0 is not None:
+                step["db_reads"] = routed_reads(counts0, await db_counts())
             step["within_kpis"] = within_kpis(step)
             steps.append(step)
             print(step_line(step), file=sys.stderr, flush=True)
+            if "db_reads" in step:
+                print(f"  reads by role: {step['db_reads']}", file=sys.stderr, flush=True)
             if not step["within_kpis"] and not args.keep_going:
                 break
     finally:
@@ -296,23 +334,58 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.cluster:
             from tests.support.cluster import start_cluster
 
-            cluster = await asyncio.to_thread(
-                partial(
-                    start_cluster,
-                    nodes=3,
-                    settings=env,
-                    # A websocket and up to one pooled REST connection per user, each two of
-                    # nginx's connections (client and upstream).
-                    nginx_worker_connections=4 * max(args.steps) + 1024,
-                )
-            )
+            pair = None
+            extra: dict[str, Any] = {}
+            if args.replicas:
+                from tests.support.replicated import start_replicated
+
+                pair = await asyncio.to_thread(start_replicated)
+                # The test servers run with synchronous_commit=off (tests/support/postgres.py):
+                # a commit's WAL then reaches the replica only when the WAL writer flushes it
+                # (wal_writer_delay, 200 ms), and a user's reads right after its writes stay on
+                # the primary that much longer than with PostgreSQL's default.
+                for sql in (
+                    f"ALTER SYSTEM SET synchronous_commit = {args.synchronous_commit}",
+                    "SELECT pg_reload_conf()",
+                ):
+                    await asyncio.to_thread(pair.primary.psql, sql)
+                extra = {
+                    "database_url": pair.primary.url,
+                    "config_json": {
+                        "SqlSettings": {
+                            "DriverName": "postgres",
+                            "DataSource": pair.primary.url,
+                            "DataSourceReplicas": [pair.replica.url],
+                            "DataSourceSearchReplicas": [pair.replica.url],
+                        }
+                    },
+                }
             try:
-                pids = [node.server.proc.pid for node in cluster]
-                url = cluster.nginx_url
-                ws = f"ws://127.0.0.1:{cluster.nginx_port}/api/v4/websocket"
-                return await run_steps(args, url + "/api/v4", ws, pids, workdir)
+                cluster = await asyncio.to_thread(
+                    partial(
+                        start_cluster,
+                        nodes=3,
+                        settings=env,
+                        # A websocket and up to one pooled REST connection per user, each two of
+                        # nginx's connections (client and upstream).
+                        nginx_worker_connections=4 * max(args.steps) + 1024,
+                        **extra,
+                    )
+                )
+                try:
+                    pids = [node.server.proc.pid for node in cluster]
+                    url = cluster.nginx_url
+                    ws = f"ws://127.0.0.1:{cluster.nginx_port}/api/v4/websocket"
+
+                    async def db_counts() -> dict[tuple[str, str], float]:
+                        return await asyncio.to_thread(queries_by_role, cluster)
+
+                    return await run_steps(args, url + "/api/v4", ws, pids, workdir, db_counts)
+                finally:
+                    await asyncio.to_thread(cluster.close)
             finally:
-                await asyncio.to_thread(cluster.close)
+                if pair is not None:
+                    await asyncio.to_thread(pair.stop)
         from tests.support.server import start_server
 
         server = await asyncio.to_thread(start_server, workdir / "hubbub", env)
@@ -323,6 +396,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.to_thread(server.stop)
 
 
+def queries_by_role(nodes: Any) -> dict[tuple[str, str], float]:
+    """Every node's `hubbub_db_queries_total` summed, by (query class, role)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: dict[tuple[str, str], float] = defaultdict(float)
+    for node in nodes:
+        for family in text_string_to_metric_families(node.metrics_text()):
+            for sample in family.samples:
+                if sample.name == "hubbub_db_queries_total":
+                    key = (sample.labels["query_class"], sample.labels["role"])
+                    totals[key] += sample.value
+    return dict(totals)
+
+
 def report(args: argparse.Namespace, result: dict[str, Any], ctx: dict[str, Any]) -> str:
     steps = result["steps"]
     ok = [s["users"] for s in steps if s["within_kpis"]]
@@ -330,7 +417,14 @@ def report(args: argparse.Namespace, result: dict[str, Any], ctx: dict[str, Any]
     lines: list[tuple[str, Any]] = [
         (
             "mode",
-            "3-node cluster (PostgreSQL + Redis, nginx)" if args.cluster else "1 node, SQLite",
+            (
+                "3-node cluster (PostgreSQL primary + streaming replica, Redis, nginx; "
+                f"synchronous_commit={args.synchronous_commit})"
+                if args.replicas
+                else "3-node cluster (PostgreSQL + Redis, nginx)"
+            )
+            if args.cluster
+            else "1 node, SQLite",
         ),
         ("steps", ", ".join(str(s["users"]) for s in steps)),
         ("largest user count within KPIs", best),
@@ -348,6 +442,17 @@ def report(args: argparse.Namespace, result: dict[str, Any], ctx: dict[str, Any]
                 )
             )
         lines.append(("  server CPU ms per user-second", s["server_cpu_ms_per_user_second"]))
+        if "db_reads" in s:
+            reads = s["db_reads"]
+            share = reads["replica_share"]
+            lines.append(
+                (
+                    "  API reads served by replicas",
+                    f"{'-' if share is None else f'{100 * share:.1f} %'} of "
+                    f"{reads['total']} API reads "
+                    f"({', '.join(f'{k} {n}' for k, n in reads['served'].items())})",
+                )
+            )
         if s["error_samples"]:
             lines.append(("  error samples", " | ".join(s["error_samples"][:3])))
         if s["ws_close_codes"]:
@@ -368,6 +473,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--settle", type=float, default=10, help="seconds after the ramp")
     p.add_argument("--quick", action="store_true", help="smoke run: 20,40 users, 6 s windows")
     p.add_argument("--cluster", action="store_true", help="3 nodes, PostgreSQL + Redis, nginx")
+    p.add_argument(
+        "--replicas",
+        action="store_true",
+        help="with --cluster: a primary and a streaming replica; report reads by role",
+    )
+    p.add_argument(
+        "--synchronous-commit",
+        choices=["on", "off"],
+        default="on",
+        help="with --replicas: the primary's synchronous_commit (default on, PostgreSQL's)",
+    )
     p.add_argument("--keep-going", action="store_true", help="run every step")
     p.add_argument("--client-procs", type=int, default=2)
     p.add_argument("--channels", type=int, default=20, help="public channels (default 20)")
@@ -387,6 +503,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     args = p.parse_args(argv)
     args.steps = [int(s) for s in str(args.steps).split(",") if s]
+    args.cluster = args.cluster or args.replicas
     if args.quick:
         args.steps, args.step_seconds, args.ramp, args.settle = [20, 40], 6.0, 2.0, 1.0
         args.avg_idle, args.min_idle, args.think_scale = 4.0, 0.5, 0.2

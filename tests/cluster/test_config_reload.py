@@ -135,3 +135,20 @@ def test_recycle_reaches_every_node(nodes: Cluster, admin: tuple[Rest, Account])
         "both nodes to recycle their pools",
     )
     rest.call("GET", "/users/me", user.token)  # and the node still serves
+
+    # `hubbub db recycle`: over the cluster bus, and through one node's endpoint with --url
+    # (the command loads config.json first: a valid one again, after the tests above).
+    write_all(nodes, {"SqlSettings": sql(nodes.database_url, 12)})
+    for extra in ([], ["--url", nodes[1].url, "--token", user.token]):
+        before = [n.metric("hubbub_db_recycles_total") for n in nodes]
+        done = cli.run("db", "recycle", *extra, cwd=nodes[0].server.workdir, env=nodes[0].env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert ("sent to 2 node(s)" if not extra else '"status": "OK"') in done.stdout, done.stdout
+        wait_until(
+            lambda before=before: all(
+                n.metric("hubbub_db_recycles_total") > b for n, b in zip(nodes, before, strict=True)
+            ),
+            10,
+            f"both nodes to recycle their pools (hubbub db recycle {' '.join(extra[:1])})",
+        )
+        rest.call("GET", "/users/me", user.token)

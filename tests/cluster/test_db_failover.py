@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import cli
 from tests.support.cluster import Cluster, start_cluster, write_config
 from tests.support.failover_load import (
     ReadLog,
@@ -246,8 +247,18 @@ async def test_failover_under_load_loses_nothing(
             15,
             "every node to report the promoted server as its healthy primary",
         )
+        # Every node saw the primary change, in its status and its metrics.
+        assert all(n["database"]["primary"]["failovers"] >= 1 for n in _status(rest, world))
+        assert all(n.metric("hubbub_db_failovers_total") >= 1 for n in cluster)
     finally:
         rest.close()
+    # `hubbub cluster status` (which reads the discovery rows through the node's config) shows
+    # each node's database roles: the promoted server as a healthy primary.
+    shown = cli.run("cluster", "status", cwd=cluster[0].server.workdir, env=cluster[0].env)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    primary_lines = [line for line in shown.stdout.splitlines() if "database primary" in line]
+    assert len(primary_lines) == len(cluster), shown.stdout
+    assert all(f":{pair.replica.port}: ok" in line for line in primary_lines), shown.stdout
 
 
 def _status(rest: Rest, world: World) -> list[dict[str, Any]]:

@@ -153,6 +153,21 @@ async def test_a_stalled_replica_leaves_rotation_by_lag(
         )
         status = node.db.status()["replicas"][0]
         assert status["lag_bytes"] > 0 and not status["healthy"], status
+        # The lag per replica, in bytes and seconds, is exported for Prometheus (after the
+        # probe round that found it, hence the wait).
+        registry = node.metrics.registry
+
+        def exported() -> bool:
+            lag = [
+                registry.get_sample_value(name, {"node": status["address"]})
+                for name in ("mattermost_db_replica_lag_abs", "mattermost_db_replica_lag_time")
+            ]
+            in_rotation = registry.get_sample_value(
+                "hubbub_db_replicas_in_rotation", {"role": "replica"}
+            )
+            return all(v is not None and v > 0 for v in lag) and in_rotation == 0
+
+        await wait_until_async(exported, 10, "the lag gauges to show the paused replica")
         pair.resume_replay()
         await wait_until_async(
             lambda: node.db.status()["replicas"][0]["healthy"],

@@ -3,6 +3,9 @@ order per query class, the shared write positions, and which errors count as a f
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -10,7 +13,7 @@ import pytest
 
 from hubbub.config.settings import SqlConfig
 from hubbub.store.consistency import MemoryPositions, reading_as
-from hubbub.store.db import Database
+from hubbub.store.db import CheckoutTimeout, Database, _checkout
 from hubbub.store.engines import (
     QueryClass,
     _failover_errors,
@@ -162,3 +165,49 @@ def test_cluster_status_table_shows_database_roles() -> None:
         "database search_replica-0 db3:5432/mm: OUT (connection refused)",
         "restart required: TeamSettings.SiteName",
     ]
+
+
+class _HungEngine:
+    """An engine whose checkout hangs like a pre-ping on a frozen server: it waits, and once
+    cancelled it still spends `cleanup` seconds (SQLAlchemy closes the dead connection with a
+    2 s timeout) before giving up. With `late`, it ignores the cancel and succeeds after `late`
+    seconds."""
+
+    def __init__(self, cleanup: float, late: float | None = None) -> None:
+        self.cleanup, self.late = cleanup, late
+        self.closed = asyncio.Event()
+
+    def connect(self) -> Any:
+        engine = self
+
+        class Pending:
+            async def start(self) -> Any:
+                if engine.late is not None:  # a connect that completes despite the cancel
+                    done_at = time.monotonic() + engine.late
+                    while time.monotonic() < done_at:
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await asyncio.sleep(done_at - time.monotonic())
+                    return SimpleNamespace(close=engine._close)
+                try:
+                    await asyncio.sleep(60)
+                except asyncio.CancelledError:
+                    await asyncio.sleep(engine.cleanup)
+                    raise
+                raise AssertionError("not reached")
+
+        return Pending()
+
+    async def _close(self) -> None:
+        self.closed.set()
+
+
+async def test_a_checkout_gives_up_at_its_budget_without_waiting_for_the_cleanup() -> None:
+    began = time.monotonic()
+    with pytest.raises(CheckoutTimeout, match="QueryTimeout"):
+        await _checkout(_HungEngine(cleanup=2.0), 0.2)  # type: ignore[arg-type]
+    assert time.monotonic() - began < 1.0
+    # A connection the abandoned checkout still gets is closed, not leaked.
+    late = _HungEngine(cleanup=0, late=0.3)
+    with pytest.raises(CheckoutTimeout):
+        await _checkout(late, 0.1)  # type: ignore[arg-type]
+    await asyncio.wait_for(late.closed.wait(), 2)

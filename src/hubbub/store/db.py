@@ -104,17 +104,63 @@ class DatabaseBusy(Exception):
     `api.context.server_busy.app_error` with Retry-After (hubbub.api.errors)."""
 
 
-async def _checkout(engine: AsyncEngine) -> AsyncConnection:
+async def _checkout(engine: AsyncEngine, budget: float | None = None) -> AsyncConnection:
+    """A pooled connection. With `budget` (PostgreSQL: `SqlSettings.QueryTimeout`), the caller
+    waits at most that long for the whole checkout (the pool's pre-ping of an idle connection,
+    its invalidation, a new connect). On a primary that hangs (connections open, nothing
+    answered, as behind a partition that drops packets) the pre-ping alone waits QueryTimeout
+    and closing the dead connection 2 s more, even once cancelled, so the checkout runs in its
+    own task and is left to finish its cleanup by itself (`asyncio.wait`, not `wait_for`, which
+    would wait for that cleanup); a connection it still gets is closed."""
     try:
-        return await engine.connect()
+        if budget is None:
+            return await engine.connect()
+        task = asyncio.get_running_loop().create_task(engine.connect().start())
+        try:
+            done, _ = await asyncio.wait({task}, timeout=budget)
+        except BaseException:
+            _abandon(task)
+            raise
+        if not done:
+            _abandon(task)
+            raise CheckoutTimeout(
+                f"no database connection within SqlSettings.QueryTimeout ({budget:g} s)"
+            )
+        return task.result()
     except PoolTimeout as exc:
         raise DatabaseBusy(f"no database connection free: {exc}") from exc
 
 
+def _abandon(task: asyncio.Task[AsyncConnection]) -> None:
+    """Cancels a checkout nobody waits for any more; whatever it ends with is disposed of."""
+
+    def dispose(done: asyncio.Future[AsyncConnection]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        close = asyncio.ensure_future(done.result().close())
+        _ABANDONED.add(close)
+        close.add_done_callback(_ABANDONED.discard)
+        close.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    task.cancel()
+    task.add_done_callback(dispose)
+    _ABANDONED.add(task)
+    task.add_done_callback(_ABANDONED.discard)
+
+
+_ABANDONED: set[asyncio.Future[Any]] = set()  # strong references until they finish
+
+
+class CheckoutTimeout(TimeoutError):
+    """The database did not hand out a working connection within `SqlSettings.QueryTimeout`."""
+
+
 @asynccontextmanager
-async def _connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+async def _connection(
+    engine: AsyncEngine, budget: float | None = None
+) -> AsyncIterator[AsyncConnection]:
     """`engine.connect()` as a context, with a pool that stays dry translated to DatabaseBusy."""
-    conn = await _checkout(engine)
+    conn = await _checkout(engine, budget)
     try:
         yield conn
     finally:
@@ -206,6 +252,11 @@ class Database(Component):
         return self.driver == "sqlite"
 
     @property
+    def _budget(self) -> float | None:
+        """How long a PostgreSQL checkout may take (`_checkout`); SQLite connects locally."""
+        return None if self.is_sqlite else float(self.settings.QueryTimeout)
+
+    @property
     def has_replicas(self) -> bool:
         return bool(self.engines.all_replicas)
 
@@ -228,7 +279,7 @@ class Database(Component):
         """
         if self._write_lock is None:
             self.metrics.served(QueryClass.WRITE, Role.PRIMARY)
-            async with _connection(self.primary) as conn:
+            async with _connection(self.primary, self._budget) as conn:
                 await conn.begin()
                 try:
                     yield conn
@@ -342,7 +393,7 @@ class Database(Component):
         """A read that must see the latest commit."""
         with self.metrics.store_call(store_method()):
             self.metrics.served(QueryClass.FRESH, Role.PRIMARY)
-            async with _connection(self.primary) as conn:
+            async with _connection(self.primary, self._budget) as conn:
                 yield conn
 
     def _rotation(self, query_class: QueryClass) -> list[ReplicaEngine]:
@@ -364,7 +415,7 @@ class Database(Component):
     ) -> AsyncConnection | None:
         """A connection to `replica` if it has replayed up to `need`, else None."""
         try:
-            conn = await replica.engine.connect()
+            conn = await _checkout(replica.engine, self._budget)
         except Exception as exc:
             self.monitor.report_failure(replica, exc)
             return None
@@ -396,7 +447,7 @@ class Database(Component):
                     if conn is not None:
                         return conn, replica
         try:
-            return await _checkout(self.primary), None
+            return await _checkout(self.primary, self._budget), None
         except Exception:
             # No primary: reads carry on from any replica that answers (the freshest data
             # there is until a new primary takes over).
