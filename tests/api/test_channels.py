@@ -657,6 +657,55 @@ async def test_view_roles_notify_props_and_stats(api: API, world: World, node: H
     assert unread["msg_count"] == 0 and unread["channel_id"] == ch["id"]
 
 
+async def test_concurrent_views_share_one_transaction(api: API, world: World, node: Hubbub) -> None:
+    """Views arriving together are written as one batch: each member's mark, counts and
+    mentions are right, each user gets their own event, and a view of a channel the user is not
+    in answers `{}` without spoiling the others in its batch."""
+    alice, bob, carol = world.alice, world.bob, world.carol
+    channels = [await api.new_channel(alice.token, world.team["id"]) for _ in range(3)]
+    for ch in channels:
+        await api.add_to_channel(alice.token, ch["id"], bob.id)
+        await api.call(
+            "POST",
+            "/posts",
+            token=alice.token,
+            json={"channel_id": ch["id"], "message": f"@{bob.username} hi"},
+            expect=201,
+        )
+    before = node.channel_members._views.batches
+    views = [(bob, ch["id"]) for ch in channels] + [
+        (alice, channels[0]["id"]),
+        (carol, channels[1]["id"]),
+    ]
+    answers = await asyncio.gather(
+        *(
+            api.call("POST", "/channels/members/me/view", token=u.token, json={"channel_id": c})
+            for u, c in views
+        )
+    )
+    assert node.channel_members._views.batches - before < len(views)
+    for (user, channel_id), answer in zip(views, answers, strict=True):
+        if user is carol:
+            assert answer["last_viewed_at_times"] == {}
+            continue
+        assert set(answer["last_viewed_at_times"]) == {channel_id}
+        member = await api.call("GET", f"/channels/{channel_id}/members/me", token=user.token)
+        assert member["last_viewed_at"] == answer["last_viewed_at_times"][channel_id]
+        channel = await api.call("GET", f"/channels/{channel_id}", token=user.token)
+        assert member["mention_count"] == 0 and member["msg_count"] == channel["total_msg_count"]
+        assert member["msg_count"] > 0
+    seen_by_bob = {
+        c
+        for e in node.events.named("multiple_channels_viewed")
+        if e.broadcast.user_id == bob.id
+        for c in e.data["channel_times"]
+    }
+    assert seen_by_bob == {ch["id"] for ch in channels}
+    assert not [
+        e for e in node.events.named("multiple_channels_viewed") if e.broadcast.user_id == carol.id
+    ]
+
+
 async def test_service_api_for_other_services(api: API, world: World, node: Hubbub) -> None:
     alice, bob, carol = world.alice, world.bob, world.carol
     public = await api.new_channel(alice.token, world.team["id"])

@@ -62,3 +62,25 @@ async def test_a_post_makes_few_trips_to_the_sqlite_threads(
     with capsys.disabled():
         print(f"\nSQLite thread trips per POST /posts: {per_post:.1f}")
     assert per_post <= MAX_HOPS_PER_POST
+
+
+async def test_a_read_makes_one_trip(
+    api: API, admin: User, node: Hubbub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request that only reads: its query, and no rollback when the pool takes the connection
+    back (no transaction was open)."""
+    user = await api.call("GET", f"/users/{admin.id}", admin.token)
+    hops = 0
+    real = aiosqlite.Connection._execute
+
+    async def counted(
+        self: aiosqlite.Connection, fn: object, *args: object, **kw: object
+    ) -> object:
+        nonlocal hops
+        hops += 1
+        return await real(self, fn, *args, **kw)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    for _ in range(10):
+        assert await api.call("GET", f"/users/{admin.id}", admin.token) == user
+    assert hops <= 10

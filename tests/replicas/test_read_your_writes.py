@@ -68,6 +68,14 @@ def test_a_users_reads_see_their_writes_on_every_node(
         # Control: bob's read (no write of his) misses it.
         assert post["id"] not in _post_ids(b, org.bob.token, org.public["id"])
 
+        # A channel view (written in a batch, outside the request) on node 0, read back on
+        # node 1: carol's member row shows the mark she just set.
+        viewed = a.call(
+            "POST", "/channels/members/me/view", org.carol.token, {"channel_id": org.public["id"]}
+        )["last_viewed_at_times"][org.public["id"]]
+        member = b.call("GET", f"/channels/{org.public['id']}/members/me", org.carol.token)
+        assert member["last_viewed_at"] == viewed
+
         # A fresh hello for bob on node 0: his refetch on node 1 sees everything before it.
         ws = RawWS.connect(two_nodes[0].port, token=org.bob.token)
         try:

@@ -351,6 +351,20 @@ class Database(Component):
         if reader.user_id:
             await _share_position(reader.positions, reader.user_id, lsn)
 
+    async def note_outside_write(self) -> None:
+        """The request's write was committed by a batch that ran outside the request
+        (`hubbub/batching.py`), so `_write` could not record it: record the primary's position
+        now, which is past that commit, for the request's user."""
+        reader = current_reader()
+        if reader is None or self.is_sqlite or not self.has_replicas:
+            return
+        try:
+            async with self.primary.connect() as conn:
+                await self._note_write(conn, reader)
+        except Exception as exc:
+            log.warning("write position unknown", extra={"error": str(exc)})
+            reader.wrote(1 << 62)  # unknown: this request reads from the primary
+
     async def note_hello(self, user_id: str, positions: PositionStore) -> None:
         """A fresh websocket hello for `user_id`: its refetch must see every commit so far."""
         if self.is_sqlite or not self.has_replicas:
