@@ -6,7 +6,9 @@
 the roles the message box depends on, the sidebar built from categories, the preferences, the
 permissions the web app computes from them; then threads (a reply arriving over the websocket
 into the store, counts, the list, marking read), synced drafts reaching a second device, custom
-emoji in `entities.emojis` and the avatar URL. A second test checks that the client
+emoji in `entities.emojis` and the avatar URL; the channel's posts, a picture uploaded and
+posted, reactions, and another person's post, edit, reaction and deletion reaching the store
+over the websocket as the web app's handlers put them there. A second test checks that the client
 configuration carries every key of the web app's `ClientConfig` type.
 """
 
@@ -230,6 +232,37 @@ def test_custom_emoji_reach_the_store(run: dict[str, Any]) -> None:
     assert apps["emojiCreated"]["data"]["name"] == "hubbub-wave"
     assert [e["name"] for e in apps["customEmoji"]] == ["hubbub-wave"]
     assert "emoji_added" in apps["socketEvents"]
+
+
+def test_posts_files_and_reactions_go_through_the_store(run: dict[str, Any]) -> None:
+    """Posting with a picture and reacting with the data layer's own actions, and another
+    person's post, edit, reaction and deletion arriving over the websocket into the store."""
+    posts, ids = run["apps"]["posts"], run["ids"]
+    # Collapsed threads: opening the channel loads the thread's root without its reply.
+    assert posts["loaded"] == [run["apps"]["rootId"]]
+    created = posts["created"]
+    assert (created["message"], created["user_id"]) == ("a picture", ids["alice"])
+    assert created["file_ids"] == [posts["uploadedId"]]
+    [info] = posts["createdFiles"]
+    assert (info["id"], info["name"], info["mime_type"]) == (
+        posts["uploadedId"],
+        "picture.png",
+        "image/png",
+    )
+    assert "error" not in posts["reacted"] and "error" not in posts["reactedCustom"]
+    mine = [f"{ids['alice']}-smile", f"{ids['alice']}-hubbub-wave"]
+    assert posts["reactionsWithBobs"] == sorted([*mine, f"{ids['bob']}-+1"])
+    assert posts["reactionsAfter"] == sorted(mine)
+    arrived = posts["bobsArrived"]
+    assert arrived["post"]["message"] == "from bob"
+    assert arrived["fileIds"] == [posts["bobFileId"]]
+    assert arrived["file"]["name"] == "bobs.png"
+    assert posts["bobsEdited"]["message"] == "from bob, edited"
+    assert posts["bobsEdited"]["edit_at"] > 0
+    assert posts["bobsState"] == "DELETED"
+    # Newest first, each post once (the author's own `posted` replaced its pending post).
+    assert posts["order"][:2] == [posts["bobPostId"], created["id"]]
+    assert len(posts["order"]) == len(set(posts["order"]))
 
 
 def test_the_avatar_url_answers_an_image(run: dict[str, Any]) -> None:
