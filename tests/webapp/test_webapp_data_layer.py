@@ -112,6 +112,9 @@ def run(live_node: Node) -> dict[str, Any]:
 def test_every_start_up_request_succeeds(run: dict[str, Any]) -> None:
     failed = [r for r in run["requests"] if r["status"] >= 400]
     assert failed == []
+    # The web app's upload (an XMLHttpRequest) counts only a 201 as success.
+    uploads = [r["status"] for r in run["requests"] if r["path"].startswith("/api/v4/files")]
+    assert uploads == [201, 201]
     paths = {f"{r['method']} {r['path'].split('?')[0]}" for r in run["requests"]}
     uid, tid = run["ids"]["alice"], run["ids"]["team"]
     for expected in (
@@ -125,6 +128,17 @@ def test_every_start_up_request_succeeds(run: dict[str, Any]) -> None:
         f"PUT /api/v4/users/{uid}/preferences",
         f"PUT /api/v4/users/{uid}/teams/{tid}/channels/categories",
         f"POST /api/v4/users/{uid}/teams/{tid}/channels/categories",
+        f"GET /api/v4/channels/{run['ids']['public']}/stats",
+        f"GET /api/v4/users/{uid}/channels/{run['ids']['public']}/posts/unread",
+        "POST /api/v4/users/ids",
+        "POST /api/v4/users/status/ids",
+        "POST /api/v4/channels/members/me/view",
+        f"GET /api/v4/posts/{run['apps']['rootId']}/thread",
+        f"GET /api/v4/channels/{run['ids']['public']}/posts",
+        "POST /api/v4/files",
+        "POST /api/v4/reactions",
+        "POST /api/v4/drafts",
+        "GET /api/v4/emoji",
     ):
         assert expected in paths, f"{expected} not requested; requests: {sorted(paths)}"
     # No error was logged into the store by any action.
@@ -238,6 +252,16 @@ def test_posts_files_and_reactions_go_through_the_store(run: dict[str, Any]) -> 
     """Posting with a picture and reacting with the data layer's own actions, and another
     person's post, edit, reaction and deletion arriving over the websocket into the store."""
     posts, ids = run["apps"]["posts"], run["ids"]
+    visit = posts["visit"]
+    assert visit["errors"] == []
+    assert visit["stats"]["member_count"] == 3  # the admin who made it, alice and bob
+    assert visit["unread"] == [run["apps"]["rootId"]]
+    assert visit["bobProfile"] and visit["bobStatus"] in {"online", "away", "offline"}
+    assert posts["threadError"] is None
+    assert posts["inThread"] == [run["apps"]["replyId"]]  # the store keeps a root's replies
+    # Since just before Bob's post: his post (deleted by now, so the app can drop it) and the
+    # post his reaction touched.
+    assert posts["bobPostId"] in posts["changed"]
     # Collapsed threads: opening the channel loads the thread's root without its reply.
     assert posts["loaded"] == [run["apps"]["rootId"]]
     created = posts["created"]

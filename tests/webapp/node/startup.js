@@ -53,12 +53,17 @@ const {createCustomEmoji, getCustomEmojis} = require('mattermost-redux/actions/e
 const {
     addReaction,
     createPost,
+    getPostThread,
     getPosts,
+    getPostsSince,
+    getPostsUnread,
     postDeleted,
     receivedNewPost,
     receivedPost,
 } = require('mattermost-redux/actions/posts');
 const {getFilesForPost} = require('mattermost-redux/actions/files');
+const {getChannelStats, markChannelAsViewedOnServer} = require('mattermost-redux/actions/channels');
+const {getProfilesByIds, getStatusesByIds} = require('mattermost-redux/actions/users');
 const {FileTypes, PostTypes} = require('mattermost-redux/action_types');
 
 // The client library closes with a CloseEvent, which Node 20 does not define.
@@ -351,8 +356,23 @@ async function postsJourney(store, socket, bob, bobUser) {
     const posts = () => getState().entities.posts;
     const inChannel = () => (posts().postsInChannel[channelId] || []).flatMap((block) => block.order);
 
-    // Opening the channel loads its newest posts into the store.
+    // Entering the channel, as the web app does (b13-b17): its stats, the posts around the
+    // first unread one, the authors' profiles and statuses, then marking it viewed; the newest
+    // page of posts is loaded too.
+    const bobId = (await Client4.getUserByUsername(env('BOB_LOGIN_ID'))).id;
+    const stats = await dispatch(getChannelStats(channelId, false));
+    const unread = await dispatch(getPostsUnread(channelId, false, true));
+    const profiles = await dispatch(getProfilesByIds([bobId]));
+    const statuses = await dispatch(getStatusesByIds([userId, bobId]));
+    const viewed = await dispatch(markChannelAsViewedOnServer(channelId));
     const loaded = await dispatch(getPosts(channelId));
+    const visit = {
+        stats: getState().entities.channels.stats[channelId] || null,
+        unread: unread.data ? unread.data.order : unread,
+        bobProfile: getState().entities.users.profiles[bobId]?.username || null,
+        bobStatus: getState().entities.users.statuses[bobId] || null,
+        errors: [stats, profiles, statuses, viewed].filter((r) => r.error).map((r) => r.error),
+    };
 
     // A picture uploaded (the web app's upload stores the infos, then posts with them).
     const upload = await Client4.uploadFile(uploadForm('picture.png', 'client-1'));
@@ -375,9 +395,23 @@ async function postsJourney(store, socket, bob, bobUser) {
     await until(() => inChannel().includes(created.id), 'the created post in the channel');
     await dispatch(getFilesForPost(created.id));
 
-    // Reactions: a system emoji and the custom one.
+    // Reactions: a system emoji and the custom one, each after the recent-emoji preference (c8).
+    const recent = (name) => ({
+        user_id: userId,
+        category: 'recent_emojis',
+        name: userId,
+        value: JSON.stringify([{name, usageCount: 1}]),
+    });
+    await Client4.savePreferences(userId, [recent('smile')]);
     const reacted = await dispatch(addReaction(created.id, 'smile'));
+    await Client4.savePreferences(userId, [recent('hubbub-wave')]);
     const reactedCustom = await dispatch(addReaction(created.id, 'hubbub-wave'));
+
+    // Opening the thread in the right-hand side (c4) loads its root and replies.
+    const rootId = Object.values(posts().posts).find((p) => p.message === 'a thread').id;
+    const thread = await dispatch(getPostThread(rootId, true));
+    const inThread = [...(posts().postsInThread[rootId] || [])];
+    const since = Date.now() - 1;
 
     // Bob posts a picture, reacts to Alice's post, edits his, takes the reaction back and
     // deletes his post: each reaches this store through the websocket only.
@@ -405,8 +439,15 @@ async function postsJourney(store, socket, bob, bobUser) {
     await bob.deletePost(bobPost.id);
     await until(() => posts().posts[bobPost.id]?.state === 'DELETED', 'post_deleted');
 
+    // Coming back to the channel asks for what changed since the last visit (d2).
+    const changed = await dispatch(getPostsSince(channelId, since));
+
     const files = getState().entities.files;
     return {
+        visit,
+        threadError: thread.error || null,
+        inThread,
+        changed: changed.data ? Object.keys(changed.data.posts) : changed,
         loaded: loaded.data ? loaded.data.order : loaded,
         created: {...posts().posts[created.id]},
         createdFiles: (files.fileIdsByPostId[created.id] || []).map((id) => files.files[id]),
