@@ -70,6 +70,13 @@ def run(live_node: Node) -> dict[str, Any]:
         dm = rest.call(
             "POST", "/channels/direct", people.alice.token, [people.alice.id, people.bob.id], 201
         )
+        gm = rest.call(
+            "POST",
+            "/channels/group",
+            people.alice.token,
+            [people.alice.id, people.bob.id, people.admin.id],
+            201,
+        )
     finally:
         rest.close()
     emoji_png = io.BytesIO()
@@ -86,6 +93,7 @@ def run(live_node: Node) -> dict[str, Any]:
             "CHANNEL_ID": public["id"],
             "PRIVATE_ID": private["id"],
             "DM_ID": dm["id"],
+            "GM_ID": gm["id"],
             "BOB_LOGIN_ID": people.bob.username,
             "EMOJI_PNG": base64.b64encode(emoji_png.getvalue()).decode(),
         },
@@ -104,7 +112,9 @@ def run(live_node: Node) -> dict[str, Any]:
         "public": public["id"],
         "private": private["id"],
         "dm": dm["id"],
+        "gm": gm["id"],
         "bob": people.bob.id,
+        "admin": people.admin.id,
     }
     return report
 
@@ -128,6 +138,7 @@ def test_every_start_up_request_succeeds(run: dict[str, Any]) -> None:
         f"PUT /api/v4/users/{uid}/preferences",
         f"PUT /api/v4/users/{uid}/teams/{tid}/channels/categories",
         f"POST /api/v4/users/{uid}/teams/{tid}/channels/categories",
+        "POST /api/v4/users/group_channels",
         f"GET /api/v4/channels/{run['ids']['public']}/stats",
         f"GET /api/v4/users/{uid}/channels/{run['ids']['public']}/posts/unread",
         "POST /api/v4/users/ids",
@@ -185,7 +196,9 @@ def test_the_sidebar_is_built_from_categories(run: dict[str, Any]) -> None:
         f"direct_messages_{ids['alice']}_{ids['team']}",
     ]
     assert {ids["public"], ids["private"]} <= set(by_type["channels"]["channel_ids"])
-    assert by_type["direct_messages"]["channel_ids"] == [ids["dm"]]
+    assert sorted(by_type["direct_messages"]["channel_ids"]) == sorted([ids["dm"], ids["gm"]])
+    # The sidebar names the group message by its members (POST /users/group_channels).
+    assert sorted(state["gmMembers"]) == sorted([ids["alice"], ids["bob"], run["ids"]["admin"]])
 
     after = run["afterActions"]
     assert "error" not in after["favorited"] and "error" not in after["created"]
@@ -198,7 +211,7 @@ def test_the_sidebar_is_built_from_categories(run: dict[str, Any]) -> None:
     assert after["categoryOrder"][:2] == [by_type["favorites"]["id"], custom["id"]]
     assert ids["public"] not in by_type["channels"]["channel_ids"]
     assert ids["private"] not in by_type["channels"]["channel_ids"]
-    assert by_type["direct_messages"]["channel_ids"] == []
+    assert by_type["direct_messages"]["channel_ids"] == [ids["gm"]]
 
 
 def test_preferences_persist_across_devices(run: dict[str, Any]) -> None:

@@ -28,7 +28,6 @@ const {Client4} = require('mattermost-redux/client');
 const {Client4: Client4Class, WebSocketClient} = require('@mattermost/client');
 const configureStore = require('mattermost-redux/store').default;
 const {setServerVersion} = require('mattermost-redux/actions/general');
-const {loadMe} = require('mattermost-redux/actions/users');
 const {loadRolesIfNeeded} = require('mattermost-redux/actions/roles');
 const {savePreferences, getMyPreferences} = require('mattermost-redux/actions/preferences');
 const {
@@ -63,7 +62,12 @@ const {
 } = require('mattermost-redux/actions/posts');
 const {getFilesForPost} = require('mattermost-redux/actions/files');
 const {getChannelStats, markChannelAsViewedOnServer} = require('mattermost-redux/actions/channels');
-const {getProfilesByIds, getStatusesByIds} = require('mattermost-redux/actions/users');
+const {
+    getProfilesByIds,
+    getProfilesInGroupChannels,
+    getStatusesByIds,
+    loadMe,
+} = require('mattermost-redux/actions/users');
 const {FileTypes, PostTypes} = require('mattermost-redux/action_types');
 
 // The client library closes with a CloseEvent, which Node 20 does not define.
@@ -131,6 +135,9 @@ async function startUp(store, loginId, password) {
     await dispatch(fetchChannelsAndMembers(teamId));
     await dispatch(fetchMyCategories(teamId));
 
+    // The sidebar's group messages are named by their members (loadProfilesForSidebar).
+    await dispatch(getProfilesInGroupChannels([env('GM_ID')]));
+
     // Roles were requested along the way without being awaited (as in the web app); asking for
     // all of them again resolves once every one is loaded.
     await dispatch(loadRolesIfNeeded(roleNames(getState())));
@@ -165,6 +172,7 @@ function summary(state, extra) {
             createDirectChannel: haveISystemPermission(state, {permission: 'create_direct_channel'}),
         },
         collapsedThreads: isCollapsedThreadsEnabled(state),
+        gmMembers: [...(state.entities.users.profilesInChannel[env('GM_ID')] || [])],
         errors: state.errors,
     };
 }
