@@ -42,6 +42,12 @@ async def test_mobile_start_up_calls(api: API, admin: User) -> None:
     async def get(path: str) -> Any:
         return await api.call("GET", path, token=t)
 
+    # verifyPushProxy: hubbub sends no push notifications, and says so (a missing answer would
+    # make the app mark the push proxy verified).
+    ping = await get("/system/ping?time=1&device_id=android_rn-v2:abc")
+    assert ping["CanReceiveNotifications"] == "false"
+    assert "CanReceiveNotifications" not in await get("/system/ping")
+
     # fetchConfigAndLicense
     config = await get("/config/client?format=old")
     assert all(isinstance(v, str) for v in config.values())
