@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support.api import API, User
+import pytest
+
+from tests.support.api import API, PASSWORD, User
 
 
 async def test_mobile_start_up_calls(api: API, admin: User) -> None:
@@ -39,6 +41,12 @@ async def test_mobile_start_up_calls(api: API, admin: User) -> None:
 
     async def get(path: str) -> Any:
         return await api.call("GET", path, token=t)
+
+    # verifyPushProxy: hubbub sends no push notifications, and says so (a missing answer would
+    # make the app mark the push proxy verified).
+    ping = await get("/system/ping?time=1&device_id=android_rn-v2:abc")
+    assert ping["CanReceiveNotifications"] == "false"
+    assert "CanReceiveNotifications" not in await get("/system/ping")
 
     # fetchConfigAndLicense
     config = await get("/config/client?format=old")
@@ -95,3 +103,79 @@ async def test_mobile_start_up_calls(api: API, admin: User) -> None:
         json={},
     )
     assert read["unread_replies"] == 0
+
+
+async def _login(api: API, user: User) -> str:
+    resp = await api.client.post(
+        "/api/v4/users/login", json={"login_id": user.username, "password": PASSWORD}
+    )
+    assert resp.status_code == 200, resp.text
+    return resp.headers["Token"]
+
+
+class TestDevice:
+    @pytest.fixture
+    def config_overrides(self) -> dict[str, str]:
+        return {"MM_SERVICESETTINGS_SESSIONLENGTHWEBINHOURS": "24"}
+
+    async def test_attaching_the_device(self, api: API, admin: User) -> None:
+        """`registerDeviceToken` on a fresh start: `PUT /users/sessions/device`. The session then
+        lasts as a mobile one, and an older session of the same user on the same device ends."""
+        alice = await api.new_user(admin.token)
+        old_phone = await _login(api, alice)
+        phone = await _login(api, alice)
+        device = "android_rn-v2:" + "f" * 40
+        for token in (old_phone, phone):
+            assert await api.call(
+                "PUT", "/users/sessions/device", token=token, json={"device_id": device}
+            )
+        # The newer attach ended the older session of the same device; the laptop stays.
+        await api.call("GET", "/users/me", token=old_phone, expect=401)
+        await api.call("GET", "/users/me", token=alice.token)
+        sessions = await api.call("GET", f"/users/{alice.id}/sessions", token=phone)
+        by_device = {s["device_id"]: s for s in sessions}
+        assert set(by_device) == {device, ""}
+        hours = (by_device[device]["expires_at"] - by_device[device]["create_at"]) / 3_600_000
+        assert round(hours) == 24 * 30  # SessionLengthMobileInHours (Mattermost's default)
+        assert round((by_device[""]["expires_at"] - by_device[""]["create_at"]) / 3_600_000) == 24
+        for body in ({}, {"device_id": ""}, {"device_id": 7}, {"device_id": "x" * 513}):
+            bad = await api.call(
+                "PUT", "/users/sessions/device", token=phone, json=body, expect=400
+            )
+            assert bad["id"] == "api.context.invalid_body_param.app_error"
+        await api.call("PUT", "/users/sessions/device", json={"device_id": device}, expect=401)
+
+
+async def test_group_channel_members(api: API, admin: User) -> None:
+    """`POST /users/group_channels`: the web app's sidebar and the mobile app's deferred start-up
+    (`fetchMissingDirectChannelsInfo`) name a group message by its members."""
+    alice, bob, carol, dave = [await api.new_user(admin.token) for _ in range(4)]
+    gm = await api.call(
+        "POST", "/channels/group", token=alice.token, json=[alice.id, bob.id, carol.id], expect=201
+    )
+    other = await api.call(
+        "POST", "/channels/group", token=bob.token, json=[bob.id, carol.id, dave.id], expect=201
+    )
+    dm = await api.call(
+        "POST", "/channels/direct", token=alice.token, json=[alice.id, bob.id], expect=201
+    )
+    got = await api.call(
+        "POST",
+        "/users/group_channels",
+        token=alice.token,
+        json=[gm["id"], other["id"], dm["id"], "x" * 26],
+    )
+    # Only the caller's group channels; every member, the caller too, without secrets.
+    assert set(got) == {gm["id"]}
+    assert sorted(u["id"] for u in got[gm["id"]]) == sorted([alice.id, bob.id, carol.id])
+    assert all("password" not in u and "auth_data" not in u for u in got[gm["id"]])
+    assert await api.call("POST", "/users/group_channels", token=dave.token, json=[gm["id"]]) == {}
+    for body in ([], {"ids": [gm["id"]]}, "nope"):
+        bad = await api.call(
+            "POST", "/users/group_channels", token=alice.token, json=body, expect=400
+        )
+        assert bad["id"] in {
+            "api.context.invalid_param.app_error",
+            "api.context.invalid_body_param.app_error",
+        }
+    await api.call("POST", "/users/group_channels", json=[gm["id"]], expect=401)

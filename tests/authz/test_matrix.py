@@ -241,6 +241,10 @@ ROUTES: dict[str, Door] = {
     ),
     "POST /users/logout": own("ends the caller's session"),
     "POST /users/ids": shared("user profiles"),
+    "POST /users/group_channels": guarded(
+        read("/users/group_channels", "alice", hidden=True, body=["{gm}"])
+    ),
+    "PUT /users/sessions/device": own("ties a device id to the caller's own session"),
     "POST /users/usernames": shared("user profiles"),
     "POST /users/search": shared("user profiles (inactive ones only for admins)"),
     "GET /users/autocomplete": shared("user profiles"),

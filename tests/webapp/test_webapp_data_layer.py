@@ -6,7 +6,9 @@
 the roles the message box depends on, the sidebar built from categories, the preferences, the
 permissions the web app computes from them; then threads (a reply arriving over the websocket
 into the store, counts, the list, marking read), synced drafts reaching a second device, custom
-emoji in `entities.emojis` and the avatar URL. A second test checks that the client
+emoji in `entities.emojis` and the avatar URL; the channel's posts, a picture uploaded and
+posted, reactions, and another person's post, edit, reaction and deletion reaching the store
+over the websocket as the web app's handlers put them there. A second test checks that the client
 configuration carries every key of the web app's `ClientConfig` type.
 """
 
@@ -68,6 +70,13 @@ def run(live_node: Node) -> dict[str, Any]:
         dm = rest.call(
             "POST", "/channels/direct", people.alice.token, [people.alice.id, people.bob.id], 201
         )
+        gm = rest.call(
+            "POST",
+            "/channels/group",
+            people.alice.token,
+            [people.alice.id, people.bob.id, people.admin.id],
+            201,
+        )
     finally:
         rest.close()
     emoji_png = io.BytesIO()
@@ -84,6 +93,7 @@ def run(live_node: Node) -> dict[str, Any]:
             "CHANNEL_ID": public["id"],
             "PRIVATE_ID": private["id"],
             "DM_ID": dm["id"],
+            "GM_ID": gm["id"],
             "BOB_LOGIN_ID": people.bob.username,
             "EMOJI_PNG": base64.b64encode(emoji_png.getvalue()).decode(),
         },
@@ -102,7 +112,9 @@ def run(live_node: Node) -> dict[str, Any]:
         "public": public["id"],
         "private": private["id"],
         "dm": dm["id"],
+        "gm": gm["id"],
         "bob": people.bob.id,
+        "admin": people.admin.id,
     }
     return report
 
@@ -110,6 +122,9 @@ def run(live_node: Node) -> dict[str, Any]:
 def test_every_start_up_request_succeeds(run: dict[str, Any]) -> None:
     failed = [r for r in run["requests"] if r["status"] >= 400]
     assert failed == []
+    # The web app's upload (an XMLHttpRequest) counts only a 201 as success.
+    uploads = [r["status"] for r in run["requests"] if r["path"].startswith("/api/v4/files")]
+    assert uploads == [201, 201]
     paths = {f"{r['method']} {r['path'].split('?')[0]}" for r in run["requests"]}
     uid, tid = run["ids"]["alice"], run["ids"]["team"]
     for expected in (
@@ -123,6 +138,18 @@ def test_every_start_up_request_succeeds(run: dict[str, Any]) -> None:
         f"PUT /api/v4/users/{uid}/preferences",
         f"PUT /api/v4/users/{uid}/teams/{tid}/channels/categories",
         f"POST /api/v4/users/{uid}/teams/{tid}/channels/categories",
+        "POST /api/v4/users/group_channels",
+        f"GET /api/v4/channels/{run['ids']['public']}/stats",
+        f"GET /api/v4/users/{uid}/channels/{run['ids']['public']}/posts/unread",
+        "POST /api/v4/users/ids",
+        "POST /api/v4/users/status/ids",
+        "POST /api/v4/channels/members/me/view",
+        f"GET /api/v4/posts/{run['apps']['rootId']}/thread",
+        f"GET /api/v4/channels/{run['ids']['public']}/posts",
+        "POST /api/v4/files",
+        "POST /api/v4/reactions",
+        "POST /api/v4/drafts",
+        "GET /api/v4/emoji",
     ):
         assert expected in paths, f"{expected} not requested; requests: {sorted(paths)}"
     # No error was logged into the store by any action.
@@ -169,7 +196,9 @@ def test_the_sidebar_is_built_from_categories(run: dict[str, Any]) -> None:
         f"direct_messages_{ids['alice']}_{ids['team']}",
     ]
     assert {ids["public"], ids["private"]} <= set(by_type["channels"]["channel_ids"])
-    assert by_type["direct_messages"]["channel_ids"] == [ids["dm"]]
+    assert sorted(by_type["direct_messages"]["channel_ids"]) == sorted([ids["dm"], ids["gm"]])
+    # The sidebar names the group message by its members (POST /users/group_channels).
+    assert sorted(state["gmMembers"]) == sorted([ids["alice"], ids["bob"], run["ids"]["admin"]])
 
     after = run["afterActions"]
     assert "error" not in after["favorited"] and "error" not in after["created"]
@@ -182,7 +211,7 @@ def test_the_sidebar_is_built_from_categories(run: dict[str, Any]) -> None:
     assert after["categoryOrder"][:2] == [by_type["favorites"]["id"], custom["id"]]
     assert ids["public"] not in by_type["channels"]["channel_ids"]
     assert ids["private"] not in by_type["channels"]["channel_ids"]
-    assert by_type["direct_messages"]["channel_ids"] == []
+    assert by_type["direct_messages"]["channel_ids"] == [ids["gm"]]
 
 
 def test_preferences_persist_across_devices(run: dict[str, Any]) -> None:
@@ -230,6 +259,47 @@ def test_custom_emoji_reach_the_store(run: dict[str, Any]) -> None:
     assert apps["emojiCreated"]["data"]["name"] == "hubbub-wave"
     assert [e["name"] for e in apps["customEmoji"]] == ["hubbub-wave"]
     assert "emoji_added" in apps["socketEvents"]
+
+
+def test_posts_files_and_reactions_go_through_the_store(run: dict[str, Any]) -> None:
+    """Posting with a picture and reacting with the data layer's own actions, and another
+    person's post, edit, reaction and deletion arriving over the websocket into the store."""
+    posts, ids = run["apps"]["posts"], run["ids"]
+    visit = posts["visit"]
+    assert visit["errors"] == []
+    assert visit["stats"]["member_count"] == 3  # the admin who made it, alice and bob
+    assert visit["unread"] == [run["apps"]["rootId"]]
+    assert visit["bobProfile"] and visit["bobStatus"] in {"online", "away", "offline"}
+    assert posts["threadError"] is None
+    assert posts["inThread"] == [run["apps"]["replyId"]]  # the store keeps a root's replies
+    # Since just before Bob's post: his post (deleted by now, so the app can drop it) and the
+    # post his reaction touched.
+    assert posts["bobPostId"] in posts["changed"]
+    # Collapsed threads: opening the channel loads the thread's root without its reply.
+    assert posts["loaded"] == [run["apps"]["rootId"]]
+    created = posts["created"]
+    assert (created["message"], created["user_id"]) == ("a picture", ids["alice"])
+    assert created["file_ids"] == [posts["uploadedId"]]
+    [info] = posts["createdFiles"]
+    assert (info["id"], info["name"], info["mime_type"]) == (
+        posts["uploadedId"],
+        "picture.png",
+        "image/png",
+    )
+    assert "error" not in posts["reacted"] and "error" not in posts["reactedCustom"]
+    mine = [f"{ids['alice']}-smile", f"{ids['alice']}-hubbub-wave"]
+    assert posts["reactionsWithBobs"] == sorted([*mine, f"{ids['bob']}-+1"])
+    assert posts["reactionsAfter"] == sorted(mine)
+    arrived = posts["bobsArrived"]
+    assert arrived["post"]["message"] == "from bob"
+    assert arrived["fileIds"] == [posts["bobFileId"]]
+    assert arrived["file"]["name"] == "bobs.png"
+    assert posts["bobsEdited"]["message"] == "from bob, edited"
+    assert posts["bobsEdited"]["edit_at"] > 0
+    assert posts["bobsState"] == "DELETED"
+    # Newest first, each post once (the author's own `posted` replaced its pending post).
+    assert posts["order"][:2] == [posts["bobPostId"], created["id"]]
+    assert len(posts["order"]) == len(set(posts["order"]))
 
 
 def test_the_avatar_url_answers_an_image(run: dict[str, Any]) -> None:

@@ -56,6 +56,10 @@ class SystemRoutes:
             "IosMinVersion": "",
         }
         headers: dict[str, str] = {}
+        if request.query_params.get("device_id"):
+            # The mobile app's push check: hubbub sends no push notifications, and a missing
+            # answer would make the app believe it does.
+            body["CanReceiveNotifications"] = "false"
         if query_bool(request, "get_server_status"):
             body["database_status"] = await self._probe(self.db.ping)
             body["filestore_status"] = await self._probe(self.files.check)

@@ -53,6 +53,8 @@ class UserRoutes:
             Route("/users/login", self.login, methods=["POST"]),
             Route("/users/logout", self.logout, methods=["POST"]),
             Route("/users/ids", self.by_ids, methods=["POST"]),
+            Route("/users/group_channels", self.in_group_channels, methods=["POST"]),
+            Route("/users/sessions/device", self.attach_device, methods=["PUT"]),
             Route("/users/usernames", self.by_usernames, methods=["POST"]),
             Route("/users/search", self.search, methods=["POST"]),
             Route("/users/autocomplete", self.autocomplete, methods=["GET"]),
@@ -135,6 +137,26 @@ class UserRoutes:
                 "api.context.invalid_body_param.app_error", "Invalid or missing user_ids.", 400
             )
         return JSONResponse(await self.users.get_many(ids, since=query_int(request, "since")))
+
+    async def in_group_channels(self, request: Request) -> Response:
+        session = require_session(request)
+        ids: list[str] = await read_list(request, "channel_ids")
+        if not ids:
+            raise AppError(
+                "api.context.invalid_param.app_error", "Invalid or missing channel_ids.", 400
+            )
+        return JSONResponse(await self.users.in_group_channels(session.user_id, ids))
+
+    async def attach_device(self, request: Request) -> Response:
+        session = require_session(request)
+        data = await read_object(request, "device_id")
+        device_id = field(data, "device_id", str)
+        if not device_id or len(device_id) > 512:
+            raise AppError(
+                "api.context.invalid_body_param.app_error", "Invalid or missing device_id.", 400
+            )
+        await self.auth.attach_device(session, device_id)
+        return ok()
 
     async def by_usernames(self, request: Request) -> Response:
         require_session(request)

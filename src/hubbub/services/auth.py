@@ -305,6 +305,33 @@ class AuthService:
                 self.cache.put(session)
         return found
 
+    async def attach_device(self, session: Session, device_id: str) -> None:
+        """Ties a mobile device (its push id) to this session, as the mobile app asks on
+        start-up: the session now lasts `SessionLengthMobileInHours`, and the user's other
+        sessions on the same device end (one session per device, as in Mattermost). A
+        personal access token has no session row: nothing to attach."""
+        if session.is_access_token:
+            return
+        hours = self.settings.ServiceSettings.SessionLengthMobileInHours
+        same_device = (
+            sessions.c.user_id == session.user_id,
+            sessions.c.device_id == device_id,
+            sessions.c.id != session.id,
+        )
+        async with self.db.write() as conn:
+            tokens = set(
+                (await conn.execute(select(sessions.c.token).where(*same_device))).scalars()
+            )
+            await conn.execute(delete(sessions).where(*same_device))
+            await conn.execute(
+                update(sessions)
+                .where(sessions.c.id == session.id)
+                .values(device_id=device_id, expires_at=now_ms() + hours * HOUR_MS)
+            )
+        self.cache.drop_token(session.token)
+        if tokens:
+            await self._revoked(tokens)
+
     async def revoke_session(self, session_id: str, user_id: str) -> None:
         where = (sessions.c.id == session_id, sessions.c.user_id == user_id)
         async with self.db.write() as conn:

@@ -16,7 +16,7 @@ from hubbub.errors import AppError, not_found
 from hubbub.ids import new_id, now_ms
 from hubbub.services.passwords import check_password, hash_password
 from hubbub.store.db import Database
-from hubbub.store.tables import bots, systems, users
+from hubbub.store.tables import bots, channel_members, channels, systems, users
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9.\-_]{2,21}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -271,6 +271,35 @@ class UsersService:
         async with self.db.read() as conn:
             rows = (await conn.execute(query)).all()
         return [user_json(r) for r in rows]
+
+    async def in_group_channels(
+        self, user_id: str, channel_ids: Iterable[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The members of each of these group channels that `user_id` is in (the caller
+        included), by channel; other ids (not a group channel, not the caller's) are left out,
+        as Mattermost's `POST /users/group_channels` does."""
+        ids = list(dict.fromkeys(channel_ids))
+        mine = (
+            select(channel_members.c.channel_id)
+            .join(channels, channels.c.id == channel_members.c.channel_id)
+            .where(
+                channel_members.c.user_id == user_id,
+                channel_members.c.channel_id.in_(ids),
+                channels.c.type == "G",
+            )
+        )
+        query = (
+            select(users, channel_members.c.channel_id.label("group_channel_id"))
+            .join(channel_members, channel_members.c.user_id == users.c.id)
+            .where(channel_members.c.channel_id.in_(mine))
+            .order_by(channel_members.c.channel_id, users.c.username)
+        )
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        out: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            out.setdefault(row.group_channel_id, []).append(user_json(row))
+        return out
 
     async def get_by_usernames(self, usernames: Iterable[str]) -> list[dict[str, Any]]:
         names = list(dict.fromkeys(usernames))

@@ -11,7 +11,10 @@
 // Then the features the client config switches on: collapsed reply threads (counts, the thread
 // list, a reply arriving over the websocket into the store, marking it read), synced drafts (saved
 // on one device, the second device's websocket receives it), custom emoji (created and fetched
-// into `entities.emojis`) and avatars (the image URL the app puts in <img>). Node 20 needs
+// into `entities.emojis`) and avatars (the image URL the app puts in <img>). Last, the channel's
+// posts: loaded, a picture uploaded and posted, reactions (a system and a custom emoji) through
+// the data layer's actions; another person's post with a file, edit, reaction, its removal and
+// the post's deletion reaching the store over the websocket. Node 20 needs
 // `--experimental-websocket` for the WebSocket the client library uses.
 //
 // The order follows the web app (docs/api/webapp-coverage.md): login, loadMe (config, license,
@@ -25,7 +28,6 @@ const {Client4} = require('mattermost-redux/client');
 const {Client4: Client4Class, WebSocketClient} = require('@mattermost/client');
 const configureStore = require('mattermost-redux/store').default;
 const {setServerVersion} = require('mattermost-redux/actions/general');
-const {loadMe} = require('mattermost-redux/actions/users');
 const {loadRolesIfNeeded} = require('mattermost-redux/actions/roles');
 const {savePreferences, getMyPreferences} = require('mattermost-redux/actions/preferences');
 const {
@@ -47,6 +49,26 @@ const {
     updateThreadRead,
 } = require('mattermost-redux/actions/threads');
 const {createCustomEmoji, getCustomEmojis} = require('mattermost-redux/actions/emojis');
+const {
+    addReaction,
+    createPost,
+    getPostThread,
+    getPosts,
+    getPostsSince,
+    getPostsUnread,
+    postDeleted,
+    receivedNewPost,
+    receivedPost,
+} = require('mattermost-redux/actions/posts');
+const {getFilesForPost} = require('mattermost-redux/actions/files');
+const {getChannelStats, markChannelAsViewedOnServer} = require('mattermost-redux/actions/channels');
+const {
+    getProfilesByIds,
+    getProfilesInGroupChannels,
+    getStatusesByIds,
+    loadMe,
+} = require('mattermost-redux/actions/users');
+const {FileTypes, PostTypes} = require('mattermost-redux/action_types');
 
 // The client library closes with a CloseEvent, which Node 20 does not define.
 if (typeof globalThis.CloseEvent === 'undefined') {
@@ -113,6 +135,9 @@ async function startUp(store, loginId, password) {
     await dispatch(fetchChannelsAndMembers(teamId));
     await dispatch(fetchMyCategories(teamId));
 
+    // The sidebar's group messages are named by their members (loadProfilesForSidebar).
+    await dispatch(getProfilesInGroupChannels([env('GM_ID')]));
+
     // Roles were requested along the way without being awaited (as in the web app); asking for
     // all of them again resolves once every one is loaded.
     await dispatch(loadRolesIfNeeded(roleNames(getState())));
@@ -147,6 +172,7 @@ function summary(state, extra) {
             createDirectChannel: haveISystemPermission(state, {permission: 'create_direct_channel'}),
         },
         collapsedThreads: isCollapsedThreadsEnabled(state),
+        gmMembers: [...(state.entities.users.profilesInChannel[env('GM_ID')] || [])],
         errors: state.errors,
     };
 }
@@ -208,18 +234,39 @@ async function until(check, what, ms = 10000) {
     }
 }
 
-// A websocket for the store's user, as the web app opens it; events are kept and thread updates
-// go into the store the way the web app's handler does.
+// A websocket for the store's user, as the web app opens it; events are kept, and the events
+// below go into the store as the web app's handlers (actions/websocket_actions.jsx) put them:
+// thread updates, new, edited and deleted posts, reactions added and removed.
 async function openSocket(store, token) {
     const ws = new WebSocketClient();
     const events = [];
+    const {dispatch, getState} = store;
     ws.addMessageListener((msg) => {
         events.push(msg);
-        if (msg.event === 'thread_updated') {
+        const crt = isCollapsedThreadsEnabled(getState());
+        switch (msg.event) {
+        case 'thread_updated':
             handleThreadArrived(
-                store.dispatch, store.getState, JSON.parse(msg.data.thread), msg.broadcast.team_id,
+                dispatch, getState, JSON.parse(msg.data.thread), msg.broadcast.team_id,
                 msg.data.previous_unread_replies, msg.data.previous_unread_mentions,
             );
+            break;
+        case 'posted':
+            dispatch(receivedNewPost(JSON.parse(msg.data.post), crt));
+            break;
+        case 'post_edited':
+            dispatch(receivedPost(JSON.parse(msg.data.post), crt));
+            break;
+        case 'post_deleted':
+            dispatch(postDeleted(JSON.parse(msg.data.post)));
+            break;
+        case 'reaction_added':
+            dispatch({type: PostTypes.RECEIVED_REACTION, data: JSON.parse(msg.data.reaction)});
+            break;
+        case 'reaction_removed':
+            dispatch({type: PostTypes.REACTION_DELETED, data: JSON.parse(msg.data.reaction)});
+            break;
+        default:
         }
     });
     ws.initialize(url.replace(/^http/, 'ws') + '/api/v4/websocket', token);
@@ -276,8 +323,11 @@ async function appsJourney(store) {
     const avatarUrl = Client4.getProfilePictureUrl(userId, me.last_picture_update || 1);
     const avatar = await fetch(avatarUrl, {headers: {Authorization: `Bearer ${Client4.getToken()}`}});
 
+    const posts = await postsJourney(store, socket, bob, bobUser);
+
     socket.ws.close();
     return {
+        posts,
         rootId: root.id,
         replyId: reply.id,
         fromSocket,
@@ -294,6 +344,132 @@ async function appsJourney(store) {
         avatar: {url: avatarUrl, status: avatar.status, type: avatar.headers.get('content-type'), size: (await avatar.arrayBuffer()).byteLength},
         socketEvents: socket.events.map((e) => e.event),
         errors: getState().errors,
+    };
+}
+
+// A multipart upload as the web app's file_upload sends it (channel_id, client_ids, files).
+function uploadForm(name, clientId) {
+    const form = new FormData();
+    form.append('channel_id', channelId);
+    form.append('client_ids', clientId);
+    form.append('files', new Blob([Buffer.from(env('EMOJI_PNG'), 'base64')], {type: 'image/png'}), name);
+    return form;
+}
+
+// Posting, uploading and reacting through the data layer's actions, and another person's posts,
+// edits, deletions and reactions arriving over the websocket into the store.
+async function postsJourney(store, socket, bob, bobUser) {
+    const {dispatch, getState} = store;
+    const userId = getState().entities.users.currentUserId;
+    const posts = () => getState().entities.posts;
+    const inChannel = () => (posts().postsInChannel[channelId] || []).flatMap((block) => block.order);
+
+    // Entering the channel, as the web app does (b13-b17): its stats, the posts around the
+    // first unread one, the authors' profiles and statuses, then marking it viewed; the newest
+    // page of posts is loaded too.
+    const bobId = (await Client4.getUserByUsername(env('BOB_LOGIN_ID'))).id;
+    const stats = await dispatch(getChannelStats(channelId, false));
+    const unread = await dispatch(getPostsUnread(channelId, false, true));
+    const profiles = await dispatch(getProfilesByIds([bobId]));
+    const statuses = await dispatch(getStatusesByIds([userId, bobId]));
+    const viewed = await dispatch(markChannelAsViewedOnServer(channelId));
+    const loaded = await dispatch(getPosts(channelId));
+    const visit = {
+        stats: getState().entities.channels.stats[channelId] || null,
+        unread: unread.data ? unread.data.order : unread,
+        bobProfile: getState().entities.users.profiles[bobId]?.username || null,
+        bobStatus: getState().entities.users.statuses[bobId] || null,
+        errors: [stats, profiles, statuses, viewed].filter((r) => r.error).map((r) => r.error),
+    };
+
+    // A picture uploaded (the web app's upload stores the infos, then posts with them).
+    const upload = await Client4.uploadFile(uploadForm('picture.png', 'client-1'));
+    dispatch({
+        type: FileTypes.RECEIVED_UPLOAD_FILES,
+        data: upload.file_infos,
+        channelId,
+        rootId: '',
+        clientIds: upload.client_ids,
+    });
+    let created = null;
+    await dispatch(createPost(
+        {channel_id: channelId, root_id: '', message: 'a picture', user_id: userId},
+        upload.file_infos,
+        ({created: post}) => {
+            created = post;
+        },
+    ));
+    await until(() => created !== null, 'the created post');
+    await until(() => inChannel().includes(created.id), 'the created post in the channel');
+    await dispatch(getFilesForPost(created.id));
+
+    // Reactions: a system emoji and the custom one, each after the recent-emoji preference (c8).
+    const recent = (name) => ({
+        user_id: userId,
+        category: 'recent_emojis',
+        name: userId,
+        value: JSON.stringify([{name, usageCount: 1}]),
+    });
+    await Client4.savePreferences(userId, [recent('smile')]);
+    const reacted = await dispatch(addReaction(created.id, 'smile'));
+    await Client4.savePreferences(userId, [recent('hubbub-wave')]);
+    const reactedCustom = await dispatch(addReaction(created.id, 'hubbub-wave'));
+
+    // Opening the thread in the right-hand side (c4) loads its root and replies.
+    const rootId = Object.values(posts().posts).find((p) => p.message === 'a thread').id;
+    const thread = await dispatch(getPostThread(rootId, true));
+    const inThread = [...(posts().postsInThread[rootId] || [])];
+    const since = Date.now() - 1;
+
+    // Bob posts a picture, reacts to Alice's post, edits his, takes the reaction back and
+    // deletes his post: each reaches this store through the websocket only.
+    const bobUpload = await bob.uploadFile(uploadForm('bobs.png', 'client-2'));
+    const bobPost = await bob.createPost({
+        channel_id: channelId,
+        message: 'from bob',
+        user_id: bobUser.id,
+        file_ids: bobUpload.file_infos.map((f) => f.id),
+    });
+    await until(() => inChannel().includes(bobPost.id), 'posted');
+    const bobsArrived = {
+        post: {...posts().posts[bobPost.id]},
+        fileIds: [...(getState().entities.files.fileIdsByPostId[bobPost.id] || [])],
+        file: getState().entities.files.files[bobUpload.file_infos[0].id] || null,
+    };
+    await bob.addReaction(bobUser.id, created.id, '+1');
+    await until(() => `${bobUser.id}-+1` in (posts().reactions[created.id] || {}), 'reaction_added');
+    const reactionsWithBobs = Object.keys(posts().reactions[created.id]).sort();
+    await bob.patchPost({id: bobPost.id, message: 'from bob, edited'});
+    await until(() => posts().posts[bobPost.id]?.message === 'from bob, edited', 'post_edited');
+    const bobsEdited = {...posts().posts[bobPost.id]};
+    await bob.removeReaction(bobUser.id, created.id, '+1');
+    await until(() => !(`${bobUser.id}-+1` in posts().reactions[created.id]), 'reaction_removed');
+    await bob.deletePost(bobPost.id);
+    await until(() => posts().posts[bobPost.id]?.state === 'DELETED', 'post_deleted');
+
+    // Coming back to the channel asks for what changed since the last visit (d2).
+    const changed = await dispatch(getPostsSince(channelId, since));
+
+    const files = getState().entities.files;
+    return {
+        visit,
+        threadError: thread.error || null,
+        inThread,
+        changed: changed.data ? Object.keys(changed.data.posts) : changed,
+        loaded: loaded.data ? loaded.data.order : loaded,
+        created: {...posts().posts[created.id]},
+        createdFiles: (files.fileIdsByPostId[created.id] || []).map((id) => files.files[id]),
+        uploadedId: upload.file_infos[0].id,
+        reacted,
+        reactedCustom,
+        bobPostId: bobPost.id,
+        bobsArrived,
+        bobFileId: bobUpload.file_infos[0].id,
+        reactionsWithBobs,
+        reactionsAfter: Object.keys(posts().reactions[created.id]).sort(),
+        bobsEdited,
+        bobsState: posts().posts[bobPost.id].state,
+        order: inChannel(),
     };
 }
 
