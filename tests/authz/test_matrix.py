@@ -11,7 +11,9 @@ must be the same. For the reads, the insiders (alice, and the system admin) then
 shows the probe reached a real door rather than a typo.
 
 `test_every_route_is_classified` walks the application's routing table: a route added without
-a line in `ROUTES` fails it, as does a line for a route that no longer exists. The websocket
+a line in `ROUTES` fails it, as does a line for a route that no longer exists;
+`test_every_page_route_is_classified` does the same for the pages and files outside /api/v4
+(`PAGES`), with hubbub's own client and with a WebappDirectory bundle. The websocket
 half of the matrix is `test_events.py`.
 """
 
@@ -27,7 +29,7 @@ import pytest
 
 from tests.support.authz_scene import Scene, small_png
 from tests.support.rest import Account, Rest
-from tests.support.routes import api_route_keys
+from tests.support.routes import api_route_keys, page_route_keys
 
 DENIED = frozenset({403, 404})
 
@@ -454,6 +456,19 @@ ROUTES: dict[str, Door] = {
 }
 
 
+# The routes outside /api/v4: static pages and files, the same for everybody, that carry nobody's
+# data (the pages fetch it through the API above). Their headers: tests/api/test_page_headers.py.
+PAGES: dict[str, str] = {
+    "GET /": "hubbub's web client page (no WebappDirectory)",
+    "GET /admin": "the console page; its data comes from the admin-only API routes",
+    "GET /admin/": "the console page",
+    "GET /_hubbub/{digest}/{name:path}": "hubbub's script, style and image files",
+    "GET /static/{name:path}": "the WebappDirectory bundle's files",
+    "GET /robots.txt": "keeps crawlers out (with a bundle)",
+    "GET /{anything:path}": "the bundle's root.html for the app's own routes (with a bundle)",
+}
+
+
 def fill(value: Any, values: dict[str, str]) -> Any:
     if isinstance(value, str):
         return value.format_map(values)
@@ -577,6 +592,20 @@ def test_every_route_is_classified(tmp_path: Path) -> None:
     for key, door in ROUTES.items():
         assert door.kind in ("public", "own", "shared", "admin", "guarded", "websocket"), key
         assert door.probes or door.why, f"{key}: say why it needs no probe"
+
+
+def test_every_page_route_is_classified(tmp_path: Path) -> None:
+    bundle = tmp_path / "client"
+    bundle.mkdir()
+    (bundle / "root.html").write_text("<!doctype html>")
+    actual = set(page_route_keys(tmp_path)) | set(page_route_keys(tmp_path, str(bundle)))
+    unclassified = sorted(actual - set(PAGES))
+    assert not unclassified, (
+        "routes outside /api/v4 not in tests/authz/test_matrix.py PAGES (a route that serves "
+        f"anyone's data belongs under /api/v4, in ROUTES): {unclassified}"
+    )
+    stale = sorted(set(PAGES) - actual)
+    assert not stale, f"PAGES lists routes the application no longer has: {stale}"
 
 
 @pytest.fixture(scope="module")
