@@ -2,11 +2,12 @@
 reads or changes somebody else's data is tried by people who must not get in.
 
 Against a real `hubbub serve` (SQLite) holding alice's secrets (tests/support/authz_scene.py),
-`mallory` (in alice's team, in none of her channels) and `eve` (in no team) try each guarded
-route with alice's private channel, direct channel, group channel, invite-only team, posts, file,
-token, preferences, sidebar, drafts and emoji. Each attempt must be refused (403 or 404, as
-Mattermost answers), or for a listing or a search answer without any of the secrets; and a
-snapshot of alice's things taken by the system admin before and after the attempts on a route
+`mallory` (in alice's team, in none of her channels), `eve` (in no team) and `carol` (in alice's
+group channel only: she tries every probe that does not name it) try each guarded route with
+alice's private channel, direct channel, group channel, invite-only team, posts, file, token,
+preferences, sidebar, drafts and emoji. Each attempt must be refused (403 or 404, as Mattermost
+answers), or for a listing or a search answer without any of the secrets; and a snapshot of
+alice's things taken by the system admin before and after the attempts on a route
 must be the same. For the reads, the insiders (alice, and the system admin) then get in, which
 shows the probe reached a real door rather than a typo.
 
@@ -19,6 +20,7 @@ half of the matrix is `test_events.py`.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -492,6 +494,10 @@ def send(
     return rest.http.request(method, path, headers=headers, json=body)
 
 
+def _names_the_group(probe: Probe) -> bool:
+    return "{gm" in probe.path or "{gm" in repr(probe.body)
+
+
 def snapshot(rest: Rest, scene: Scene) -> dict[str, Any]:
     """Alice's things as the system admin (and alice, for her drafts) sees them."""
     v = scene.values(scene.admin)
@@ -550,14 +556,18 @@ def test_outsiders_are_refused(route: str, rest: Rest, scene: Scene, findings: l
     method = route.split()[0]
     door = ROUTES[route]
     before = snapshot(rest, scene)
-    for attacker in (scene.mallory, scene.eve):
+    for attacker in (scene.mallory, scene.eve, scene.carol):
         values = scene.values(attacker)
+        insider_of_gm = attacker is scene.carol
+        secrets = scene.secrets_of_others() if insider_of_gm else scene.secrets()
         for probe in door.probes:
+            if insider_of_gm and not probe.hidden and _names_the_group(probe):
+                continue  # carol is in it: the insiders' side of that door
             resp = send(rest, attacker, method, probe, values)
             where = f"{attacker.username}: {method} {fill(probe.path, values)}"
-            findings.append(f"{route} | {where} -> {resp.status_code}")
+            findings.append(f"{door.kind} | {route} | {where} -> {resp.status_code}")
             if probe.hidden and resp.status_code == 200:
-                leaked = [s for s in scene.secrets() if s in resp.text]
+                leaked = [s for s in secrets if s in resp.text]
                 assert not leaked, f"{where} showed {leaked}"
                 continue
             assert resp.status_code in probe.denied, f"{where}: {resp.status_code} {resp.text}"
@@ -610,13 +620,32 @@ def test_every_page_route_is_classified(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def findings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """Every attempt and its answer, counted by status at the end (shown with `-rA` or `-s`)."""
+    """Every attempt and its answer (`kind | route | who: request -> status`), summed up at the
+    end (shown with `-s`): the routes per kind, and the attempts per kind, attacker and status."""
     seen: list[str] = []
     yield seen
-    counts: dict[str, int] = {}
-    for line in seen:
-        status = line.rsplit(" ", 1)[1]
-        counts[status] = counts.get(status, 0) + 1
     out = tmp_path_factory.mktemp("authz") / "findings.txt"
     out.write_text("\n".join(seen) + "\n")
-    print(f"\nauthorization matrix: {len(seen)} attempts by status {counts}; all in {out}")
+    print(f"\nauthorization matrix, all attempts in {out}")
+    print(f"  {summary(seen)}")
+
+
+def summary(seen: list[str]) -> str:
+    routes = Counter(door.kind for door in ROUTES.values())
+    lines = [f"routes by kind {dict(sorted(routes.items()))}, pages {len(PAGES)}"]
+    tried: dict[str, set[str]] = {}
+    by_kind: dict[str, Counter[str]] = {}
+    by_who: dict[str, Counter[str]] = {}
+    for line in seen:
+        kind, route, attempt = line.split(" | ")
+        who, status = attempt.split(":", 1)[0], attempt.rsplit(" ", 1)[1]
+        tried.setdefault(kind, set()).add(route)
+        by_kind.setdefault(kind, Counter())[status] += 1
+        by_who.setdefault(who.rstrip("0123456789x"), Counter())[status] += 1
+    for kind, counts in sorted(by_kind.items()):
+        attempts = sum(counts.values())
+        lines.append(f"{kind}: {len(tried[kind])} routes, {attempts} attempts {dict(counts)}")
+    for who, counts in sorted(by_who.items()):
+        lines.append(f"{who}: {sum(counts.values())} attempts {dict(counts)}")
+    lines.append(f"total: {len(seen)} attempts {dict(Counter(x.rsplit(' ', 1)[1] for x in seen))}")
+    return "\n  ".join(lines)
