@@ -327,6 +327,9 @@ def test_fuzzed_frames_get_replies_or_a_clean_close(
     conn = live_node.connect(org.alice)
     try:
         hello_of(conn)
+        # The socket's timeout is what the last read left of its deadline (maybe a fraction of
+        # a second): a 600 kB frame to a busy server needs a sending deadline of its own.
+        conn.sock.settimeout(10)
         for raw in sent:
             conn.sock.sendall(raw)
         conn.send_json({"seq": 10**12, "action": "ping"})
