@@ -4,6 +4,7 @@ headers: files, previews and thumbnails of each type, the API's answers and erro
 from __future__ import annotations
 
 import io
+import json
 
 import httpx
 import pytest
@@ -114,3 +115,31 @@ async def test_pages_carry_the_security_headers(api: API, path: str) -> None:
     assert resp.headers["referrer-policy"] == "no-referrer"
     assert resp.headers["x-frame-options"] in {"DENY", "SAMEORIGIN"}
     assert "frame-ancestors" in resp.headers["content-security-policy"]
+
+
+async def test_custom_emoji_and_profile_pictures_are_inert(api: API, admin: User) -> None:
+    # Both are user uploads served from the site's own origin, like files.
+    emoji = await api.call(
+        "POST",
+        "/emoji",
+        token=admin.token,
+        data={"emoji": json.dumps({"name": "inert", "creator_id": admin.id})},
+        files={"image": ("e.gif", image("GIF"), "image/gif")},
+    )
+    got = await api.raw("GET", f"/emoji/{emoji['id']}/image", admin.token)
+    assert got.status_code == 200 and got.headers["content-type"] == "image/gif"
+    assert got.headers["x-content-type-options"] == "nosniff"
+    assert got.headers["x-frame-options"] == "DENY"
+    for directive in ("default-src 'none'", "sandbox", "frame-ancestors 'none'"):
+        assert directive in got.headers["content-security-policy"]
+    await api.call(
+        "POST",
+        f"/users/{admin.id}/image",
+        token=admin.token,
+        files={"image": ("me.png", png(40, 30), "image/png")},
+    )
+    for path in (f"/users/{admin.id}/image", f"/users/{admin.id}/image/default"):
+        picture = await api.raw("GET", path, admin.token)
+        assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
+        assert picture.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors" in picture.headers["content-security-policy"]

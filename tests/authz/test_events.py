@@ -8,7 +8,8 @@ coming and going, a thread followed, a draft, a preference. Then the system admi
 each of the two will see it (the public channel for mallory, a direct channel for eve): once
 that arrives, everything published before it has been delivered, and nothing that arrived may
 name any of alice's secrets. mallory and eve also try to subscribe themselves to typing in the
-private channel, which the server refuses.
+private channel, which the server refuses, and claim (`presence`) to have alice's private, direct
+and group channels open, which must not let them hear those channels.
 """
 
 from __future__ import annotations
@@ -87,6 +88,15 @@ def test_outsiders_hear_nothing_of_channels_they_cannot_read(
                 7, "user_typing", {"channel_id": scene.private["id"], "parent_id": ""}
             )
             assert refused["status"] == "FAIL", refused
+            # Saying one has alice's channels open only narrows what one hears (scope.py).
+            for n, view in enumerate(
+                (
+                    {"channel_id": scene.private["id"], "team_id": scene.team["id"]},
+                    {"thread_channel_id": scene.dm["id"], "is_thread_view": False},
+                    {"thread_channel_id": scene.gm["id"], "is_thread_view": True},
+                )
+            ):
+                assert ws.request(20 + n, "presence", view)["status"] == "OK"
         made = _alice_and_bob_busy(rest, scene, sockets[scene.alice.username])
         secrets = [*scene.secrets(), *made]
         eve_dm = _call(

@@ -2,21 +2,25 @@
 reads or changes somebody else's data is tried by people who must not get in.
 
 Against a real `hubbub serve` (SQLite) holding alice's secrets (tests/support/authz_scene.py),
-`mallory` (in alice's team, in none of her channels) and `eve` (in no team) try each guarded
-route with alice's private channel, direct channel, group channel, invite-only team, posts, file,
-token, preferences, sidebar, drafts and emoji. Each attempt must be refused (403 or 404, as
-Mattermost answers), or for a listing or a search answer without any of the secrets; and a
-snapshot of alice's things taken by the system admin before and after the attempts on a route
+`mallory` (in alice's team, in none of her channels), `eve` (in no team) and `carol` (in alice's
+group channel only: she tries every probe that does not name it) try each guarded route with
+alice's private channel, direct channel, group channel, invite-only team, posts, file, token,
+preferences, sidebar, drafts and emoji. Each attempt must be refused (403 or 404, as Mattermost
+answers), or for a listing or a search answer without any of the secrets; and a snapshot of
+alice's things taken by the system admin before and after the attempts on a route
 must be the same. For the reads, the insiders (alice, and the system admin) then get in, which
 shows the probe reached a real door rather than a typo.
 
 `test_every_route_is_classified` walks the application's routing table: a route added without
-a line in `ROUTES` fails it, as does a line for a route that no longer exists. The websocket
+a line in `ROUTES` fails it, as does a line for a route that no longer exists;
+`test_every_page_route_is_classified` does the same for the pages and files outside /api/v4
+(`PAGES`), with hubbub's own client and with a WebappDirectory bundle. The websocket
 half of the matrix is `test_events.py`.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +31,7 @@ import pytest
 
 from tests.support.authz_scene import Scene, small_png
 from tests.support.rest import Account, Rest
-from tests.support.routes import api_route_keys
+from tests.support.routes import api_route_keys, page_route_keys
 
 DENIED = frozenset({403, 404})
 
@@ -458,6 +462,19 @@ ROUTES: dict[str, Door] = {
 }
 
 
+# The routes outside /api/v4: static pages and files, the same for everybody, that carry nobody's
+# data (the pages fetch it through the API above). Their headers: tests/api/test_page_headers.py.
+PAGES: dict[str, str] = {
+    "GET /": "hubbub's web client page (no WebappDirectory)",
+    "GET /admin": "the console page; its data comes from the admin-only API routes",
+    "GET /admin/": "the console page",
+    "GET /_hubbub/{digest}/{name:path}": "hubbub's script, style and image files",
+    "GET /static/{name:path}": "the WebappDirectory bundle's files",
+    "GET /robots.txt": "keeps crawlers out (with a bundle)",
+    "GET /{anything:path}": "the bundle's root.html for the app's own routes (with a bundle)",
+}
+
+
 def fill(value: Any, values: dict[str, str]) -> Any:
     if isinstance(value, str):
         return value.format_map(values)
@@ -479,6 +496,10 @@ def send(
         return rest.http.request(method, path, headers=headers, data=data, files=files)
     body = fill(probe.body, values)
     return rest.http.request(method, path, headers=headers, json=body)
+
+
+def _names_the_group(probe: Probe) -> bool:
+    return "{gm" in probe.path or "{gm" in repr(probe.body)
 
 
 def snapshot(rest: Rest, scene: Scene) -> dict[str, Any]:
@@ -539,14 +560,18 @@ def test_outsiders_are_refused(route: str, rest: Rest, scene: Scene, findings: l
     method = route.split()[0]
     door = ROUTES[route]
     before = snapshot(rest, scene)
-    for attacker in (scene.mallory, scene.eve):
+    for attacker in (scene.mallory, scene.eve, scene.carol):
         values = scene.values(attacker)
+        insider_of_gm = attacker is scene.carol
+        secrets = scene.secrets_of_others() if insider_of_gm else scene.secrets()
         for probe in door.probes:
+            if insider_of_gm and not probe.hidden and _names_the_group(probe):
+                continue  # carol is in it: the insiders' side of that door
             resp = send(rest, attacker, method, probe, values)
             where = f"{attacker.username}: {method} {fill(probe.path, values)}"
-            findings.append(f"{route} | {where} -> {resp.status_code}")
+            findings.append(f"{door.kind} | {route} | {where} -> {resp.status_code}")
             if probe.hidden and resp.status_code == 200:
-                leaked = [s for s in scene.secrets() if s in resp.text]
+                leaked = [s for s in secrets if s in resp.text]
                 assert not leaked, f"{where} showed {leaked}"
                 continue
             assert resp.status_code in probe.denied, f"{where}: {resp.status_code} {resp.text}"
@@ -583,15 +608,48 @@ def test_every_route_is_classified(tmp_path: Path) -> None:
         assert door.probes or door.why, f"{key}: say why it needs no probe"
 
 
+def test_every_page_route_is_classified(tmp_path: Path) -> None:
+    bundle = tmp_path / "client"
+    bundle.mkdir()
+    (bundle / "root.html").write_text("<!doctype html>")
+    actual = set(page_route_keys(tmp_path)) | set(page_route_keys(tmp_path, str(bundle)))
+    unclassified = sorted(actual - set(PAGES))
+    assert not unclassified, (
+        "routes outside /api/v4 not in tests/authz/test_matrix.py PAGES (a route that serves "
+        f"anyone's data belongs under /api/v4, in ROUTES): {unclassified}"
+    )
+    stale = sorted(set(PAGES) - actual)
+    assert not stale, f"PAGES lists routes the application no longer has: {stale}"
+
+
 @pytest.fixture(scope="module")
 def findings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """Every attempt and its answer, counted by status at the end (shown with `-rA` or `-s`)."""
+    """Every attempt and its answer (`kind | route | who: request -> status`), summed up at the
+    end (shown with `-s`): the routes per kind, and the attempts per kind, attacker and status."""
     seen: list[str] = []
     yield seen
-    counts: dict[str, int] = {}
-    for line in seen:
-        status = line.rsplit(" ", 1)[1]
-        counts[status] = counts.get(status, 0) + 1
     out = tmp_path_factory.mktemp("authz") / "findings.txt"
     out.write_text("\n".join(seen) + "\n")
-    print(f"\nauthorization matrix: {len(seen)} attempts by status {counts}; all in {out}")
+    print(f"\nauthorization matrix, all attempts in {out}")
+    print(f"  {summary(seen)}")
+
+
+def summary(seen: list[str]) -> str:
+    routes = Counter(door.kind for door in ROUTES.values())
+    lines = [f"routes by kind {dict(sorted(routes.items()))}, pages {len(PAGES)}"]
+    tried: dict[str, set[str]] = {}
+    by_kind: dict[str, Counter[str]] = {}
+    by_who: dict[str, Counter[str]] = {}
+    for line in seen:
+        kind, route, attempt = line.split(" | ")
+        who, status = attempt.split(":", 1)[0], attempt.rsplit(" ", 1)[1]
+        tried.setdefault(kind, set()).add(route)
+        by_kind.setdefault(kind, Counter())[status] += 1
+        by_who.setdefault(who.rstrip("0123456789x"), Counter())[status] += 1
+    for kind, counts in sorted(by_kind.items()):
+        attempts = sum(counts.values())
+        lines.append(f"{kind}: {len(tried[kind])} routes, {attempts} attempts {dict(counts)}")
+    for who, counts in sorted(by_who.items()):
+        lines.append(f"{who}: {sum(counts.values())} attempts {dict(counts)}")
+    lines.append(f"total: {len(seen)} attempts {dict(Counter(x.rsplit(' ', 1)[1] for x in seen))}")
+    return "\n  ".join(lines)

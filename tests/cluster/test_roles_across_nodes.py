@@ -78,3 +78,41 @@ def test_user_roles_given_on_a_decide_tokens_on_b(
     a.call("PUT", f"/users/{org.bob.id}/roles", org.admin.token, {"roles": "system_user"})
     took = _obeyed_within(lambda: token_status() == 403, "node 1 refuses bob again")
     print(f"node 1 refused {took * 1000:.1f} ms after the removal on node 0")
+
+
+def test_team_and_channel_admin_given_on_a_decide_on_b(
+    cluster: Cluster, rests: list[Rest], org: Org
+) -> None:
+    """Membership roles are read with each check: a `team_admin` or `channel_admin` given or
+    taken through node A decides carol's and bob's next request on node B."""
+    a, b = rests[0], rests[1]
+    team = org.team["id"]
+    channel = org.private["id"]
+
+    def patch_team() -> int:  # manage_team: team_admin, not team_user
+        body = {"display_name": f"renamed {time.monotonic_ns()}"}
+        return _status(b, "PUT", f"/teams/{team}/patch", org.carol.token, body)
+
+    def set_alices_channel_roles() -> int:  # manage_channel_roles: channel_admin only
+        path = f"/channels/{channel}/members/{org.alice.id}/roles"
+        return _status(b, "PUT", path, org.bob.token, {"roles": "channel_user"})
+
+    doors = [
+        ("team_admin", patch_team, f"/teams/{team}/members/{org.carol.id}/roles", "team_user"),
+        (
+            "channel_admin",
+            set_alices_channel_roles,
+            f"/channels/{channel}/members/{org.bob.id}/roles",
+            "channel_user",
+        ),
+    ]
+    for role, door, grant, plain in doors:
+        assert door() == 403, f"{role}: allowed before the grant"
+        try:
+            a.call("PUT", grant, org.admin.token, {"roles": f"{plain} {role}"})
+            took = _obeyed_within(lambda door=door: door() == 200, f"node 1 obeys {role}")
+            print(f"node 1 allowed {took * 1000:.1f} ms after {role} was given on node 0")
+        finally:
+            a.call("PUT", grant, org.admin.token, {"roles": plain})
+        took = _obeyed_within(lambda door=door: door() == 403, f"node 1 forgets {role}")
+        print(f"node 1 refused {took * 1000:.1f} ms after {role} was taken on node 0")

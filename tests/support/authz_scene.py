@@ -9,6 +9,8 @@ things, and the people around them.
   `system_user_access_token` role, so the token endpoints get past their own permission and
   have to decide on whose token it is.
 - `eve` is in no team at all.
+- `carol` is in `team`, `public` and the group channel, in none of alice's other things: the
+  matrix has her try every door that does not name the group channel.
 - `admin` is the system admin (the first user).
 
 `values(attacker)` gives every placeholder a probe may use: ids of the secrets, `self` (the
@@ -75,6 +77,12 @@ class Scene:
             self.gm_post["id"],
             self.file_id,
         ]
+
+    def secrets_of_others(self) -> list[str]:
+        """What must never reach carol, who is in the group channel (and so may see its posts,
+        which carry `SECRET_WORD`) but not in the private channel, the DM or `team2`."""
+        group = {SECRET_WORD, self.gm["id"], self.gm_post["id"]}
+        return [s for s in self.secrets() if s not in group]
 
     def values(self, attacker: Account) -> dict[str, str]:
         return {

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
+from starlette.datastructures import Headers
 
 from hubbub.api.origins import OriginPolicy
 
@@ -59,3 +62,25 @@ def test_listed_origins_and_wildcards() -> None:
     assert not policy.trusts("null", "x")
     assert OriginPolicy(allow_cors_from="*").trusts("https://anything.example", "x")
     assert not OriginPolicy(allow_cors_from="*").trusts("null", "x")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_cors_debug_logs_each_decision(caplog: pytest.LogCaptureFixture, debug: bool) -> None:
+    policy = OriginPolicy(allow_cors_from="https://a.example", debug=debug)
+    preflight = {"access-control-request-method": "PUT"}
+    cookie = {"cookie": "MMAUTHTOKEN=t", "host": "chat.example.com"}
+    with caplog.at_level(logging.INFO, logger="hubbub.cors"):
+        assert policy.preflight_headers(Headers({**preflight, "origin": "https://a.example"}))
+        policy.preflight_headers(Headers({**preflight, "origin": "https://evil.example"}))
+        policy.preflight_headers(
+            Headers({"access-control-request-method": "TRACE", "origin": "https://a.example"})
+        )
+        assert policy.refusal(Headers({**cookie, "origin": "https://evil.example"}), "POST")
+    said = [(r.getMessage(), getattr(r, "origin", None)) for r in caplog.records]
+    expected = [
+        ("cors: preflight: allowed", "https://a.example"),
+        ("cors: preflight: origin not allowed", "https://evil.example"),
+        ("cors: preflight: method 'TRACE' not allowed", "https://a.example"),
+        ("cors: refused a cookie-authenticated request", "https://evil.example"),
+    ]
+    assert said == (expected if debug else [])

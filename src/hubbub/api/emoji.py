@@ -154,6 +154,7 @@ class EmojiRoutes:
                 "content-type": mime,
                 "cache-control": "max-age=2592000, private",
                 "x-content-type-options": "nosniff",
+                "x-frame-options": "DENY",
                 "content-security-policy": FILE_CSP,
             },
         )

@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from hubbub import MATTERMOST_VERSION
 from hubbub.api.auth import resolve_session
 from hubbub.api.errors import render_error, send_error
+from hubbub.api.middleware import security_headers
 from hubbub.api.origins import OriginPolicy, cross_origin_refused, has_session_cookie
 from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.errors import AppError, forbidden
@@ -463,10 +464,11 @@ async def _plain_error(scope: Scope, send: Send, status: int, error_id: str) -> 
         status,
         detailed_error=f"the request arrived as {seen}",
     )
+    # It bypasses the API middleware (`WebSocketFirst`), so it adds the security headers itself.
     await send_error(
         send,
         render_error(error, scope, developer=True),
-        [(b"x-hubbub-upgrade-seen", seen.encode("latin-1", "replace"))],
+        [(b"x-hubbub-upgrade-seen", seen.encode("latin-1", "replace")), *security_headers([])],
     )
 
 
