@@ -97,3 +97,46 @@ def test_a_users_reads_see_their_writes_on_every_node(
         pair.resume_replay()
         a.close()
         b.close()
+
+
+def test_what_an_admin_takes_away_is_obeyed_at_once_despite_the_lag(
+    two_nodes: Cluster, pair: ReplicatedPostgres
+) -> None:
+    """Memberships and roles taken away by someone else (`Database.affects`): the user's next
+    permission check, on the other node, is not decided on the paused replica, where the user
+    still has them."""
+    a, b = Rest(two_nodes[0].url), Rest(two_nodes[1].url)
+    try:
+        org = make_org(a)
+        channel = org.private["id"]
+        a.call(
+            "PUT",
+            f"/channels/{channel}/members/{org.bob.id}/roles",
+            org.admin.token,
+            {"roles": "channel_user channel_admin"},
+        )
+        pair.wait_replayed()
+        for rest in (a, b):
+            rest.call("GET", "/users/me", org.bob.token)
+        # Bob, a channel admin, may set the roles of its members.
+        alices_roles = f"/channels/{channel}/members/{org.alice.id}/roles"
+        b.call("PUT", alices_roles, org.bob.token, {"roles": "channel_user"})
+        pair.wait_replayed()
+        pair.pause_replay()
+
+        a.call(
+            "PUT",
+            f"/channels/{channel}/members/{org.bob.id}/roles",
+            org.admin.token,
+            {"roles": "channel_user"},
+        )
+        b.call("PUT", alices_roles, org.bob.token, {"roles": "channel_user"}, expect=403)
+
+        a.call("DELETE", f"/channels/{channel}/members/{org.bob.id}", org.admin.token)
+        b.call("GET", f"/channels/{channel}/posts", org.bob.token, expect=403)
+        # Control: alice, whom nothing was taken from, still reads the channel on node 1.
+        b.call("GET", f"/channels/{channel}/posts", org.alice.token)
+    finally:
+        pair.resume_replay()
+        a.close()
+        b.close()

@@ -185,6 +185,7 @@ class ChannelMembers:
                 )
             )
             await bump_member_version(conn, channel_id)
+            self.db.affects(conn, user_id)
             data = {"remover_id": session.user_id, "user_id": user_id, "channel_id": channel_id}
             await self.events.publish(
                 Event("user_removed", data, Broadcast(channel_id=channel_id)), conn
@@ -234,6 +235,7 @@ class ChannelMembers:
                 )
                 .values(**values, last_update_at=now_ms())
             )
+            self.db.affects(conn, user_id)
             row = await get_member_row(conn, channel_id, user_id)
             assert row is not None
             await self.events.publish(

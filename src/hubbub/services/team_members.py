@@ -184,6 +184,7 @@ class TeamMembers:
             .where(team_members.c.team_id == team_id, team_members.c.user_id == user_id)
             .values(delete_at=now_ms(), roles="")
         )
+        self.db.affects(conn, user_id)
         channel_ids = [
             r.channel_id
             for r in (
@@ -384,6 +385,7 @@ class TeamMembers:
                 .where(where)
                 .values(roles="", scheme_user=scheme_user, scheme_admin=scheme_admin)
             )
+            self.db.affects(conn, user_id)
             row = await self._any_row(conn, team_id, user_id)
             assert row is not None
             await self.events.publish(

@@ -398,6 +398,7 @@ class UsersService:
             await conn.execute(
                 update(users).where(users.c.id == user_id).values(roles=roles, update_at=now_ms())
             )
+            self.db.affects(conn, user_id)
             updated = user_json(await self.get_row(user_id, conn))
             await self._publish(conn, "user_updated", {"user": updated})
             return updated
@@ -411,6 +412,8 @@ class UsersService:
                 .where(users.c.id == user_id)
                 .values(delete_at=0 if active else now, update_at=now)
             )
+            if not active:
+                self.db.affects(conn, user_id)
 
     async def create_bot(
         self, owner_id: str, username: object, display_name: str, description: str

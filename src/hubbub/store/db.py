@@ -351,6 +351,27 @@ class Database(Component):
         if reader.user_id:
             await _share_position(reader.positions, reader.user_id, lsn)
 
+    def affects(self, conn: AsyncConnection, *user_ids: str) -> None:
+        """This write, by someone else, takes something away from these users (a membership, a
+        role, their account): once it commits, their reads on every node wait for it as if they
+        had written it themselves (read-your-writes), so no permission check of theirs is
+        decided on a replica that has not replayed it yet. Without replicas, nothing to do."""
+        reader = current_reader()
+        if self.is_sqlite or not self.has_replicas or reader is None or not user_ids:
+            return
+        positions = reader.positions
+
+        async def share() -> None:
+            try:
+                lsn = parse_lsn(await conn.scalar(_WRITE_POSITION))
+            except Exception as exc:
+                log.warning("write position unknown", extra={"error": str(exc)})
+                return
+            for user_id in user_ids:
+                await _share_position(positions, user_id, lsn)
+
+        after_commit(conn, share)
+
     async def note_outside_write(self) -> None:
         """The request's write was committed by a batch that ran outside the request
         (`hubbub/batching.py`), so `_write` could not record it: record the primary's position
