@@ -51,7 +51,7 @@ from hubbub.api.teams import TeamRoutes
 from hubbub.api.threads import ThreadRoutes
 from hubbub.api.users import UserRoutes
 from hubbub.api.websocket import WebSocketEndpoint
-from hubbub.cluster.backends import build_backends
+from hubbub.cluster.backends import build_backends, key_prefix
 from hubbub.cluster.discovery import ClusterTiming, Discovery, NodeIdentity
 from hubbub.cluster.events import EventPublisher
 from hubbub.cluster.leader import Leader, current_holder
@@ -179,7 +179,7 @@ class Hubbub:
         # Read-your-writes positions, shared by every node through Redis (store/consistency.py).
         ttl = s.SqlSettings.ReadYourWritesSeconds
         self.positions: PositionStore = (
-            RedisPositions(self.backends.redis, f"hubbub:{cluster_key(s)}:lsn:", ttl)
+            RedisPositions(self.backends.redis, key_prefix(s) + "lsn:", ttl)
             if self.backends.uses_redis
             else MemoryPositions(ttl)
         )
@@ -386,7 +386,7 @@ class Hubbub:
             s.RateLimitSettings,
             self.metrics,
             redis=self.backends.redis,
-            prefix=f"hubbub:{s.ClusterSettings.ClusterName or 'hubbub'}:ratelimit:",
+            prefix=key_prefix(s) + "ratelimit:",
         )
         self.node_facts = NodeFacts(
             lambda: self.config,
@@ -571,8 +571,3 @@ def node_name(settings: Settings) -> str:
         return override
     _, port = split_address(settings.ServiceSettings.ListenAddress)
     return f"{socket.gethostname()}:{port}"
-
-
-def cluster_key(settings: Settings) -> str:
-    """The name that separates this cluster's keys in a shared Redis."""
-    return settings.ClusterSettings.ClusterName or "hubbub"
