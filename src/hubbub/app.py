@@ -199,25 +199,38 @@ class Hubbub:
         self.roles = RolesService(db, events, bus)
         self.permissions = Permissions(db, self.roles)
         self.team_access = TeamAccess(db, self.permissions)
-        self.team_members = TeamMembers(db, s, self.users, self.team_access, events)
-        self.teams = TeamsService(db, s, self.users, self.team_access, self.team_members, events)
+        self.team_members = TeamMembers(
+            db, s, self.users, self.team_access, self.permissions, events
+        )
+        self.teams = TeamsService(
+            db, s, self.users, self.team_access, self.permissions, self.team_members, events
+        )
         self.channel_access = ChannelAccess(db, self.team_access, self.permissions)
         self.channels = ChannelsService(
-            db, s, self.users, self.channel_access, self.team_access, events
+            db, s, self.users, self.channel_access, self.permissions, self.team_access, events
         )
         self.channel_members = ChannelMembers(
-            db, self.users, self.channel_access, self.team_access, events
+            db, self.users, self.channel_access, self.permissions, self.team_access, events
         )
-        self.channel_directory = ChannelDirectory(db, self.channel_access, self.team_access)
+        self.channel_directory = ChannelDirectory(
+            db, self.channel_access, self.team_access, self.permissions
+        )
         self.file_infos = FilesService(db, s, self.files, self.channel_access, events)
         self.post_renderer = PostRenderer(self.users)
         self.threads = ThreadsService(
             db, s, self.channel_access, self.permissions, self.post_renderer, events
         )
         self.posts = PostsService(
-            db, s, self.channel_access, self.file_infos, self.post_renderer, self.threads, events
+            db,
+            s,
+            self.channel_access,
+            self.permissions,
+            self.file_infos,
+            self.post_renderer,
+            self.threads,
+            events,
         )
-        self.post_lists = PostLists(db, self.channel_access, self.post_renderer)
+        self.post_lists = PostLists(db, self.channel_access, self.permissions, self.post_renderer)
         self.emoji = EmojiService(db, s, self.files, self.permissions, events)
         self.reactions = ReactionsService(db, self.channel_access, self.emoji, events)
         self.statuses = StatusesService(db, s, events)
@@ -247,6 +260,7 @@ class Hubbub:
         self.websocket = WebSocketEndpoint(
             auth=self.auth,
             hub=self.hub,
+            registry=registry,
             presence=self.presence,
             channels=self.channel_access,
             permissions=self.permissions,
@@ -473,7 +487,7 @@ class Hubbub:
             ).routes(),
             *MfaRoutes(self.mfa, self.auth, self.permissions).routes(),
             *PasswordRoutes(self.users, self.auth, self.password_resets, self.permissions).routes(),
-            *UserRoutes(s, self.users, self.auth, self.permissions).routes(),
+            *UserRoutes(s, self.users, self.auth, self.permissions, self.roles).routes(),
             *TeamRoutes(s, self.teams).routes(),
             *TeamMemberRoutes(s, self.team_members).routes(),
             *ChannelRoutes(s, self.channels, self.channel_access, self.channel_directory).routes(),

@@ -31,7 +31,7 @@ from hubbub.config import Settings
 from hubbub.errors import AppError, forbidden, not_found
 from hubbub.services.auth import AuthService
 from hubbub.services.permissions import MANAGE_SYSTEM, Permissions
-from hubbub.services.roles import check_user_roles
+from hubbub.services.roles import RolesService, check_user_roles
 from hubbub.services.session import Session
 from hubbub.services.users import UsersService
 from hubbub.version import etag
@@ -39,12 +39,18 @@ from hubbub.version import etag
 
 class UserRoutes:
     def __init__(
-        self, settings: Settings, users: UsersService, auth: AuthService, permissions: Permissions
+        self,
+        settings: Settings,
+        users: UsersService,
+        auth: AuthService,
+        permissions: Permissions,
+        roles: RolesService,
     ) -> None:
         self.settings = settings
         self.users = users
         self.auth = auth
         self.permissions = permissions
+        self.roles = roles
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -211,7 +217,7 @@ class UserRoutes:
         names = check_user_roles(field(data, "roles", str))
         await self.permissions.require(session, "manage_roles")
         await self.users.get_row(user_id)
-        await self.permissions.roles.require_exist(names)
+        await self.roles.require_exist(names)
         await self.users.set_roles(user_id, " ".join(names))
         await self.auth.invalidate_user_everywhere(user_id)
         return ok()
