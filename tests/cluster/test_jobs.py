@@ -26,6 +26,7 @@ from hubbub.jobs.scheduler import LEADER_DOES_NOT_SCHEDULE, NO_SCHEDULER
 from tests.support.cluster import Cluster, ClusterNode
 from tests.support.postgres import PostgresInstance
 from tests.support.rest import Org, Rest
+from tests.support.wait import wait_until
 
 PERIOD = 2.0
 HOUR_MS = 3_600_000
@@ -48,17 +49,6 @@ def cluster_settings() -> dict[str, str]:
         "MM_DATARETENTIONSETTINGS_TIMEBETWEENBATCHESMILLISECONDS": "150",
         "MM_LOGSETTINGS_CONSOLELEVEL": "INFO",
     }
-
-
-def wait(check: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)
 
 
 def sql(postgres: PostgresInstance, cluster: Cluster, statement: str) -> list[list[str]]:
@@ -98,27 +88,29 @@ def test_a_periodic_job_is_created_once_per_slot_across_a_scheduler_kill(
         )
         return Counter(int(r[0]) for r in rows)
 
-    wait(lambda: len(slots()) >= 3, 20, "three cleanup slots")
-    doomed = wait(lambda: scheduler_node(lb, token, cluster), 10, "a scheduler")
+    wait_until(lambda: len(slots()) >= 3, 20, "three cleanup slots", interval=0.1)
+    doomed = wait_until(lambda: scheduler_node(lb, token, cluster), 10, "a scheduler")
     # Mid-period: half a period after a slot's start.
-    wait(
+    wait_until(
         lambda: 0.4 * PERIOD < time.time() % PERIOD < 0.6 * PERIOD,
         5,
         "the middle of a period",
-        0.02,
+        interval=0.02,
     )
     before = max(slots())
     # The scheduler is the "leader" of scheduling; it usually holds the cluster leader lease
     # (the reaper's) too, and then both move at once.
     print(f"killing {doomed.name}, cluster leader too: {leader_node(lb, token, cluster) is doomed}")
     doomed.kill()
-    successor = wait(
+    successor = wait_until(
         lambda: (n := scheduler_node(lb, token, cluster)) is not None and n is not doomed and n,
         15,
         "another node to take the scheduler lease",
     )
     assert successor.alive
-    wait(lambda: max(slots()) >= before + 5, 30, "five more slots after the kill")
+    wait_until(
+        lambda: max(slots()) >= before + 5, 30, "five more slots after the kill", interval=0.1
+    )
 
     counted = slots()
     first, last = min(counted), max(counted)
@@ -134,7 +126,7 @@ def test_a_periodic_job_is_created_once_per_slot_across_a_scheduler_kill(
         )
         return all(r[0] == "success" for r in rows)
 
-    wait(all_done, 20, "every scheduled cleanup job to succeed")
+    wait_until(all_done, 20, "every scheduled cleanup job to succeed", interval=0.1)
 
 
 def old_posts(postgres: PostgresInstance, cluster: Cluster, org: Org, count: int) -> str:
@@ -223,11 +215,11 @@ def kill_the_worker_midway(
     job_id: str,
     midway: Callable[[dict[str, Any]], bool],
 ) -> ClusterNode:
-    running = wait(
+    running = wait_until(
         lambda: (j := job(lb, token, job_id))["status"] == "in_progress" and midway(j) and j,
         60,
         "the job to be halfway",
-        0.05,
+        interval=0.05,
     )
     ((worker,),) = sql(postgres, cluster, f"SELECT worker FROM jobs WHERE id = '{job_id}'")
     victim = node_of_worker(lb, token, cluster, worker)
@@ -252,7 +244,7 @@ def test_a_retention_job_whose_node_dies_is_finished_by_another_exactly_once(
         created["id"],
         lambda j: 800 <= int(j["data"].get("deleted_posts", "0")) <= total - 1500,
     )
-    done = wait(
+    done = wait_until(
         lambda: (j := job(lb, token, created["id"]))["status"] in ("success", "error") and j,
         90,
         "another node to finish the job",
@@ -284,7 +276,7 @@ def test_an_import_whose_node_dies_is_resumed_by_another_exactly_once(
         created["id"],
         lambda j: 1000 <= int(j["data"].get("imported_through_line", "0")) <= posts - 2000,
     )
-    done = wait(
+    done = wait_until(
         lambda: (j := job(lb, token, created["id"]))["status"] in ("success", "error") and j,
         180,
         "another node to finish the import",
