@@ -514,7 +514,7 @@ class Hubbub:
                 Mount("/api/v4", routes=self._api_routes()),
                 *WebRoutes(s.ServiceSettings.WebappDirectory).routes(),
             ],
-            exception_handlers=make_handlers(s.ServiceSettings.EnableDeveloper),  # type: ignore[arg-type]
+            exception_handlers=make_handlers(s.ServiceSettings.EnableDeveloper),
             lifespan=None,
         )
         limited: ASGIApp = app
