@@ -341,7 +341,7 @@ def test_an_export_whose_node_dies_is_finished_by_another_with_one_runs_archive(
     victim = kill_the_worker_midway(
         cluster, lb, token, postgres, created["id"], lambda j: 25 <= j["progress"] <= 55
     )
-    done = wait(
+    done = wait_until(
         lambda: (j := job(lb, token, created["id"]))["status"] in ("success", "error") and j,
         120,
         "another node to finish the export",
@@ -354,7 +354,7 @@ def test_an_export_whose_node_dies_is_finished_by_another_with_one_runs_archive(
 
     # One run's archive: the same as that of an export nobody disturbed.
     again = lb.call("POST", "/jobs", token, json={"type": "export_process"}, expect=201)
-    clean = wait(
+    clean = wait_until(
         lambda: (j := job(lb, token, again["id"]))["status"] in ("success", "error") and j,
         120,
         "the second export",
@@ -375,17 +375,17 @@ def test_a_running_import_is_canceled_and_writes_nothing_after(
     token = org.admin.token
     posts = 6000
     created = start_import(cluster, lb, token, "halted", "stopped", "halter", posts)
-    wait(
+    wait_until(
         lambda: (
             (j := job(lb, token, created["id"]))["status"] == "in_progress"
             and int(j["data"].get("imported_through_line", "0")) >= 1000
         ),
         60,
         "the import to be under way",
-        0.05,
+        interval=0.05,
     )
     assert lb.call("POST", f"/jobs/{created['id']}/cancel", token) == {"status": "OK"}
-    done = wait(
+    done = wait_until(
         lambda: (
             (j := job(lb, token, created["id"]))["status"]
             not in ("in_progress", "cancel_requested")
@@ -447,8 +447,8 @@ def test_a_leader_with_the_scheduler_off_says_so_and_another_node_schedules(
         for node in cluster:
             node.restart(off)
         # No node may schedule: the leader says so in its log and on /cluster/status.
-        leader = wait(lambda: leader_node(lb, token, cluster), 15, "a leader")
-        wait(
+        leader = wait_until(lambda: leader_node(lb, token, cluster), 15, "a leader")
+        wait_until(
             lambda: NO_SCHEDULER in log_since(leader, offsets[leader.name]),
             20,
             "the leader to log that no node schedules",
@@ -466,9 +466,9 @@ def test_a_leader_with_the_scheduler_off_says_so_and_another_node_schedules(
         )
         other = next(node for node in cluster if node is not leader)
         other.restart()  # with the settings of the cluster fixture: RunScheduler on
-        assert wait(lambda: scheduling_node(lb, token, cluster), 15, "a scheduler") is other
+        assert wait_until(lambda: scheduling_node(lb, token, cluster), 15, "a scheduler") is other
         assert leader_node(lb, token, cluster) is leader
-        wait(
+        wait_until(
             lambda: "a node schedules jobs again" in log_since(leader, offsets[leader.name]),
             10,
             "the leader to log that a node schedules again",
@@ -476,7 +476,7 @@ def test_a_leader_with_the_scheduler_off_says_so_and_another_node_schedules(
         status = lb.call("GET", "/cluster/status", token)
         assert [n["node_name"] for n in status if n["job_scheduler"]] == [other.name]
         assert not any(NO_SCHEDULER in n.get("reasons", []) for n in status), status
-        wait(
+        wait_until(
             lambda: (
                 int(
                     sql(
