@@ -44,7 +44,3 @@ def save(bench: str, result: dict[str, Any], results_dir: Path | None = None) ->
     path = folder / f"{bench}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=1, default=str))
     return path
-
-
-def fmt_ms(value: float) -> str:
-    return "n/a" if value != value else f"{value:.1f} ms"  # NaN check

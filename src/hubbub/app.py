@@ -51,7 +51,7 @@ from hubbub.api.teams import TeamRoutes
 from hubbub.api.threads import ThreadRoutes
 from hubbub.api.users import UserRoutes
 from hubbub.api.websocket import WebSocketEndpoint
-from hubbub.cluster.backends import build_backends
+from hubbub.cluster.backends import build_backends, key_prefix
 from hubbub.cluster.discovery import ClusterTiming, Discovery, NodeIdentity
 from hubbub.cluster.events import EventPublisher
 from hubbub.cluster.leader import Leader, current_holder
@@ -179,7 +179,7 @@ class Hubbub:
         # Read-your-writes positions, shared by every node through Redis (store/consistency.py).
         ttl = s.SqlSettings.ReadYourWritesSeconds
         self.positions: PositionStore = (
-            RedisPositions(self.backends.redis, f"hubbub:{cluster_key(s)}:lsn:", ttl)
+            RedisPositions(self.backends.redis, key_prefix(s) + "lsn:", ttl)
             if self.backends.uses_redis
             else MemoryPositions(ttl)
         )
@@ -199,25 +199,38 @@ class Hubbub:
         self.roles = RolesService(db, events, bus)
         self.permissions = Permissions(db, self.roles)
         self.team_access = TeamAccess(db, self.permissions)
-        self.team_members = TeamMembers(db, s, self.users, self.team_access, events)
-        self.teams = TeamsService(db, s, self.users, self.team_access, self.team_members, events)
+        self.team_members = TeamMembers(
+            db, s, self.users, self.team_access, self.permissions, events
+        )
+        self.teams = TeamsService(
+            db, s, self.users, self.team_access, self.permissions, self.team_members, events
+        )
         self.channel_access = ChannelAccess(db, self.team_access, self.permissions)
         self.channels = ChannelsService(
-            db, s, self.users, self.channel_access, self.team_access, events
+            db, s, self.users, self.channel_access, self.permissions, self.team_access, events
         )
         self.channel_members = ChannelMembers(
-            db, self.users, self.channel_access, self.team_access, events
+            db, self.users, self.channel_access, self.permissions, self.team_access, events
         )
-        self.channel_directory = ChannelDirectory(db, self.channel_access, self.team_access)
+        self.channel_directory = ChannelDirectory(
+            db, self.channel_access, self.team_access, self.permissions
+        )
         self.file_infos = FilesService(db, s, self.files, self.channel_access, events)
         self.post_renderer = PostRenderer(self.users)
         self.threads = ThreadsService(
             db, s, self.channel_access, self.permissions, self.post_renderer, events
         )
         self.posts = PostsService(
-            db, s, self.channel_access, self.file_infos, self.post_renderer, self.threads, events
+            db,
+            s,
+            self.channel_access,
+            self.permissions,
+            self.file_infos,
+            self.post_renderer,
+            self.threads,
+            events,
         )
-        self.post_lists = PostLists(db, self.channel_access, self.post_renderer)
+        self.post_lists = PostLists(db, self.channel_access, self.permissions, self.post_renderer)
         self.emoji = EmojiService(db, s, self.files, self.permissions, events)
         self.reactions = ReactionsService(db, self.channel_access, self.emoji, events)
         self.statuses = StatusesService(db, s, events)
@@ -247,6 +260,7 @@ class Hubbub:
         self.websocket = WebSocketEndpoint(
             auth=self.auth,
             hub=self.hub,
+            registry=registry,
             presence=self.presence,
             channels=self.channel_access,
             permissions=self.permissions,
@@ -386,7 +400,7 @@ class Hubbub:
             s.RateLimitSettings,
             self.metrics,
             redis=self.backends.redis,
-            prefix=f"hubbub:{s.ClusterSettings.ClusterName or 'hubbub'}:ratelimit:",
+            prefix=key_prefix(s) + "ratelimit:",
         )
         self.node_facts = NodeFacts(
             lambda: self.config,
@@ -473,7 +487,7 @@ class Hubbub:
             ).routes(),
             *MfaRoutes(self.mfa, self.auth, self.permissions).routes(),
             *PasswordRoutes(self.users, self.auth, self.password_resets, self.permissions).routes(),
-            *UserRoutes(s, self.users, self.auth, self.permissions).routes(),
+            *UserRoutes(s, self.users, self.auth, self.permissions, self.roles).routes(),
             *TeamRoutes(s, self.teams).routes(),
             *TeamMemberRoutes(s, self.team_members).routes(),
             *ChannelRoutes(s, self.channels, self.channel_access, self.channel_directory).routes(),
@@ -500,7 +514,7 @@ class Hubbub:
                 Mount("/api/v4", routes=self._api_routes()),
                 *WebRoutes(s.ServiceSettings.WebappDirectory).routes(),
             ],
-            exception_handlers=make_handlers(s.ServiceSettings.EnableDeveloper),  # type: ignore[arg-type]
+            exception_handlers=make_handlers(s.ServiceSettings.EnableDeveloper),
             lifespan=None,
         )
         limited: ASGIApp = app
@@ -571,8 +585,3 @@ def node_name(settings: Settings) -> str:
         return override
     _, port = split_address(settings.ServiceSettings.ListenAddress)
     return f"{socket.gethostname()}:{port}"
-
-
-def cluster_key(settings: Settings) -> str:
-    """The name that separates this cluster's keys in a shared Redis."""
-    return settings.ClusterSettings.ClusterName or "hubbub"

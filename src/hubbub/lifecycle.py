@@ -51,12 +51,13 @@ class Lifecycle:
         self.stop_failures: list[str] = []
 
     async def start(self, parts: Sequence[Part]) -> None:
-        """Starts each part; if one fails, stops those already started and re-raises."""
+        """Starts each part; if one fails, stops it (it may have started something before it
+        failed) and those already started, newest first, and re-raises."""
         try:
             for part in parts:
                 began = time.monotonic()
-                await part.component.start()
                 self._stack.push_async_callback(self._stop_one, part)
+                await part.component.start()
                 self.started.append(part.name)
                 log.debug(
                     "component started",

@@ -171,6 +171,9 @@ WRONG_SHAPE = [
     # Numbers, booleans and objects where strings are expected.
     ("PUT", "/users/me/patch", {"nickname": 5}),
     ("PUT", "/users/me/patch", {"first_name": {"a": 1}}),
+    ("PUT", "/users/me/patch", {"notify_props": {"email": True}}),
+    ("PUT", "/users/me/patch", {"timezone": "UTC"}),
+    ("PUT", "/users/me", {"props": ["x"]}),
     ("POST", "/users/search", {"term": 12}),
     ("POST", "/teams", {"name": 5, "display_name": "Five", "type": "O"}),
     ("POST", "/channels", {"team_id": 5, "name": "x", "display_name": "x", "type": "O"}),

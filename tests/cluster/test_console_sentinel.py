@@ -34,6 +34,10 @@ def test_the_console_names_the_master_the_sentinels_point_at(postgres: PostgresI
                 "master_name": sentinels.master_name,
                 "master": f"127.0.0.1:{sentinels.master.port}",
             }, seen[-1]
+            # The event log's feed through Redis, as the node's Redis event log reports it.
+            bus = seen[-1]["event_bus"]
+            assert set(bus) == {"healthy", "lag_ms", "reconnects", "resets", "last_error"}, bus
+            assert isinstance(bus["healthy"], bool) and bus["lag_ms"] >= 0, bus
             survivor = sentinels.kill_master()
             sentinels.wait_for_failover(survivor)
 

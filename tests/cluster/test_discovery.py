@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -39,8 +38,8 @@ from hubbub.files import LocalFileBackend
 from hubbub.store.db import Database
 from hubbub.store.migrate import migrate
 from tests.support.api import API, User
-from tests.support.nginx import Nginx, nginx_bin
-from tests.support.ports import free_port, port_open, start_on_free_ports
+from tests.support.nginx import launch_nginx
+from tests.support.ports import free_port, start_on_free_ports
 from tests.support.postgres import PostgresInstance, fresh_postgres_database
 from tests.support.redis import RedisInstance, start_redis
 from tests.support.server import ServerProcess
@@ -635,53 +634,40 @@ def test_generated_nginx_config_fronts_the_nodes(nodeset: NodeSet, tmp_path: Pat
     one = nodeset.start(shared)
     two = nodeset.start(shared)
     token = admin_token(one)
-    base = Path(tempfile.mkdtemp(prefix="hubbub-nginx-"))
-    base.chmod(0o755)  # the workers run as `nobody` when the tests run as root
-    port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("MM_", "HUBBUB_"))}
-    generated = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hubbub.cli.main",
-            "proxy-config",
-            "nginx",
-            "--upstream",
-            f"127.0.0.1:{one.port}",
-            "--upstream",
-            f"127.0.0.1:{two.port}",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--prefix-dir",
-            str(base),
-        ],
-        cwd=tmp_path,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert generated.returncode == 0, generated.stderr
-    (base / "nginx.conf").write_text(generated.stdout)
-    with (base / "stderr.log").open("wb") as out:
-        proc = subprocess.Popen(
+
+    def generated_config(base: Path, port: int) -> str:
+        generated = subprocess.run(
             [
-                nginx_bin(),
-                "-c",
-                str(base / "nginx.conf"),
-                "-p",
-                f"{base}/",
-                "-e",
-                str(base / "error.log"),
-                "-g",
-                "daemon off;",
+                sys.executable,
+                "-m",
+                "hubbub.cli.main",
+                "proxy-config",
+                "nginx",
+                "--upstream",
+                f"127.0.0.1:{one.port}",
+                "--upstream",
+                f"127.0.0.1:{two.port}",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--prefix-dir",
+                str(base),
             ],
-            stdout=out,
-            stderr=out,
+            cwd=tmp_path,
+            env=clean,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
-    proxy = Nginx(proc=proc, port=port, base=base)
+        assert generated.returncode == 0, generated.stderr
+        return generated.stdout
+
+    # A fresh port per attempt: another process may take the picked one before nginx binds it.
+    proxy = start_on_free_ports(
+        lambda: launch_nginx(generated_config, "hubbub-nginx-", "the generated config"), "nginx"
+    )
+    port = proxy.port
     try:
-        wait_until(lambda: port_open(port), 15, "nginx")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v4/system/ping", timeout=5) as r:
             assert r.status == 200
 

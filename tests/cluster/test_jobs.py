@@ -26,6 +26,7 @@ from hubbub.jobs.scheduler import LEADER_DOES_NOT_SCHEDULE, NO_SCHEDULER
 from tests.support.cluster import Cluster, ClusterNode
 from tests.support.postgres import PostgresInstance
 from tests.support.rest import Org, Rest
+from tests.support.wait import wait_until
 
 PERIOD = 2.0
 HOUR_MS = 3_600_000
@@ -48,17 +49,6 @@ def cluster_settings() -> dict[str, str]:
         "MM_DATARETENTIONSETTINGS_TIMEBETWEENBATCHESMILLISECONDS": "150",
         "MM_LOGSETTINGS_CONSOLELEVEL": "INFO",
     }
-
-
-def wait(check: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)
 
 
 def sql(postgres: PostgresInstance, cluster: Cluster, statement: str) -> list[list[str]]:
@@ -98,27 +88,29 @@ def test_a_periodic_job_is_created_once_per_slot_across_a_scheduler_kill(
         )
         return Counter(int(r[0]) for r in rows)
 
-    wait(lambda: len(slots()) >= 3, 20, "three cleanup slots")
-    doomed = wait(lambda: scheduler_node(lb, token, cluster), 10, "a scheduler")
+    wait_until(lambda: len(slots()) >= 3, 20, "three cleanup slots", interval=0.1)
+    doomed = wait_until(lambda: scheduler_node(lb, token, cluster), 10, "a scheduler")
     # Mid-period: half a period after a slot's start.
-    wait(
+    wait_until(
         lambda: 0.4 * PERIOD < time.time() % PERIOD < 0.6 * PERIOD,
         5,
         "the middle of a period",
-        0.02,
+        interval=0.02,
     )
     before = max(slots())
     # The scheduler is the "leader" of scheduling; it usually holds the cluster leader lease
     # (the reaper's) too, and then both move at once.
     print(f"killing {doomed.name}, cluster leader too: {leader_node(lb, token, cluster) is doomed}")
     doomed.kill()
-    successor = wait(
+    successor = wait_until(
         lambda: (n := scheduler_node(lb, token, cluster)) is not None and n is not doomed and n,
         15,
         "another node to take the scheduler lease",
     )
     assert successor.alive
-    wait(lambda: max(slots()) >= before + 5, 30, "five more slots after the kill")
+    wait_until(
+        lambda: max(slots()) >= before + 5, 30, "five more slots after the kill", interval=0.1
+    )
 
     counted = slots()
     first, last = min(counted), max(counted)
@@ -134,7 +126,7 @@ def test_a_periodic_job_is_created_once_per_slot_across_a_scheduler_kill(
         )
         return all(r[0] == "success" for r in rows)
 
-    wait(all_done, 20, "every scheduled cleanup job to succeed")
+    wait_until(all_done, 20, "every scheduled cleanup job to succeed", interval=0.1)
 
 
 def old_posts(postgres: PostgresInstance, cluster: Cluster, org: Org, count: int) -> str:
@@ -223,11 +215,11 @@ def kill_the_worker_midway(
     job_id: str,
     midway: Callable[[dict[str, Any]], bool],
 ) -> ClusterNode:
-    running = wait(
+    running = wait_until(
         lambda: (j := job(lb, token, job_id))["status"] == "in_progress" and midway(j) and j,
         60,
         "the job to be halfway",
-        0.05,
+        interval=0.05,
     )
     ((worker,),) = sql(postgres, cluster, f"SELECT worker FROM jobs WHERE id = '{job_id}'")
     victim = node_of_worker(lb, token, cluster, worker)
@@ -252,7 +244,7 @@ def test_a_retention_job_whose_node_dies_is_finished_by_another_exactly_once(
         created["id"],
         lambda j: 800 <= int(j["data"].get("deleted_posts", "0")) <= total - 1500,
     )
-    done = wait(
+    done = wait_until(
         lambda: (j := job(lb, token, created["id"]))["status"] in ("success", "error") and j,
         90,
         "another node to finish the job",
@@ -284,7 +276,7 @@ def test_an_import_whose_node_dies_is_resumed_by_another_exactly_once(
         created["id"],
         lambda j: 1000 <= int(j["data"].get("imported_through_line", "0")) <= posts - 2000,
     )
-    done = wait(
+    done = wait_until(
         lambda: (j := job(lb, token, created["id"]))["status"] in ("success", "error") and j,
         180,
         "another node to finish the import",
@@ -349,7 +341,7 @@ def test_an_export_whose_node_dies_is_finished_by_another_with_one_runs_archive(
     victim = kill_the_worker_midway(
         cluster, lb, token, postgres, created["id"], lambda j: 25 <= j["progress"] <= 55
     )
-    done = wait(
+    done = wait_until(
         lambda: (j := job(lb, token, created["id"]))["status"] in ("success", "error") and j,
         120,
         "another node to finish the export",
@@ -362,7 +354,7 @@ def test_an_export_whose_node_dies_is_finished_by_another_with_one_runs_archive(
 
     # One run's archive: the same as that of an export nobody disturbed.
     again = lb.call("POST", "/jobs", token, json={"type": "export_process"}, expect=201)
-    clean = wait(
+    clean = wait_until(
         lambda: (j := job(lb, token, again["id"]))["status"] in ("success", "error") and j,
         120,
         "the second export",
@@ -383,17 +375,17 @@ def test_a_running_import_is_canceled_and_writes_nothing_after(
     token = org.admin.token
     posts = 6000
     created = start_import(cluster, lb, token, "halted", "stopped", "halter", posts)
-    wait(
+    wait_until(
         lambda: (
             (j := job(lb, token, created["id"]))["status"] == "in_progress"
             and int(j["data"].get("imported_through_line", "0")) >= 1000
         ),
         60,
         "the import to be under way",
-        0.05,
+        interval=0.05,
     )
     assert lb.call("POST", f"/jobs/{created['id']}/cancel", token) == {"status": "OK"}
-    done = wait(
+    done = wait_until(
         lambda: (
             (j := job(lb, token, created["id"]))["status"]
             not in ("in_progress", "cancel_requested")
@@ -455,8 +447,8 @@ def test_a_leader_with_the_scheduler_off_says_so_and_another_node_schedules(
         for node in cluster:
             node.restart(off)
         # No node may schedule: the leader says so in its log and on /cluster/status.
-        leader = wait(lambda: leader_node(lb, token, cluster), 15, "a leader")
-        wait(
+        leader = wait_until(lambda: leader_node(lb, token, cluster), 15, "a leader")
+        wait_until(
             lambda: NO_SCHEDULER in log_since(leader, offsets[leader.name]),
             20,
             "the leader to log that no node schedules",
@@ -474,9 +466,9 @@ def test_a_leader_with_the_scheduler_off_says_so_and_another_node_schedules(
         )
         other = next(node for node in cluster if node is not leader)
         other.restart()  # with the settings of the cluster fixture: RunScheduler on
-        assert wait(lambda: scheduling_node(lb, token, cluster), 15, "a scheduler") is other
+        assert wait_until(lambda: scheduling_node(lb, token, cluster), 15, "a scheduler") is other
         assert leader_node(lb, token, cluster) is leader
-        wait(
+        wait_until(
             lambda: "a node schedules jobs again" in log_since(leader, offsets[leader.name]),
             10,
             "the leader to log that a node schedules again",
@@ -484,7 +476,7 @@ def test_a_leader_with_the_scheduler_off_says_so_and_another_node_schedules(
         status = lb.call("GET", "/cluster/status", token)
         assert [n["node_name"] for n in status if n["job_scheduler"]] == [other.name]
         assert not any(NO_SCHEDULER in n.get("reasons", []) for n in status), status
-        wait(
+        wait_until(
             lambda: (
                 int(
                     sql(

@@ -3,14 +3,22 @@ their type (the sender's too), and a message a node does not understand is dropp
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 import pytest
 
+from hubbub.cli.operations import cmd_config_reload
+from hubbub.cluster.backends import build_backends
 from hubbub.cluster.bus import BusMessage, ClusterBus, MemoryBus, RedisBus, decode_message
 from hubbub.cluster.redis_eventlog import redis_client
+from hubbub.config import load_config
+from hubbub.config.live import ConfigReload
+from hubbub.store.db import Database
 from tests.support.redis import RedisInstance, start_redis
 from tests.support.sentinel import SentinelSet
 from tests.support.wait import wait_until_async
@@ -127,3 +135,41 @@ def test_a_kind_cannot_be_declared_twice() -> None:
         @dataclass(frozen=True)
         class Clash(BusMessage, kind="test_ping"):
             text: str
+
+
+async def test_the_cli_publishes_where_the_nodes_listen_under_sentinel(
+    sentinel_set: SentinelSet, tmp_path: Path
+) -> None:
+    """`hubbub config reload` without --url puts its message on the cluster bus through the
+    Redis the nodes use: with only sentinels configured (no RedisAddress), the sentinels'
+    master, and the channel the nodes' bus listens on."""
+    config = load_config(
+        None,
+        environ={
+            "MM_SQLSETTINGS_DATASOURCE": str(tmp_path / "h.db"),
+            "MM_CACHESETTINGS_CACHETYPE": "redis",
+            "MM_CACHESETTINGS_REDISSENTINELS": sentinel_set.spec,
+            "MM_CACHESETTINGS_REDISMASTERNAME": sentinel_set.master_name,
+            "MM_CLUSTERSETTINGS_CLUSTERNAME": "cli-bus",
+        },
+    )
+    assert config.settings.CacheSettings.RedisAddress == ""
+    backends = build_backends(config.settings, Database(config.settings.SqlSettings), "n1")
+    heard: list[ConfigReload] = []
+
+    async def hear(message: ConfigReload) -> None:
+        heard.append(message)
+
+    bus = backends.bus
+    assert isinstance(bus, RedisBus)
+    bus.subscribe(ConfigReload, hear)
+    await bus.start()
+    try:
+        await wait_until_async(bus.connected.is_set, 5, "the bus subscribed")
+        args = argparse.Namespace(url=None, token=None)
+        assert await asyncio.to_thread(cmd_config_reload, args, config) == 0
+        await wait_until_async(lambda: heard, 5, "the CLI's reload on the node's bus")
+        assert heard == [ConfigReload("cli")]
+    finally:
+        await bus.stop()
+        await backends.redis.aclose()

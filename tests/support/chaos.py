@@ -684,10 +684,6 @@ class ChaosReport:
     logs: Path  # copies of the node logs
 
     @property
-    def worst_write(self) -> float:
-        return max(self.stats.seconds, default=0.0)
-
-    @property
     def slow_writes(self) -> list[float]:
         return [s for s in self.stats.seconds if s > SLOW_WRITE]
 

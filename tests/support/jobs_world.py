@@ -15,6 +15,7 @@ from hubbub.app import Hubbub
 from hubbub.store.tables import file_infos, posts, thread_memberships
 from tests.support.api import API, User
 from tests.support.files import upload_one
+from tests.support.wait import wait_until_async
 
 HOUR_MS = 3_600_000
 RETENTION_ENV = {
@@ -153,15 +154,15 @@ async def run_job(
     job = await api.call(
         "POST", "/jobs", token, json={"type": job_type, "data": data or {}}, expect=201
     )
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await api.call("GET", f"/jobs/{job['id']}", token)
-        if got["status"] in {"success", "error", "canceled"}:
-            return dict(got)
-        assert time.monotonic() < deadline, f"job still {got['status']}: {got}"
-        import asyncio
+    last: dict[str, Any] = {}
 
-        await asyncio.sleep(0.05)
+    async def finished() -> dict[str, Any] | None:
+        last.update(await api.call("GET", f"/jobs/{job['id']}", token))
+        return dict(last) if last["status"] in {"success", "error", "canceled"} else None
+
+    return await wait_until_async(
+        finished, timeout, f"job {job['id']} to finish (last seen: {last})", interval=0.05
+    )
 
 
 async def search(api: API, token: str, team_id: str, terms: str) -> list[str]:

@@ -81,6 +81,8 @@ async def test_a_failing_or_hanging_stop_never_skips_the_rest(
 
 
 async def test_a_failed_start_stops_what_already_started() -> None:
+    """The part that failed is stopped too: it may have started a task or opened a
+    connection before it raised (`Component.stop()` is safe after a partial start)."""
     log: list[str] = []
     lifecycle = Lifecycle()
     with pytest.raises(RuntimeError, match="bus cannot start"):
@@ -91,7 +93,7 @@ async def test_a_failed_start_stops_what_already_started() -> None:
                 Part("hub", Recorder("hub", log)),
             ]
         )
-    assert log == ["start db", "stop db"]
+    assert log == ["start db", "stop bus", "stop db"]
     assert lifecycle.started == []
 
 

@@ -1,6 +1,8 @@
 """The services are peers wired by the composition root (`hubbub/app.py`): no services module may
 import, directly or through others, a module that imports it back. Imports under
 `if TYPE_CHECKING:` count too, since that is how a child service used to reach its parent.
+The same holds for every module of hubbub (the job handlers, the store, ...): a lazy import
+inside a function counts as well.
 
 Read from the source files with `ast`, so nothing is imported and a cycle that Python would
 tolerate at run time still fails here.
@@ -12,6 +14,7 @@ import ast
 from collections.abc import Mapping
 from pathlib import Path
 
+import hubbub
 import hubbub.services
 
 PACKAGE = "hubbub.services"
@@ -22,9 +25,23 @@ def service_modules() -> dict[str, Path]:
     return {f"{PACKAGE}.{path.stem}": path for path in sorted(root.glob("*.py"))}
 
 
-def imported_services(module: str, source: str, known: set[str]) -> set[str]:
+def all_modules() -> dict[str, Path]:
+    """Every module of hubbub by its dotted name (a package by its `__init__.py`)."""
+    root = Path(hubbub.__file__).parent
+    found = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = ["hubbub", *path.relative_to(root).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def imported_services(
+    module: str, source: str, known: set[str], *, is_package: bool = False
+) -> set[str]:
     """The modules of `known` that `module` imports, anywhere in its source."""
-    package = module.rsplit(".", 1)[0]
+    package = module if is_package else module.rsplit(".", 1)[0]
     found: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         names: list[str] = []
@@ -91,3 +108,17 @@ def test_services_import_no_cycles() -> None:
     }
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle among services: " + " -> ".join(cycle or [])
+
+
+def test_no_module_of_hubbub_is_in_an_import_cycle() -> None:
+    modules = all_modules()
+    assert "hubbub.store.db" in modules and "hubbub.jobs.importer" in modules
+    known = set(modules)
+    graph = {
+        name: imported_services(
+            name, path.read_text(encoding="utf-8"), known, is_package=path.name == "__init__.py"
+        )
+        for name, path in modules.items()
+    }
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])

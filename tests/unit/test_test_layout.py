@@ -10,18 +10,25 @@ TESTS = Path(__file__).resolve().parents[1]
 
 
 def test_tests_import_shared_code_only_from_tests_support() -> None:
+    """tests/support itself included: it may import only its own modules. A relative import or
+    a bare `conftest` import would reach another test module without naming it, so they count
+    too."""
     offenders = []
     for path in sorted(TESTS.rglob("*.py")):
-        if "node_modules" in path.parts or path.is_relative_to(TESTS / "support"):
+        if "node_modules" in path.parts:
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             names = []
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    offenders.append(f"{path.relative_to(TESTS.parent)}: relative import")
+                    continue
+                names = [node.module or ""]
             elif isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             for name in names:
-                if name.startswith("tests.") and not name.startswith("tests.support"):
+                shared = name == "tests.support" or name.startswith("tests.support.")
+                if (name.startswith("tests.") and not shared) or name.split(".")[0] == "conftest":
                     offenders.append(f"{path.relative_to(TESTS.parent)}: {name}")
     assert offenders == [], "import shared test code from tests/support instead:\n" + "\n".join(
         offenders

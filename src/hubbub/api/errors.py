@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Scope, Send
+from starlette.types import ExceptionHandler, Scope, Send
 
 from hubbub.api.http import JSON_TYPE
 from hubbub.errors import AppError, render_body, server_busy
@@ -79,7 +80,7 @@ async def send_error(
     await send({"type": f"{kind}.response.body", "body": rendered.body})
 
 
-def make_handlers(developer: bool) -> dict[type[Exception] | int, object]:
+def make_handlers(developer: bool) -> dict[Any, ExceptionHandler]:
     def render(request: Request, error: AppError) -> Response:
         return error_response(error, request.scope, developer)
 

@@ -135,6 +135,18 @@ def optional_field(data: Mapping[str, Any], key: str, kind: type[T]) -> T | None
     return field(data, key, kind)
 
 
+def optional_str_map(data: Mapping[str, Any], key: str) -> dict[str, str] | None:
+    """A JSON object of strings that may be left out (absent or null: None)."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise AppError(
+            "api.context.invalid_body_param.app_error", f"Invalid {key} in request body.", 400
+        )
+    return value
+
+
 def id_list(values: list[str], name: str) -> list[str]:
     """A list of ids from a request body: 1 to `MAX_ID_LIST` valid ids, else a 400 naming `name`."""
     if not values or len(values) > MAX_ID_LIST or not all(is_valid_id(v) for v in values):

@@ -5,7 +5,7 @@ The client configuration is in `api/client_config.py`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -92,9 +92,9 @@ class SystemRoutes:
         return JSONResponse(body, code, headers)
 
     @staticmethod
-    async def _probe(check: Callable[[], object]) -> str:
+    async def _probe(check: Callable[[], Awaitable[object]]) -> str:
         try:
-            await check()  # type: ignore[misc]
+            await check()
         except Exception:
             return "UNHEALTHY"
         return "OK"

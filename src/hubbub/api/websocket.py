@@ -23,6 +23,7 @@ from hubbub.api.auth import resolve_session
 from hubbub.api.errors import render_error, send_error
 from hubbub.api.middleware import security_headers
 from hubbub.api.origins import OriginPolicy, cross_origin_refused, has_session_cookie
+from hubbub.cluster.connections import ConnectionRegistry
 from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.errors import AppError, forbidden
 from hubbub.ids import is_valid_id, now_ms
@@ -67,6 +68,7 @@ class WebSocketEndpoint:
         *,
         auth: AuthService,
         hub: Hub,
+        registry: ConnectionRegistry,
         presence: Presence,
         channels: ChannelAccess,
         permissions: Permissions,
@@ -80,6 +82,7 @@ class WebSocketEndpoint:
     ) -> None:
         self.auth = auth
         self.hub = hub
+        self.registry = registry
         self.presence = presence
         self.channels = channels
         self.permissions = permissions
@@ -175,7 +178,7 @@ class WebSocketEndpoint:
             send,
             link,
             limits,
-            self.hub.registry,
+            self.registry,
             self.metrics,
             info,
             self.server_version,
@@ -419,10 +422,8 @@ class WebSocketEndpoint:
             )
 
     async def _release(self, conn: WebConn, reason: CloseReason) -> None:
-        await self.hub.registry.detach(conn.connection_id)
-        if reason is CloseReason.SESSION_REVOKED:
-            await self.hub.registry.forget(conn.connection_id)
-        if await self.hub.registry.live_connections(conn.user_id) == 0:
+        forget = reason is CloseReason.SESSION_REVOKED
+        if await self.hub.release(conn.connection_id, conn.user_id, forget=forget):
             await self.presence.disconnected(conn.user_id)
 
 

@@ -22,9 +22,12 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hubbub.config import LoadedConfig
+
+if TYPE_CHECKING:
+    from hubbub.cluster.bus import BusMessage
 
 Loader = Callable[[argparse.Namespace], LoadedConfig]
 
@@ -48,21 +51,20 @@ def _call(url: str, token: str, path: str) -> int:
     return 0
 
 
-async def _publish(config: LoadedConfig, message: Any) -> int:
-    from hubbub.app import cluster_key
-    from hubbub.cluster.backends import redis_url
-    from hubbub.cluster.redis_eventlog import redis_client
+async def _publish(config: LoadedConfig, message: BusMessage) -> int:
+    """Publishes on the bus the nodes listen to, through the Redis the nodes use (the
+    sentinels' master when `CacheSettings.RedisSentinels` is set); the number of listeners."""
+    from hubbub.cluster.backends import bus_channel, make_redis
 
-    cache = config.settings.CacheSettings
-    redis = redis_client(redis_url(cache.RedisAddress, cache.RedisPassword, cache.RedisDB))
+    redis = make_redis(config.settings.CacheSettings)
     try:
-        channel = f"hubbub:{cluster_key(config.settings)}:bus"
+        channel = bus_channel(config.settings)
         return int(await redis.publish(channel, message.encode(f"cli:{socket.gethostname()}")))
     finally:
         await redis.aclose()
 
 
-def _act(args: argparse.Namespace, config: LoadedConfig, path: str, message: Any) -> int:
+def _act(args: argparse.Namespace, config: LoadedConfig, path: str, message: BusMessage) -> int:
     token = args.token or os.environ.get("HUBBUB_TOKEN", "")
     if args.url:
         if not token:

@@ -127,6 +127,17 @@ class RealtimeBackends(Component):
             await self.redis.aclose()
 
 
+def key_prefix(settings: Settings) -> str:
+    """What starts every Redis key and channel of this cluster (`hubbub:<ClusterName>:`), so
+    clusters can share one Redis."""
+    return f"hubbub:{settings.ClusterSettings.ClusterName or 'hubbub'}:"
+
+
+def bus_channel(settings: Settings) -> str:
+    """The Redis pub/sub channel of the cluster bus."""
+    return key_prefix(settings) + "bus"
+
+
 def build_backends(
     settings: Settings,
     db: Database,
@@ -145,14 +156,13 @@ def build_backends(
     from hubbub.cluster.redis_eventlog import RedisEventLog
 
     redis = make_redis(cache)
-    name = settings.ClusterSettings.ClusterName or "hubbub"
-    prefix = f"hubbub:{name}:"
+    prefix = key_prefix(settings)
     eventlog = RedisEventLog(redis, node_id, prefix=prefix)
     outbox = outbox_class(db, eventlog, order=RedisChannelOrder(redis, prefix), metrics=metrics)
     return RealtimeBackends(
         eventlog=eventlog,
         registry=RedisConnectionRegistry(redis, node_id, prefix=prefix),
-        bus=RedisBus(redis, prefix + "bus", node_id, metrics),
+        bus=RedisBus(redis, bus_channel(settings), node_id, metrics),
         outbox=outbox,
         sweeper=OutboxSweeper(outbox),
         redis=redis,

@@ -87,6 +87,18 @@ Subscriber = Callable[[Delivery], Awaitable[None] | None]
 ResetCallback = Callable[[str], Awaitable[None] | None]
 
 
+@dataclass(frozen=True, slots=True)
+class BusStatus:
+    """How live delivery through a shared log's feed is doing (the operator console shows it)."""
+
+    running: bool  # the listener task is alive
+    healthy: bool  # subscribed, caught up, and the last probe came back in time
+    lag_seconds: float  # probe round trip through the subscriber connection (with its backlog)
+    reconnects: int
+    resets: int  # times the bus could not guarantee continuity (epoch change or feed gap)
+    last_error: str
+
+
 class EventLog(Component, abc.ABC):
     @property
     @abc.abstractmethod
@@ -137,6 +149,11 @@ class EventLog(Component, abc.ABC):
     def problems(self) -> list[str]:
         """Why live delivery through this log is impaired right now (empty when healthy)."""
         return []
+
+    def bus_status(self) -> BusStatus | None:
+        """The state of the feed that carries appends to other nodes (None: a log in this
+        process has none)."""
+        return None
 
     def available(self) -> bool:
         """Whether an append now is expected to succeed (False while the backend is known

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -34,6 +34,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hubbub.cluster import redis_scripts
 from hubbub.cluster.eventlog import (
+    BusStatus,
     Delivery,
     EventLog,
     EventMeta,
@@ -151,16 +152,6 @@ def sentinel_client(
 
 class BusStalled(RedisError):
     """The subscriber connection stopped answering probes."""
-
-
-@dataclass(frozen=True, slots=True)
-class BusStatus:
-    running: bool  # the listener task is alive
-    healthy: bool  # subscribed, caught up, and the last probe came back in time
-    lag_seconds: float  # probe round trip through the subscriber connection (with its backlog)
-    reconnects: int
-    resets: int  # times the bus could not guarantee continuity (epoch change or feed gap)
-    last_error: str
 
 
 class _Keys:

@@ -12,7 +12,7 @@ same stored files, never a second copy.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hubbub.config import Settings
 from hubbub.files import FileBackend
 from hubbub.ids import new_id
+from hubbub.jobs.archive import Archive
 from hubbub.jobs.bulk import members_of, parse, participants
 from hubbub.jobs.import_posts import Incoming, PostWriter
 from hubbub.jobs.worker import JobContext
@@ -43,9 +44,6 @@ from hubbub.store.tables import (
     teams,
     users,
 )
-
-if TYPE_CHECKING:
-    from hubbub.jobs.importer import Archive
 
 Obj = dict[str, Any]
 COUNTS = ("teams", "channels", "users", "posts", "reactions", "attachments")

@@ -19,20 +19,18 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.files import FileBackend
+from hubbub.jobs.archive import Archive
 from hubbub.jobs.bulk import derived_id
 from hubbub.services import images
 from hubbub.services.files import OCTET_STREAM, clean_name, extension_of, safe_mime
 from hubbub.services.preferences import FLAGGED_POST, Preference, PreferencesService
 from hubbub.store.tables import channels, file_infos, posts, reactions
-
-if TYPE_CHECKING:
-    from hubbub.jobs.importer import Archive
 
 Obj = dict[str, Any]
 Key = tuple[str, str, str, int, str]  # channel, root, author, create_at, message

@@ -19,9 +19,7 @@ attachments under `data/`, or a bare `.jsonl` file) from the file store.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -34,6 +32,7 @@ from hubbub.errors import AppError
 from hubbub.files import FileBackend
 from hubbub.files.base import check_path
 from hubbub.ids import now_ms
+from hubbub.jobs.archive import Archive, ImportRefused, open_archive
 from hubbub.jobs.bulk import (
     RANK,
     SKIPPED,
@@ -55,39 +54,6 @@ log = logging.getLogger("hubbub.jobs")
 
 LINES_PER_BATCH = 500
 MAX_REPORTED = 100
-
-
-class ImportRefused(Exception):
-    """The file cannot be imported; the message says why (and nothing was written)."""
-
-
-@dataclass
-class Archive:
-    """The lines of the `.jsonl` and the attachments next to it."""
-
-    lines: list[bytes]
-    zip: zipfile.ZipFile | None = None
-    members: frozenset[str] = frozenset()
-
-    def read(self, path: str) -> bytes:
-        if self.zip is None:
-            raise ImportRefused(f"attachment {path!r}: the import file is not a zip archive")
-        return self.zip.read(archive_name(path))
-
-
-def open_archive(raw: bytes) -> Archive:
-    if raw[:4] != b"PK\x03\x04":
-        return Archive(raw.splitlines())
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(raw))
-    except zipfile.BadZipFile as exc:
-        raise ImportRefused(f"the import file is not a readable zip archive ({exc})") from None
-    names = [n for n in archive.namelist() if n.endswith(".jsonl") and "/" not in n]
-    if len(names) != 1:
-        raise ImportRefused(
-            f"the archive must hold exactly one .jsonl file at its top level, found {len(names)}"
-        )
-    return Archive(archive.read(names[0]).splitlines(), archive, frozenset(archive.namelist()))
 
 
 @dataclass

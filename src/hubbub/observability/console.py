@@ -271,9 +271,8 @@ class OperatorConsole:
             }
 
         info = {"used": True, **await _bounded(probe())}
-        bus_status = getattr(self.backends.eventlog, "bus_status", None)
-        if bus_status is not None:
-            bus = bus_status()
+        bus = self.backends.eventlog.bus_status()
+        if bus is not None:
             info["event_bus"] = {
                 "healthy": bus.healthy,
                 "lag_ms": round(bus.lag_seconds * 1000, 1),

@@ -334,6 +334,15 @@ class Hub(Component):
         self.remove(old)
         await old.close(CloseReason.REPLACED)
 
+    async def release(self, connection_id: str, user_id: str, *, forget: bool) -> bool:
+        """A connection closed: its registry record is detached (kept for a resume elsewhere)
+        or, with `forget`, deleted. True when the user has no live connection left on any
+        node."""
+        await self.registry.detach(connection_id)
+        if forget:
+            await self.registry.forget(connection_id)
+        return await self.registry.live_connections(user_id) == 0
+
     async def reset_all(self, reason: str) -> None:
         """Live delivery lost continuity (the bus missed messages or Redis lost its data): close
         every connection with a resumable code; each resumes exactly from the log or gets a new

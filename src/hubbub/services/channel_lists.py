@@ -13,6 +13,7 @@ from sqlalchemy import func, or_, select
 from hubbub.errors import forbidden, not_found
 from hubbub.services.channel_access import ChannelAccess
 from hubbub.services.channel_model import CHANNEL_NAME_MAX, channel_json
+from hubbub.services.permissions import Permissions
 from hubbub.services.session import Session
 from hubbub.services.team_access import TeamAccess
 from hubbub.store.db import Database
@@ -24,9 +25,12 @@ SEARCH_LIMIT = 100
 class ChannelDirectory:
     """Read-only channel queries for clients."""
 
-    def __init__(self, db: Database, access: ChannelAccess, teams: TeamAccess) -> None:
+    def __init__(
+        self, db: Database, access: ChannelAccess, teams: TeamAccess, permissions: Permissions
+    ) -> None:
         self.db = db
         self.access = access
+        self.permissions = permissions
         self.teams = teams
 
     async def _rows(self, query: Any) -> list[dict[str, Any]]:
@@ -153,7 +157,7 @@ class ChannelDirectory:
         """The user's channels: in `team_id` plus their direct and group channels, or in every
         team when `team_id` is None. Archived ones only with `include_deleted` (and, with
         `last_delete_at`, only those archived after it)."""
-        await self.access.permissions.require_user(session, user_id)
+        await self.permissions.require_user(session, user_id)
         if team_id is not None:
             await self.teams.require_member(session, team_id)
         query = (

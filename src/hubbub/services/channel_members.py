@@ -28,7 +28,7 @@ from hubbub.services.channel_model import (
     parse_scheme_roles,
     validate_notify_props,
 )
-from hubbub.services.permissions import channel_permission
+from hubbub.services.permissions import Permissions, channel_permission
 from hubbub.services.session import Session
 from hubbub.services.team_access import TeamAccess
 from hubbub.services.users import UsersService
@@ -66,12 +66,14 @@ class ChannelMembers:
         db: Database,
         users: UsersService,
         access: ChannelAccess,
+        permissions: Permissions,
         teams: TeamAccess,
         events: EventPublisher,
     ) -> None:
         self.db = db
         self.users = users
         self.access = access
+        self.permissions = permissions
         self.teams = teams
         self.events = events
         self._views: Batcher[tuple[str, str], int, dict[str, int]] = Batcher(self._view_many, {})
@@ -215,7 +217,7 @@ class ChannelMembers:
         self, session: Session, channel_id: str, user_id: str, props: Mapping[str, Any]
     ) -> None:
         """Merges the given notification preferences into the member's (the user or an admin)."""
-        await self.access.permissions.require_user(session, user_id)
+        await self.permissions.require_user(session, user_id)
         await self.access.get_row(channel_id)
         clean = validate_notify_props(props)
         current = await self.access.member_row(user_id, channel_id)
@@ -256,7 +258,7 @@ class ChannelMembers:
         together into one transaction (`_view_many`), instead of one transaction each queued on
         SQLite's single writer (at 750 realistic users those queued views were every 503 the
         node answered; issue 17)."""
-        await self.access.permissions.require_user(session, user_id)
+        await self.permissions.require_user(session, user_id)
         if not channel_id:
             return {}
         times = await self._views.submit((user_id, channel_id), now_ms())
@@ -360,7 +362,7 @@ class ChannelMembers:
         self, session: Session, user_id: str, team_id: str
     ) -> list[dict[str, Any]]:
         """The user's memberships in the team's channels and in their direct and group channels."""
-        await self.access.permissions.require_user(session, user_id)
+        await self.permissions.require_user(session, user_id)
         await self.teams.require_member(session, team_id)
         query = (
             select(channel_members)
@@ -375,7 +377,7 @@ class ChannelMembers:
     ) -> list[dict[str, Any]]:
         """All the user's memberships, each with its team's `team_display_name`, `team_name` and
         `team_update_at` (empty for direct and group channels)."""
-        await self.access.permissions.require_user(session, user_id)
+        await self.permissions.require_user(session, user_id)
         query = (
             select(
                 channel_members,
@@ -404,7 +406,7 @@ class ChannelMembers:
 
     async def unread(self, session: Session, user_id: str, channel_id: str) -> dict[str, Any]:
         """Mattermost's ChannelUnread for one member."""
-        await self.access.permissions.require_user(session, user_id)
+        await self.permissions.require_user(session, user_id)
         channel = await self.access.get_row(channel_id)
         if not await self.access.can_read(session, channel):
             raise forbidden("read_channel_content")

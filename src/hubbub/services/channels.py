@@ -34,7 +34,7 @@ from hubbub.services.channel_model import (
     new_channel_row,
     validate_channel_fields,
 )
-from hubbub.services.permissions import channel_permission
+from hubbub.services.permissions import Permissions, channel_permission
 from hubbub.services.session import Session
 from hubbub.services.team_access import TeamAccess
 from hubbub.services.users import UsersService
@@ -91,6 +91,7 @@ class ChannelsService:
         settings: Settings,
         users: UsersService,
         access: ChannelAccess,
+        permissions: Permissions,
         teams: TeamAccess,
         events: EventPublisher,
     ) -> None:
@@ -99,6 +100,7 @@ class ChannelsService:
         self.events = events
         self.users = users
         self.access = access
+        self.permissions = permissions
         self.teams = teams
 
     # Creation
@@ -179,7 +181,7 @@ class ChannelsService:
         for user_id in user_ids:
             if not is_valid_id(user_id):
                 raise bad_param("user_id")
-        can = self.access.permissions
+        can = self.permissions
         await can.require(session, "create_direct_channel")
         if session.user_id not in user_ids:
             await can.require(session, "manage_system")
@@ -207,7 +209,7 @@ class ChannelsService:
 
     async def create_group(self, session: Session, user_ids: Sequence[str]) -> dict[str, Any]:
         """Gets or creates the group channel of 3 to 8 users (the caller is always included)."""
-        await self.access.permissions.require(session, "create_group_channel")
+        await self.permissions.require(session, "create_group_channel")
         for user_id in user_ids:
             if not is_valid_id(user_id):
                 raise bad_param("user_ids")

@@ -137,12 +137,6 @@ class Permissions:
             return await self.has_for_team(session, channel.team_id, permission)
         return await self.has(session, permission)
 
-    async def require_for_channel(
-        self, session: Session, channel: str | Row[Any], permission: str
-    ) -> None:
-        if not await self.has_for_channel(session, channel, permission):
-            raise forbidden(permission)
-
     async def can_read_channel(self, session: Session, channel: Row[Any]) -> bool:
         """Mattermost's `HasPermissionToReadChannel`: `read_channel_content` on the channel, or
         for a public channel `read_public_channel` on its team."""
@@ -180,8 +174,3 @@ class Permissions:
                     )
                 )
             ).first()
-
-    async def channel_roles(self, user_id: str, channel_id: str) -> list[str]:
-        """The user's role names in the channel; none if not a member."""
-        row = await self.channel_member(user_id, channel_id)
-        return [] if row is None else channel_member_roles(row)

@@ -21,6 +21,7 @@ from sqlalchemy.sql import Select
 
 from hubbub.errors import AppError, bad_param, not_found
 from hubbub.services.channel_access import ChannelAccess
+from hubbub.services.permissions import Permissions
 from hubbub.services.post_model import post_list, post_list_etag, sort_newest_first
 from hubbub.services.post_render import PostRenderer, PostRow
 from hubbub.services.session import Session
@@ -89,9 +90,16 @@ def _channel_filter(query: Select[Any], channel_id: str, collapsed: bool) -> Sel
 class PostLists:
     """PostLists the caller may read; `build_post_list` renders ids already filtered (search)."""
 
-    def __init__(self, db: Database, channels: ChannelAccess, renderer: PostRenderer) -> None:
+    def __init__(
+        self,
+        db: Database,
+        channels: ChannelAccess,
+        permissions: Permissions,
+        renderer: PostRenderer,
+    ) -> None:
         self.db = db
         self.channels = channels
+        self.permissions = permissions
         self.renderer = renderer
 
     # Channel history
@@ -377,7 +385,7 @@ class PostLists:
         """`GET /users/{id}/channels/{id}/posts/unread`: the oldest unread post, `limit_before`
         posts before it and up to `limit_after` - 1 after it; without an unread post, the
         latest `limit_before` posts (with the channel ETag)."""
-        await self.channels.permissions.require_user(session, user_id)
+        await self.permissions.require_user(session, user_id)
         await self.channels.require_read(session, channel_id)
         if limit_after == 0:
             raise AppError(

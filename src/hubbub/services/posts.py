@@ -29,6 +29,7 @@ from hubbub.ids import new_id, now_ms
 from hubbub.services.channel_access import ChannelAccess
 from hubbub.services.channel_seq import EXTRA_KEY, next_event_seq
 from hubbub.services.files import FilesService
+from hubbub.services.permissions import Permissions
 from hubbub.services.post_model import (
     EPHEMERAL_TYPE,
     MAX_FILE_IDS,
@@ -94,6 +95,7 @@ class PostsService:
         db: Database,
         settings: Settings,
         channels: ChannelAccess,
+        permissions: Permissions,
         files: FilesService,
         renderer: PostRenderer,
         threads: ThreadsService,
@@ -103,6 +105,7 @@ class PostsService:
         self.settings = settings
         self.events = events
         self.channels = channels
+        self.permissions = permissions
         self.files = files
         self.renderer = renderer
         self.threads = threads
@@ -523,7 +526,7 @@ class PostsService:
         self, session: Session, user_id: str, channel_id: str, message: str
     ) -> dict[str, Any]:
         """`POST /posts/ephemeral`: shown to one user, never stored (`create_post_ephemeral`)."""
-        await self.channels.permissions.require(session, "create_post_ephemeral")
+        await self.permissions.require(session, "create_post_ephemeral")
         check_message(message, self.max_post_size)
         channel = await self.channels.get(channel_id)
         now = now_ms()

@@ -9,7 +9,7 @@ that exists replaces its value. Every save or delete reaches the user's other co
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -272,7 +272,3 @@ def _last_of_each(prefs: Iterable[Preference]) -> list[Preference]:
     for pref in prefs:
         by_key[(pref.user_id, pref.category, pref.name)] = pref
     return list(by_key.values())
-
-
-def preference_json(prefs: Iterable[Preference]) -> list[Mapping[str, str]]:
-    return [p.to_json() for p in prefs]

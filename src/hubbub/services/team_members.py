@@ -27,6 +27,7 @@ from hubbub.services.channel_model import (
     insert_member,
     parse_scheme_roles,
 )
+from hubbub.services.permissions import Permissions
 from hubbub.services.session import Session
 from hubbub.services.team_access import TeamAccess
 from hubbub.services.users import UsersService
@@ -65,12 +66,14 @@ class TeamMembers:
         settings: Settings,
         users: UsersService,
         access: TeamAccess,
+        permissions: Permissions,
         events: EventPublisher,
     ) -> None:
         self.db = db
         self.settings = settings
         self.users = users
         self.access = access
+        self.permissions = permissions
         self.events = events
 
     # Transaction-level building blocks
@@ -215,7 +218,7 @@ class TeamMembers:
         """Mattermost's rule: joining yourself needs `join_public_teams` (an open team) or
         `join_private_teams`; anyone holding `add_user_to_team` in the team (its members, by
         default) may add anyone."""
-        can = self.access.permissions
+        can = self.permissions
         if user_id == session.user_id:
             joining = "join_public_teams" if team.allow_open_invite else "join_private_teams"
             if await can.has(session, joining):
@@ -307,7 +310,7 @@ class TeamMembers:
 
     async def for_user(self, session: Session, user_id: str) -> list[dict[str, Any]]:
         """The user's active memberships in teams that are not deleted."""
-        await self.access.permissions.require_user(session, user_id)
+        await self.permissions.require_user(session, user_id)
         query = (
             select(team_members)
             .join(teams, teams.c.id == team_members.c.team_id)
@@ -326,7 +329,7 @@ class TeamMembers:
         self, session: Session, user_id: str, exclude_team: str = ""
     ) -> list[dict[str, Any]]:
         """Per team: messages and mentions not yet viewed, summed over the user's channels."""
-        await self.access.permissions.require_user(session, user_id)
+        await self.permissions.require_user(session, user_id)
         memberships = await self.for_user(session, user_id)
         team_ids = [m["team_id"] for m in memberships if m["team_id"] != exclude_team]
         if not team_ids:

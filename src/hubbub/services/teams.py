@@ -20,6 +20,7 @@ from hubbub.config import Settings
 from hubbub.errors import AppError
 from hubbub.ids import new_id, now_ms
 from hubbub.services.channel_model import DEFAULT_CHANNELS, new_channel_row
+from hubbub.services.permissions import Permissions
 from hubbub.services.session import Session
 from hubbub.services.team_access import TeamAccess
 from hubbub.services.team_members import TeamMembers
@@ -74,6 +75,7 @@ class TeamsService:
         settings: Settings,
         users: UsersService,
         access: TeamAccess,
+        permissions: Permissions,
         members: TeamMembers,
         events: EventPublisher,
     ) -> None:
@@ -82,6 +84,7 @@ class TeamsService:
         self.events = events
         self.users = users
         self.access = access
+        self.permissions = permissions
         self.members = members
 
     async def exists(self, name: str) -> bool:
@@ -101,7 +104,7 @@ class TeamsService:
     async def render(self, session: Session, rows: Iterable[Row[Any]]) -> list[dict[str, Any]]:
         """Team JSON for the caller: sanitized where the caller may not manage the team."""
         rows = list(rows)
-        can = self.access.permissions
+        can = self.permissions
         if await can.has(session, "manage_team"):
             return [team_json(r) for r in rows]
         return [
@@ -116,7 +119,7 @@ class TeamsService:
 
     async def create(self, session: Session, new: NewTeam) -> dict[str, Any]:
         """Creates a team with its default channels; the creator joins as team admin."""
-        await self.access.permissions.require(session, "create_team")
+        await self.permissions.require(session, "create_team")
         values: dict[str, Any] = {
             "name": new.name,
             "display_name": new.display_name,
@@ -165,7 +168,7 @@ class TeamsService:
     ) -> list[dict[str, Any]]:
         """With `list_private_teams` every team; else the teams that allow open invites. Deleted
         ones only for `manage_system`."""
-        can = self.access.permissions
+        can = self.permissions
         query = select(teams).order_by(teams.c.display_name, teams.c.id)
         if not await can.has(session, "list_private_teams"):
             query = query.where(teams.c.allow_open_invite)
@@ -256,7 +259,7 @@ class TeamsService:
     async def teams_for_user(self, session: Session, user_id: str) -> list[dict[str, Any]]:
         """The (not deleted) teams `user_id` is an active member of."""
         if user_id != session.user_id:
-            await self.access.permissions.require(session, "read_other_users_teams")
+            await self.permissions.require(session, "read_other_users_teams")
         query = (
             select(teams)
             .join(team_members, team_members.c.team_id == teams.c.id)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, func, insert, or_, select, update
@@ -35,6 +37,27 @@ DEFAULT_NOTIFY_PROPS = {
 }
 DEFAULT_TIMEZONE = {"useAutomaticTimezone": "true", "automaticTimezone": "", "manualTimezone": ""}
 PATCHABLE = ("username", "nickname", "first_name", "last_name", "position", "email", "locale")
+
+
+@dataclass(frozen=True)
+class UserPatch:
+    """What `PUT /users/{id}/patch` (and the full update) may change: a field left None stays
+    as it is. The route builds it from the request body (`api/users.py`)."""
+
+    username: str | None = None
+    nickname: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    position: str | None = None
+    email: str | None = None
+    locale: str | None = None
+    props: dict[str, str] | None = None
+    notify_props: dict[str, str] | None = None
+    timezone: dict[str, str] | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The fields given, in declaration order."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
 def user_json(row: Row[Any] | Mapping[str, Any]) -> dict[str, Any]:
@@ -344,34 +367,14 @@ class UsersService:
             rows = (await conn.execute(query)).all()
         return [user_json(r) for r in rows]
 
-    async def patch(self, user_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+    async def patch(self, user_id: str, patch: UserPatch) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for key in PATCHABLE:
-            if key not in patch or patch[key] is None:
-                continue
-            value = patch[key]
-            if not isinstance(value, str):
-                raise AppError(
-                    "api.context.invalid_body_param.app_error",
-                    f"Invalid {key} in request body.",
-                    400,
-                )
+        for key, value in patch.changes().items():
             if key == "username":
                 value = validate_username(value)
             elif key == "email":
                 value = validate_email(value)
             values[key] = value
-        for key in ("props", "notify_props", "timezone"):
-            if key in patch and patch[key] is not None:
-                if not isinstance(patch[key], dict) or not all(
-                    isinstance(v, str) for v in patch[key].values()
-                ):
-                    raise AppError(
-                        "api.context.invalid_body_param.app_error",
-                        f"Invalid {key} in request body.",
-                        400,
-                    )
-                values[key] = patch[key]
         try:
             async with self.db.write() as conn:
                 current = await self.get_row(user_id, conn)

@@ -24,13 +24,12 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.config.settings import SqlConfig
 from hubbub.lifecycle import Component
@@ -49,17 +48,14 @@ from hubbub.store.engines import (
     engines_differ,
     make_engine,
     parse_lsn,
-    pool_args,
 )
 from hubbub.store.monitor import REPLAY_POSITION, DatabaseMetrics, ReplicaMonitor
-from hubbub.store.sqlite_driver import sqlite_module
 from hubbub.tasks import stop_task
 
 log = logging.getLogger("hubbub.store")
 
 __all__ = ["Database", "DatabaseBusy", "after_commit", "engine_url", "make_engine"]
 
-WAL_BACKSTOP_PAGES = 10_000  # ~40 MB of WAL before a commit checkpoints by itself
 WAL_CHECKPOINT_SECONDS = 1.0
 
 _WRITE_POSITION = text("SELECT pg_current_wal_insert_lsn()::text")
@@ -70,32 +66,6 @@ def store_method() -> str:
     `mattermost_db_store_time` names (`PostStore.Save`). Frames: this function, the connection
     method's generator, contextlib's `__aenter__`, the caller."""
     return sys._getframe(3).f_code.co_qualname
-
-
-def sqlite_engine(url: str, settings: SqlConfig) -> AsyncEngine:
-    if ":memory:" not in url:
-        Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-    # A file database gets the same pool as PostgreSQL (each connection is one aiosqlite
-    # thread; WAL readers do not block each other); ":memory:" keeps SQLAlchemy's own.
-    pool = {} if ":memory:" in url else pool_args(settings)
-    # One trip to the connection's thread per statement (store/sqlite_driver.py).
-    engine = create_async_engine(
-        url, module=sqlite_module(), connect_args={"timeout": settings.QueryTimeout}, **pool
-    )
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        # Checkpoints run in the background (Database.start); this is only a backstop for
-        # processes that never start it (the CLI). A commit that crosses the threshold does
-        # the checkpoint, fsync included, while every other write waits for it.
-        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
-        cursor.execute(f"PRAGMA busy_timeout={settings.QueryTimeout * 1000}")
-        cursor.close()
-
-    return engine
 
 
 class DatabaseBusy(Exception):

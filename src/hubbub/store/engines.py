@@ -29,8 +29,11 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from hubbub.config.settings import SqlConfig
+from hubbub.store.sqlite_driver import sqlite_module
 
 log = logging.getLogger("hubbub.store")
+
+WAL_BACKSTOP_PAGES = 10_000  # ~40 MB of WAL before a commit checkpoints by itself
 
 # Query parameters of a Mattermost/lib-pq data source that asyncpg does not understand.
 _DROP_PARAMS = {"sslmode", "connect_timeout", "binary_parameters", "application_name"}
@@ -115,11 +118,35 @@ def pool_args(settings: SqlConfig) -> dict[str, Any]:
     }
 
 
+def sqlite_engine(url: str, settings: SqlConfig) -> AsyncEngine:
+    if ":memory:" not in url:
+        Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    # A file database gets the same pool as PostgreSQL (each connection is one aiosqlite
+    # thread; WAL readers do not block each other); ":memory:" keeps SQLAlchemy's own.
+    pool = {} if ":memory:" in url else pool_args(settings)
+    # One trip to the connection's thread per statement (store/sqlite_driver.py).
+    engine = create_async_engine(
+        url, module=sqlite_module(), connect_args={"timeout": settings.QueryTimeout}, **pool
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints run in the background (Database.start); this is only a backstop for
+        # processes that never start it (the CLI). A commit that crosses the threshold does
+        # the checkpoint, fsync included, while every other write waits for it.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
+        cursor.execute(f"PRAGMA busy_timeout={settings.QueryTimeout * 1000}")
+        cursor.close()
+
+    return engine
+
+
 def make_engine(driver: str, source: str, settings: SqlConfig) -> AsyncEngine:
     url = engine_url(driver, source)
     if driver == "sqlite":
-        from hubbub.store.db import sqlite_engine
-
         return sqlite_engine(url, settings)
     engine = create_async_engine(
         url,

@@ -11,7 +11,7 @@ object on the event-loop side only keeps what the statement returned (rows, desc
 rowcount, lastrowid). The pieces of aiosqlite and SQLAlchemy this leans on are private
 (`aiosqlite.Connection._execute` and `_conn`, SQLAlchemy's `AsyncAdapt_aiosqlite_*`), pinned in
 requirements/ and checked by tests/unit/test_sqlite_driver.py; `sqlite_module()` is handed to
-`create_async_engine(module=...)` by `hubbub.store.db.sqlite_engine`.
+`create_async_engine(module=...)` by `hubbub.store.engines.sqlite_engine`.
 """
 
 from __future__ import annotations
