@@ -177,6 +177,15 @@ class SocketFrames:
             m["data"] for d, m in self.frames[since:] if d == "sent" and m.get("action") == action
         ]
 
+    def first_sent(self, action: str, since: int = 0) -> int:
+        """The index of the first `action` sent at or after `since` (frames before it, and
+        any they caused, came first)."""
+        return next(
+            i
+            for i, (d, m) in enumerate(self.frames)
+            if i >= since and d == "sent" and m.get("action") == action
+        )
+
     def typing_channels(self, since: int = 0) -> list[str]:
         """The channel of every `typing` event received, in order."""
         return [
