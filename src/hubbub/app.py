@@ -512,7 +512,7 @@ class Hubbub:
             # The pages and files outside /api/v4 come after it: they never see an API path.
             routes=[
                 Mount("/api/v4", routes=self._api_routes()),
-                *WebRoutes(s.ServiceSettings.WebappDirectory).routes(),
+                *WebRoutes(self.permissions, s.ServiceSettings.WebappDirectory).routes(),
             ],
             exception_handlers=make_handlers(s.ServiceSettings.EnableDeveloper),
             lifespan=None,

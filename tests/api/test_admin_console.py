@@ -15,6 +15,28 @@ async def test_only_system_admins_get_the_console(api: API, admin: User) -> None
     await api.call("GET", "/hubbub/console", token="x" * 26, expect=401)
 
 
+async def test_the_console_page_is_403_for_someone_signed_in_who_is_not_an_admin(
+    api: API, admin: User
+) -> None:
+    user = await api.new_user(admin.token)
+    refused = await api.client.get("/admin", headers={"Cookie": f"MMAUTHTOKEN={user.token}"})
+    assert refused.status_code == 403
+    # The same page (it says "Forbidden" in words once it asks the API), never cached as a 304.
+    assert 'src="/_hubbub/' in refused.text
+    again = await api.client.get(
+        "/admin",
+        headers={"Cookie": f"MMAUTHTOKEN={user.token}", "If-None-Match": refused.headers["etag"]},
+    )
+    assert again.status_code == 403
+    allowed = await api.client.get("/admin", headers={"Cookie": f"MMAUTHTOKEN={admin.token}"})
+    assert allowed.status_code == 200 and allowed.text == refused.text
+    # Not signed in: the page, which asks to log in.
+    assert (await api.client.get("/admin")).status_code == 200
+    assert (
+        await api.client.get("/admin", headers={"Authorization": f"Bearer {user.token}"})
+    ).status_code == 403
+
+
 async def test_one_node_without_a_cluster(api: API, admin: User, node: Hubbub) -> None:
     view = await api.call("GET", "/hubbub/console", token=admin.token)
     assert view["cluster_enabled"] is False

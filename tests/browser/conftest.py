@@ -41,11 +41,13 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def pages(browser: Browser) -> Iterator[Pages]:
+def pages(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Pages]:
     opened = Pages(browser)
     try:
         yield opened
     finally:
+        # Before the pages close: this fixture is torn down before `screenshots_on_failure`.
+        _save_artifacts(request.node)
         opened.close()
 
 
@@ -60,13 +62,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 _FAILED = pytest.StashKey[bool]()
 
 
+def _artifacts_folder(item: pytest.Item) -> Path:
+    return ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid)
+
+
 @pytest.fixture(autouse=True)
 def screenshots_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Saves the pages of a failed test: those of the module's fixtures here, those of the
+    test's own `pages` in that fixture's teardown (which runs first and closes them)."""
+    shutil.rmtree(_artifacts_folder(request.node), ignore_errors=True)  # an earlier run's
     yield
-    if not request.node.stash.get(_FAILED, False):
+    _save_artifacts(request.node)
+
+
+def _save_artifacts(item: pytest.Item) -> None:
+    if not item.stash.get(_FAILED, False):
         return
-    folder = ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
-    shutil.rmtree(folder, ignore_errors=True)
+    folder = _artifacts_folder(item)
     folder.mkdir(parents=True, exist_ok=True)
     for name, page in list(Pages.live.items()):
         try:

@@ -7,7 +7,7 @@ database and one Redis, behind nginx (tests/support/cluster.py); the browser tal
 * The console shows every node green; a node whose config.json got a different setting red
   with "config mismatch: <setting>" after a reload from the console, and green again once the
   file is fixed and reloaded (no restart); a node that died red with "down". Someone who is not
-  a system admin gets 403 from its API and a page that says "Forbidden".
+  a system admin gets 403 from its API and from `/admin`, a page that says "Forbidden".
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support.browser import Pages
-from tests.support.browser_chat import PASSWORD, Chat
+from tests.support.browser_chat import PASSWORD, Chat, SocketFrames
 from tests.support.cluster import Cluster, ClusterNode, start_cluster, write_config
 from tests.support.postgres import PostgresInstance, fresh_postgres_database
 from tests.support.rest import Account, Org, Rest, make_org
@@ -134,6 +134,7 @@ def test_a_browser_resumes_on_another_node_when_its_node_is_killed(
         before = rest.post(org.bob, org.public["id"], "before the failover")
         expect(chat.post("before the failover")).to_have_count(1)
         page.evaluate(RECORD_STATES)
+        frames = SocketFrames(page)  # the sockets of the reconnect
 
         poster = Poster(rest, org.bob, org.public["id"])
         poster.thread.start()
@@ -172,6 +173,23 @@ def test_a_browser_resumes_on_another_node_when_its_node_is_killed(
     now_on = cluster.node_named(cluster.node_of_connection(connection_id))
     assert now_on is not victim and now_on.alive, (victim.name, now_on.name)
     expect(page.locator("body")).to_have_attribute("data-ws-node", now_on.name)
+
+    # The new node knows nothing of what the page shows: the page told it again when its socket
+    # opened, so typing in a channel it does not show is still not sent to it (WebSocketEventScope).
+    frames.wait_replied("presence")
+    assert {"channel_id": org.public["id"]} in frames.sent("presence")
+    typist = Stream.open(survivor, org.bob)
+    try:
+        typist.hello()
+        for seq, channel in enumerate((org.private, org.public), start=1):
+            typist.ws.send_json(
+                {"action": "user_typing", "seq": seq, "data": {"channel_id": channel["id"]}}
+            )
+            typist.expect(lambda m, s=seq: m.get("seq_reply") == s, 5, f"reply {seq}")
+    finally:
+        typist.close()
+    expect(chat.typing_line()).to_have_text(re.compile(r" is typing…$"))
+    assert set(frames.typing_channels()) == {org.public["id"]}
 
 
 def _console(cluster: Cluster, token: str) -> httpx.Response:
@@ -254,3 +272,7 @@ def test_the_console_is_for_system_admins_only(cluster: Cluster, org: Org, pages
     Chat(page).log_in(org.alice.username, PASSWORD, path="/admin")
     expect(page.get_by_role("alert")).to_contain_text("Forbidden")
     expect(page.locator("table.nodes")).to_have_count(0)
+    # Signed in, the page itself is a 403 too.
+    response = page.goto("/admin")
+    assert response is not None and response.status == 403
+    expect(page.get_by_role("alert")).to_contain_text("Forbidden")

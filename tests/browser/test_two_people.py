@@ -17,7 +17,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from tests.support.browser import Pages, serve
-from tests.support.browser_chat import Chat
+from tests.support.browser_chat import Chat, SocketFrames
 from tests.support.server import ServerProcess
 
 TEAM = "Garden"
@@ -203,6 +203,64 @@ def test_unread_and_mention_counts_and_a_direct_message(duo: Duo) -> None:
     dm.click()
     expect(bob.post("Just between us")).to_have_count(1)
     expect(dm.locator(".badge")).to_have_count(0)
+
+
+def test_typing_reaches_only_the_pages_showing_its_channel_or_thread(duo: Duo) -> None:
+    """FeatureFlags.WebSocketEventScope (on by default, as in Mattermost): the client tells the
+    server which channel and which thread it shows (`presence` actions when a socket opens, on
+    each channel switch, and when a thread is opened or closed), so typing elsewhere is not even
+    sent to it. Events reach a page in the order they were published, so a typing event of the
+    other channel, published first, would have arrived before the one that is shown."""
+    alice, bob = duo.alice, duo.bob
+    frames = SocketFrames(alice.page)
+    bob_frames = SocketFrames(bob.page)
+    for person in (alice, bob):
+        person.page.reload()  # a new socket: the scope is told when it opens
+        person.wait_ready()
+    alice.open_channel(CHANNEL)
+    plans = alice.page.evaluate("location.hash.slice(1)")
+    frames.wait_replied("presence")
+    assert {"channel_id": plans} in frames.sent("presence")
+    assert {"thread_channel_id": "", "is_thread_view": False} in frames.sent("presence")
+    assert {"thread_channel_id": "", "is_thread_view": True} in frames.sent("presence")
+
+    bob.open_channel("Town Square")
+    square = bob.page.evaluate("location.hash.slice(1)")
+    bob.composer().fill("for the square")
+    bob.open_channel(CHANNEL)
+    bob.composer().fill("for the plans")
+    expect(alice.typing_line()).to_have_text("bob is typing…")
+    assert {"channel_id": square, "parent_id": ""} in bob_frames.sent("user_typing")
+    bob_frames.wait_replied("user_typing")
+    assert set(frames.typing_channels()) == {plans}
+
+    # A thread open in the pane keeps its channel's typing coming while another channel is shown.
+    opened = frames.mark()
+    alice.post("Thanks Alice!").get_by_role("button", name="2 replies").click()
+    expect(alice.post("Me too", "aside")).to_have_count(1)
+    alice.open_channel("Town Square")
+    frames.wait_replied("presence", opened)
+    assert {"thread_channel_id": plans, "is_thread_view": False} in frames.sent("presence", opened)
+    bob.post("Thanks Alice!").get_by_role("button", name="2 replies").click()
+    bob.thread_pane().get_by_label("Reply to this thread").fill("typing in the thread")
+    expect(alice.thread_pane().locator(".typing")).to_have_text("bob is typing…")
+    bob.thread_pane().get_by_role("button", name="Close").click()
+
+    # Closed: the thread's channel is out of scope again.
+    closed = frames.mark()
+    alice.thread_pane().get_by_role("button", name="Close").click()
+    frames.wait_replied("presence", closed)
+    assert frames.sent("presence", closed) == [{"thread_channel_id": "", "is_thread_view": False}]
+    bob.open_channel("Town Square")
+    bob.open_channel(CHANNEL)  # a new message box: its first keystroke announces typing
+    bob.composer().fill("plans again")
+    bob.open_channel("Town Square")
+    bob.composer().fill("square again")
+    expect(alice.typing_line()).to_have_text("bob is typing…")
+    # Counted from the presence the page sent: the thread's typing was received before it.
+    assert set(frames.typing_channels(frames.first_sent("presence", closed))) == {square}
+    for person in (alice, bob):
+        person.composer().fill("")
 
 
 def test_presence_goes_offline_when_the_last_tab_closes(

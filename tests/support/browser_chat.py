@@ -6,10 +6,13 @@ tests also check that the client is usable with a keyboard and a screen reader's
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from dataclasses import dataclass
+from typing import Any
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, WebSocket, expect
 
 PASSWORD = "password-123"
 
@@ -143,3 +146,73 @@ class Chat:
 
     def ws(self, name: str) -> str:
         return str(self.page.locator("body").get_attribute(f"data-ws-{name}") or "")
+
+
+class SocketFrames:
+    """Every websocket frame a page sends and receives from now on, in order: the sockets it
+    opens later (a reload, a reconnect) included, since Playwright reports each new socket."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.frames: list[tuple[str, dict[str, Any]]] = []  # ("sent" | "received", message)
+        page.on("websocket", self._socket)
+
+    def _socket(self, ws: WebSocket) -> None:
+        ws.on("framesent", lambda payload: self._add("sent", payload))
+        ws.on("framereceived", lambda payload: self._add("received", payload))
+
+    def _add(self, direction: str, payload: str | bytes) -> None:
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            return
+        if isinstance(message, dict):
+            self.frames.append((direction, message))
+
+    def mark(self) -> int:
+        return len(self.frames)
+
+    def sent(self, action: str, since: int = 0) -> list[dict[str, Any]]:
+        return [
+            m["data"] for d, m in self.frames[since:] if d == "sent" and m.get("action") == action
+        ]
+
+    def first_sent(self, action: str, since: int = 0) -> int:
+        """The index of the first `action` sent at or after `since` (frames before it, and
+        any they caused, came first)."""
+        return next(
+            i
+            for i, (d, m) in enumerate(self.frames)
+            if i >= since and d == "sent" and m.get("action") == action
+        )
+
+    def typing_channels(self, since: int = 0) -> list[str]:
+        """The channel of every `typing` event received, in order."""
+        return [
+            m.get("broadcast", {}).get("channel_id", "")
+            for d, m in self.frames[since:]
+            if d == "received" and m.get("event") == "typing"
+        ]
+
+    def wait_replied(self, action: str, since: int = 0, timeout: float = 10.0) -> None:
+        """Until every `action` sent since `since` has its reply (the server applied it).
+        Sequence numbers restart with each socket, so a reply is looked for after its request."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frames = self.frames[since:]
+            waiting = [
+                i
+                for i, (d, m) in enumerate(frames)
+                if d == "sent"
+                and m.get("action") == action
+                and not any(
+                    rd == "received" and r.get("seq_reply") == m.get("seq")
+                    for rd, r in frames[i + 1 :]
+                )
+            ]
+            if not waiting and self.sent(action, since):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no reply to {action} within {timeout} s: {frames}")
+            # Lets Playwright deliver the page's events (the frames) while waiting.
+            self.page.wait_for_timeout(20)

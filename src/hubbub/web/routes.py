@@ -12,6 +12,9 @@ web server: `/static/...` are the bundle's files with long cache headers, `/robo
 crawlers out, and every other GET outside `/api/` is the app's `root.html` (the app routes
 `/login`, `/{team}/channels/{channel}`, `/{team}/pl/{post_id}` itself). The console stays at
 `/admin` in both cases. `/api/v4/...` is mounted before these routes and never reaches them.
+
+`/admin` is answered with 403 to someone signed in who is not a system admin (the page still
+says "Forbidden" in words); with no session it is the page, which asks to log in.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from hubbub.api.auth import optional_session
 from hubbub.errors import AppError
+from hubbub.services.permissions import MANAGE_SYSTEM, Permissions
 
 STATIC_DIR = Path(__file__).parent / "static"
 ASSETS_PREFIX = "/_hubbub/"
@@ -105,7 +110,13 @@ def _not_modified(request: Request, etag: str) -> bool:
 class WebRoutes:
     """The routes outside `/api/v4`: hubbub's pages and files, or the official app's bundle."""
 
-    def __init__(self, webapp_directory: str = "", assets: Assets | None = None) -> None:
+    def __init__(
+        self,
+        permissions: Permissions,
+        webapp_directory: str = "",
+        assets: Assets | None = None,
+    ) -> None:
+        self.permissions = permissions
         self.assets = assets or Assets()
         self.bundle = Path(webapp_directory).resolve() if webapp_directory else None
 
@@ -126,7 +137,7 @@ class WebRoutes:
 
     # hubbub's own client and console
 
-    def _page(self, request: Request, name: str) -> Response:
+    def _page(self, request: Request, name: str, status: int = 200) -> Response:
         asset = self.assets.get(name)
         if asset is None:
             raise AppError("web.page.missing.app_error", f"The page {name} is missing.", 500)
@@ -136,14 +147,19 @@ class WebRoutes:
             "Content-Security-Policy": PAGE_CSP,
             "X-Frame-Options": "DENY",
         }
-        if _not_modified(request, asset.etag):
+        if status == 200 and _not_modified(request, asset.etag):
             return Response(status_code=304, headers=headers)
-        return Response(asset.body, headers={**headers, "Content-Type": asset.media_type})
+        return Response(
+            asset.body, status_code=status, headers={**headers, "Content-Type": asset.media_type}
+        )
 
     async def client_page(self, request: Request) -> Response:
         return self._page(request, "index.html")
 
     async def console_page(self, request: Request) -> Response:
+        session = optional_session(request)
+        if session is not None and not await self.permissions.has(session, MANAGE_SYSTEM):
+            return self._page(request, "admin.html", 403)
         return self._page(request, "admin.html")
 
     async def asset(self, request: Request) -> Response:

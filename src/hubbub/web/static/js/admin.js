@@ -127,11 +127,21 @@ function sentinelText(sentinel) {
   return `master "${sentinel.master_name}" at ${sentinel.master}, named by ${sentinel.sentinels.join(", ")}`;
 }
 
+// A configured read or search replica as this node's replica monitor sees it: in rotation, or out
+// and why, and how far behind the primary it last was.
+function routedReplicaText(r) {
+  const state = r.healthy ? "in rotation" : !r.online ? `out: down (${r.reason || "unreachable"})` : r.lagging ? "out: lagging" : "out";
+  const lag = [r.lag_bytes != null ? `${r.lag_bytes} bytes` : "", r.lag_seconds != null ? `${r.lag_seconds} s` : ""].filter(Boolean).join(", ");
+  return `${r.name} at ${r.address}: ${state}${lag ? `, behind by ${lag}` : ""}`;
+}
+
 function dataTier(data) {
   const db = data.database || {};
   const redis = data.redis || {};
   const files = data.files || {};
   const replicas = db.streaming_replicas || [];
+  const routing = db.routing || {};
+  const routed = [...(routing.replicas || []), ...(routing.search_replicas || [])];
   const bus = redis.event_bus;
   return h(
     "div",
@@ -143,6 +153,7 @@ function dataTier(data) {
       ["Round trip", db.latency_ms !== undefined ? `${db.latency_ms} ms` : undefined],
       ["Streaming replicas", db.driver === "postgres" ? (replicas.length ? h("ul", {}, replicas.map((r) => h("li", {}, `${r.name || r.address}: ${r.state}, lag ${r.lag_seconds ?? 0} s`))) : "none") : undefined],
       ["Replicas configured", db.replicas_configured],
+      ["Replicas from this node", routed.length ? h("ul", { class: "routed-replicas" }, routed.map((r) => h("li", { dataset: { replica: r.name, healthy: String(r.healthy) } }, routedReplicaText(r)))) : undefined],
       ["Error", db.error],
     ]),
     dataCard("Redis", redis, redis.used === false ? [["Used", "no"], ["Why", redis.note]] : [
@@ -369,6 +380,12 @@ function listen(parts) {
     onResync: () => parts.refresh(),
     onState: (state) => {
       document.body.dataset.wsState = state;
+    },
+    // No channel or thread is open here: typing and reactions need not come (realtime/scope.py).
+    onOpen: () => {
+      socket.send("presence", { channel_id: "" });
+      socket.send("presence", { thread_channel_id: "", is_thread_view: false });
+      socket.send("presence", { thread_channel_id: "", is_thread_view: true });
     },
   });
   socket.connect();

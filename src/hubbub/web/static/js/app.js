@@ -61,12 +61,14 @@ class Chat {
       ...io,
       jump: (post) => this.jump(post),
       channelName: (id) => (this.channels.has(id) ? channelLabel(this.channels.get(id), this.people, me) : "another channel"),
+      threadChanged: () => this.tellThread(),
     });
     this.socket = new Socket({
       url: "/api/v4/websocket",
       onEvent: (msg) => this.enqueue(() => this.event(msg)),
       onResync: () => this.enqueue(() => this.refetch()),
       onState: (state) => this.socketState(state),
+      onOpen: () => this.tellScope(),
     });
   }
 
@@ -156,6 +158,26 @@ class Chat {
     this.banner.hidden = !text;
   }
 
+  // What is on screen, for the server's event scope (FeatureFlags.WebSocketEventScope,
+  // realtime/scope.py): with the open channel and both thread slots told, typing and reaction
+  // events of other channels are not sent to this page. Told on every channel switch and thread
+  // change, and again whenever a socket opens (the server forgets it with the connection). Until
+  // a channel is open the channel is left untold, which means "send everything".
+  tellScope() {
+    if (this.team) this.socket.send("presence", { team_id: this.team.id });
+    if (this.current) this.tellChannel();
+    this.tellThread();
+    this.socket.send("presence", { thread_channel_id: "", is_thread_view: true }); // no threads view
+  }
+
+  tellChannel() {
+    this.socket.send("presence", { channel_id: this.current.id });
+  }
+
+  tellThread() {
+    this.socket.send("presence", { thread_channel_id: this.pane.threadChannelId(), is_thread_view: false });
+  }
+
   // Loading
 
   async loadTeam() {
@@ -202,6 +224,7 @@ class Chat {
     }
     this.team = team;
     this.current = null;
+    this.socket.send("presence", { team_id: team.id });
     this.pane.close();
     this.layout();
     this.socketState(this.socket.state);
@@ -226,7 +249,7 @@ class Chat {
     this.view.show(channel, label);
     this.renderSidebar();
     this.showTyping();
-    this.socket.send("presence", { channel_id: channel.id });
+    this.tellChannel();
     await this.view.loadLatest();
     this.markViewed(channel);
     this.view.composer.focus();

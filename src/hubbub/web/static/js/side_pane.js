@@ -9,9 +9,10 @@ import { typingText } from "./channel_view.js";
 
 export class SidePane {
   // `send(channel, post)`, `upload(channel, file, progress)`, `typing(channel, rootId)`,
-  // `jump(post)`: open a search result; `channelName(channelId)`.
-  constructor({ api, people, me, postActions, send, upload, typing, jump, channelName }) {
-    Object.assign(this, { api, people, me, postActions, send, upload, typing, jump, channelName });
+  // `jump(post)`: open a search result; `channelName(channelId)`; `threadChanged()`: a thread was
+  // opened or closed (the socket's event scope follows `threadChannelId()`).
+  constructor({ api, people, me, postActions, send, upload, typing, jump, channelName, threadChanged }) {
+    Object.assign(this, { api, people, me, postActions, send, upload, typing, jump, channelName, threadChanged });
     this.rootId = null;
     this.list = null;
     this.title = h("h2", { id: "pane-title" });
@@ -30,6 +31,12 @@ export class SidePane {
     this.rootId = null;
     this.list = null;
     document.body.classList.remove("pane-open");
+    this.threadChanged();
+  }
+
+  // The channel of the thread on screen, or "" when no thread is.
+  threadChannelId() {
+    return this.rootId && this.channel ? this.channel.id : "";
   }
 
   openPane(title) {
@@ -41,6 +48,7 @@ export class SidePane {
   async openThread(channel, rootId) {
     this.rootId = rootId;
     this.channel = channel;
+    this.threadChanged();
     this.openPane("Thread");
     this.list = new PostList({ people: this.people, me: this.me, actions: this.postActions, threaded: false, label: "Messages in this thread" });
     const composer = new Composer({
@@ -82,8 +90,10 @@ export class SidePane {
   }
 
   async search(teamId, terms) {
+    const hadThread = Boolean(this.rootId);
     this.rootId = null;
     this.list = null;
+    if (hadThread) this.threadChanged();
     this.openPane(`Search: ${terms}`);
     const status = h("p", { class: "muted", role: "status" }, "Searching…");
     replaceChildren(this.body, status);

@@ -10,6 +10,8 @@
 //   The ping reply names the node serving the socket;
 // * the close code of an abnormal close is reported on the next attempt (`disconnect_err_code`),
 //   which the server logs and counts.
+// * `onOpen` runs each time a socket opens (the first and every reconnect, resumed or not): the
+//   server keeps per-connection state such as the `presence` scope only as long as the socket.
 //
 // The app dedupes posts by id, so an event seen through the REST refetch and again through the
 // socket is shown once.
@@ -18,8 +20,9 @@ const PING_INTERVAL_MS = 30000;
 const REPLY_TIMEOUT_MS = 10000;
 
 export class Socket {
-  constructor({ url, onEvent, onResync, onState }) {
+  constructor({ url, onEvent, onResync, onState, onOpen = () => {} }) {
     this.url = url;
+    this.onOpen = onOpen;
     this.onEvent = onEvent;
     this.onResync = onResync;
     this.onState = onState;
@@ -70,6 +73,7 @@ export class Socket {
     this.requestSeq = 1;
     this.waitingPing = 0;
     this.setState("open");
+    this.onOpen();
     this.ping();
     clearInterval(this.pingTimer);
     this.pingTimer = setInterval(() => this.ping(), PING_INTERVAL_MS);
