@@ -19,6 +19,25 @@ POSTS = 30
 MAX_HOPS_PER_POST = 8
 
 
+class Trips:
+    count = 0
+
+
+def count_trips(monkeypatch: pytest.MonkeyPatch) -> Trips:
+    """Counts every crossing to an aiosqlite connection's thread from now on."""
+    trips = Trips()
+    real = aiosqlite.Connection._execute
+
+    async def counted(
+        self: aiosqlite.Connection, fn: object, *args: object, **kw: object
+    ) -> object:
+        trips.count += 1
+        return await real(self, fn, *args, **kw)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return trips
+
+
 @pytest.fixture(params=["sqlite"])
 def db_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -45,20 +64,10 @@ async def test_a_post_makes_few_trips_to_the_sqlite_threads(
     for _ in range(3):
         await api.call("POST", "/posts", admin.token, body, 201)
 
-    hops = 0
-    real = aiosqlite.Connection._execute
-
-    async def counted(
-        self: aiosqlite.Connection, fn: object, *args: object, **kw: object
-    ) -> object:
-        nonlocal hops
-        hops += 1
-        return await real(self, fn, *args, **kw)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    trips = count_trips(monkeypatch)
     for i in range(POSTS):
         await api.call("POST", "/posts", admin.token, {**body, "message": f"post {i}"}, 201)
-    per_post = hops / POSTS
+    per_post = trips.count / POSTS
     with capsys.disabled():
         print(f"\nSQLite thread trips per POST /posts: {per_post:.1f}")
     assert per_post <= MAX_HOPS_PER_POST
@@ -70,17 +79,7 @@ async def test_a_read_makes_one_trip(
     """A request that only reads: its query, and no rollback when the pool takes the connection
     back (no transaction was open)."""
     user = await api.call("GET", f"/users/{admin.id}", admin.token)
-    hops = 0
-    real = aiosqlite.Connection._execute
-
-    async def counted(
-        self: aiosqlite.Connection, fn: object, *args: object, **kw: object
-    ) -> object:
-        nonlocal hops
-        hops += 1
-        return await real(self, fn, *args, **kw)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    trips = count_trips(monkeypatch)
     for _ in range(10):
         assert await api.call("GET", f"/users/{admin.id}", admin.token) == user
-    assert hops <= 10
+    assert trips.count <= 10
