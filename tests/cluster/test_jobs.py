@@ -396,7 +396,9 @@ def test_a_running_import_is_canceled_and_writes_nothing_after(
     )
     assert done["status"] == "canceled", done
     imported = int(done["data"]["imported_posts"])
-    assert 1000 <= imported < posts
+    # Under way at line 1,000 of the file, whose first lines are the version, the team, the
+    # channel and the users: some posts were imported, not all.
+    assert 0 < imported < posts
 
     def written() -> int:
         ((count,),) = sql(
