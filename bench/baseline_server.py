@@ -17,6 +17,8 @@ import json
 import resource
 import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
@@ -28,6 +30,19 @@ def raise_open_files() -> int:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def run_client_process(main: Coroutine[Any, Any, None], use_uvloop: bool) -> None:
+    """The entry of a benchmark's client process: as many open files as allowed, then `main` on
+    uvloop or asyncio until it ends or the process is interrupted."""
+    raise_open_files()
+    with contextlib.suppress(KeyboardInterrupt):
+        if use_uvloop:
+            import uvloop
+
+            uvloop.run(main)
+        else:
+            asyncio.run(main)
 
 
 async def run() -> None:

@@ -29,7 +29,15 @@ import httpx
 from bench import summary
 from bench.baseline_server import raise_open_files
 from bench.fanout_setup import setup_hubbub
-from bench.ws_fanout import ROOT, ClientProc, busy_cpu_seconds, cpu_seconds, rss_kib, wait_quiet
+from bench.ws_fanout import (
+    ROOT,
+    ClientProc,
+    busy_cpu_seconds,
+    cpu_seconds,
+    rss_kib,
+    stop_process,
+    wait_quiet,
+)
 
 
 async def connect_all(
@@ -141,12 +149,7 @@ async def run_baseline(args: argparse.Namespace, workdir: Path) -> dict[str, Any
         ws_url = f"ws://127.0.0.1:{port}/"
         return await connect_all("baseline", proc.pid, ws_url, tokens, args, workdir)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -37,7 +37,14 @@ import orjson
 
 from bench import summary
 from bench.fanout_setup import setup_hubbub
-from bench.ws_fanout import ROOT, busy_cpu_seconds, cpu_seconds, percentile, wait_quiet
+from bench.ws_fanout import (
+    ROOT,
+    busy_cpu_seconds,
+    cpu_seconds,
+    percentile,
+    stop_process,
+    wait_quiet,
+)
 
 # The Synapse venv sits inside the one running the bench (.venv/synapse), like .venv/mmpy-bot.
 SYNAPSE_PY = Path(
@@ -423,12 +430,7 @@ async def run_synapse(args: argparse.Namespace, workdir: Path) -> dict[str, Any]
         }
         return await measure("synapse", proc.pid, spec, args, workdir)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 15)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import random
 import sys
@@ -32,7 +31,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from bench.baseline_server import raise_open_files
+from bench.baseline_server import run_client_process
 
 
 @dataclass
@@ -207,11 +206,7 @@ def main() -> None:
     p.add_argument("--jitter", type=float, default=1.0)
     p.add_argument("--open-timeout", type=float, default=120, help="per connection, for hello")
     args = p.parse_args()
-    raise_open_files()
-    import uvloop
-
-    with contextlib.suppress(KeyboardInterrupt):
-        uvloop.run(run(args))
+    run_client_process(run(args), use_uvloop=True)
 
 
 if __name__ == "__main__":

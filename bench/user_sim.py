@@ -40,7 +40,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from bench.baseline_server import raise_open_files
+from bench.baseline_server import run_client_process
 from bench.http_pool import HTTPError, Pool
 
 STORE_USERS = 500  # the tool's client store caps (api/agent.go)
@@ -691,14 +691,7 @@ def main() -> None:
     p.add_argument("--think-scale", type=float, default=1.0, help="scales in-action pauses")
     p.add_argument("--uvloop", action="store_true")
     args = p.parse_args()
-    raise_open_files()
-    with contextlib.suppress(KeyboardInterrupt):
-        if args.uvloop:
-            import uvloop
-
-            uvloop.run(run(args))
-        else:
-            asyncio.run(run(args))
+    run_client_process(run(args), args.uvloop)
 
 
 if __name__ == "__main__":

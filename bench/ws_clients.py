@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import sys
 import time
@@ -28,7 +27,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from bench.baseline_server import raise_open_files
+from bench.baseline_server import run_client_process
 
 MARK = "fanout"
 
@@ -214,14 +213,7 @@ def main() -> None:
     parser.add_argument("--open-timeout", type=float, default=30)
     parser.add_argument("--uvloop", action="store_true")
     args = parser.parse_args()
-    raise_open_files()
-    with contextlib.suppress(KeyboardInterrupt):
-        if args.uvloop:
-            import uvloop
-
-            uvloop.run(run(args))
-        else:
-            asyncio.run(run(args))
+    run_client_process(run(args), args.uvloop)
 
 
 if __name__ == "__main__":
