@@ -476,9 +476,19 @@ def node_kills_and_redis_restarts(
                     return None
             return victim
 
+        def next_pause() -> float:
+            """Until the next node kill, or the next Redis restart if that comes first: a kill
+            chosen a moment before a restart was due held the loop through the node's restart
+            and, on a loaded machine, past the end of the run, so a restart was never made."""
+            pause = rng.uniform(0.5, 1.5) * params.kill_every
+            if redis_due:
+                pause = min(pause, max(0.0, redis_due[0] - time.monotonic()))
+            return pause
+
         try:
-            while not await _pause(stop, rng.uniform(0.5, 1.5) * params.kill_every):
-                if redis_due and time.monotonic() >= redis_due[0]:
+            while not await _pause(stop, next_pause()):
+                # (The event loop may wake a timer up to its clock resolution early.)
+                if redis_due and time.monotonic() >= redis_due[0] - 0.01:
                     redis_due.pop(0)
                     victim = pick()
                     before = rng.random() < 0.5
