@@ -13,9 +13,9 @@ from hubbub.app import Hubbub
 from tests.support.api import API, User
 
 
-def jpeg(width: int, height: int) -> bytes:
+def jpeg(width: int, height: int, colour: tuple[int, int, int] = (20, 120, 220)) -> bytes:
     out = io.BytesIO()
-    Image.new("RGB", (width, height), (20, 120, 220)).save(out, "JPEG")
+    Image.new("RGB", (width, height), colour).save(out, "JPEG")
     return out.getvalue()
 
 
@@ -56,6 +56,16 @@ async def test_default_upload_and_reset(api: API, admin: User, node: Hubbub) -> 
     assert picture.content == stored
     assert picture.headers["etag"] == str(me["last_picture_update"])
     assert Image.open(io.BytesIO(picture.content)).size == (128, 128)
+    # A second upload is served at once: the node keeps pictures by their version.
+    await api.call(
+        "POST",
+        "/users/me/image",
+        token=user.token,
+        files={"image": ("me.jpg", jpeg(200, 200, (200, 30, 30)), "image/jpeg")},
+    )
+    second = await api.raw("GET", f"/users/{user.id}/image", token=admin.token)
+    assert second.content == await node.files.read(f"users/{user.id}/profile.png")
+    assert second.content != picture.content
     # The default stays available.
     default = await api.raw("GET", f"/users/{user.id}/image/default", token=user.token)
     assert default.content == first.content
@@ -66,7 +76,14 @@ async def test_default_upload_and_reset(api: API, admin: User, node: Hubbub) -> 
     assert not await node.files.exists(f"users/{user.id}/profile.png")
     back = await api.raw("GET", f"/users/{user.id}/image", token=user.token)
     assert back.content == first.content
-    assert len(node.events.named("user_updated")) == 2
+    assert len(node.events.named("user_updated")) == 3
+    # New initials, a new generated picture (the node keeps generated ones by colour and letters).
+    await api.call(
+        "PUT", "/users/me/patch", token=user.token, json={"first_name": "Quinn", "last_name": "Xu"}
+    )
+    renamed = await api.raw("GET", f"/users/{user.id}/image", token=user.token)
+    assert renamed.content != first.content
+    assert renamed.headers["etag"] != etag
 
 
 async def test_admin_may_change_others(api: API, admin: User) -> None:
