@@ -32,6 +32,12 @@ STATUSES = (ONLINE, AWAY, DND, OFFLINE)
 # `last_activity_at`, so posting many messages does not write a status row each time.
 MIN_UPDATE_MS = 120_000
 
+# Built once: `POST /users/status/ids` is among the most frequent requests (the apps ask for the
+# status of every user they meet), and a constant statement's cache key is memoized.
+_STATUSES_BY_IDS = select(statuses).where(
+    statuses.c.user_id.in_(bindparam("p_ids", expanding=True))
+)
+
 
 def status_json(user_id: str, row: Row[Any] | Mapping[str, Any] | None) -> dict[str, Any]:
     if row is None:
@@ -114,7 +120,7 @@ class StatusesService:
         if not ids:
             return []
         async with self.db.read() as conn:
-            rows = (await conn.execute(select(statuses).where(statuses.c.user_id.in_(ids)))).all()
+            rows = (await conn.execute(_STATUSES_BY_IDS, {"p_ids": ids})).all()
         found = {r.user_id: r for r in rows}
         return [status_json(user_id, found.get(user_id)) for user_id in ids]
 

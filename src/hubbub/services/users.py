@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, func, insert, or_, select, update
+from sqlalchemy import Row, String, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -36,6 +36,11 @@ DEFAULT_NOTIFY_PROPS = {
     "comments": "never",
 }
 DEFAULT_TIMEZONE = {"useAutomaticTimezone": "true", "automaticTimezone": "", "manualTimezone": ""}
+# Built once (a constant statement's cache key is memoized): the apps look users up by id all
+# the time, a page of posts' authors or a typist at a time.
+_USER_BY_ID = select(users).where(users.c.id == bindparam("p_id", type_=String))
+_USERS_BY_IDS = select(users).where(users.c.id.in_(bindparam("p_ids", expanding=True)))
+_USERS_BY_IDS_SINCE = _USERS_BY_IDS.where(users.c.update_at > bindparam("p_since"))
 PATCHABLE = ("username", "nickname", "first_name", "last_name", "position", "email", "locale")
 
 
@@ -262,7 +267,7 @@ class UsersService:
         if conn is None:
             async with self.db.read() as c:
                 return await self.get_row(user_id, c)
-        row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+        row = (await conn.execute(_USER_BY_ID, {"p_id": user_id})).first()
         if row is None:
             raise not_found("user", "app.user.missing_account.const")
         return row
@@ -288,11 +293,12 @@ class UsersService:
         ids = list(dict.fromkeys(user_ids))
         if not ids:
             return []
-        query = select(users).where(users.c.id.in_(ids))
-        if since:
-            query = query.where(users.c.update_at > since)
         async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
+            if since:
+                result = await conn.execute(_USERS_BY_IDS_SINCE, {"p_ids": ids, "p_since": since})
+            else:
+                result = await conn.execute(_USERS_BY_IDS, {"p_ids": ids})
+            rows = result.all()
         return [user_json(r) for r in rows]
 
     async def in_group_channels(
