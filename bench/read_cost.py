@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -43,6 +44,9 @@ async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     }
     server = await asyncio.to_thread(start_server, workdir / "hubbub", env)
     pid = server.proc.pid
+    if args.cpu is not None:  # every thread of the server on one CPU
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            os.sched_setaffinity(int(tid), {args.cpu})
     results: dict[str, Any] = {}
     try:
         async with httpx.AsyncClient(base_url=server.url + "/api/v4", timeout=60) as http:
@@ -98,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-c", "--count", type=int, default=1000, help="requests per route")
     parser.add_argument("--quick", action="store_true", help="-n 10 -c 100")
     parser.add_argument("--py-spy", metavar="FILE", help="record each route's requests")
-    parser.add_argument("--results", default=str(ROOT / "results"))
+    parser.add_argument("--cpu", type=int, help="pin the server's threads to this CPU")
+    parser.add_argument("--results", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args(argv)
     if args.quick:
         args.users, args.count = 10, 100

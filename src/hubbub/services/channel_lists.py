@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import String, bindparam, func, or_, select
 
 from hubbub.errors import forbidden, not_found
 from hubbub.services.channel_access import ChannelAccess
@@ -20,6 +20,21 @@ from hubbub.store.db import Database
 from hubbub.store.tables import channel_members, channels, posts, users
 
 SEARCH_LIMIT = 100
+
+
+# `GET /channels/{id}/stats`, asked on every channel switch: both counts in one statement,
+# built once.
+_STATS_CHANNEL = bindparam("p_channel_id", type_=String)
+_STATS = select(
+    select(func.count())
+    .select_from(channel_members.join(users, users.c.id == channel_members.c.user_id))
+    .where(channel_members.c.channel_id == _STATS_CHANNEL, users.c.delete_at == 0)
+    .scalar_subquery(),
+    select(func.count())
+    .select_from(posts)
+    .where(posts.c.channel_id == _STATS_CHANNEL, posts.c.is_pinned, posts.c.delete_at == 0)
+    .scalar_subquery(),
+)
 
 
 class ChannelDirectory:
@@ -179,26 +194,8 @@ class ChannelDirectory:
     async def stats(self, session: Session, channel_id: str) -> dict[str, Any]:
         await self.access.require_read(session, channel_id)
         async with self.db.read() as conn:
-            members = (
-                await conn.execute(
-                    select(func.count())
-                    .select_from(
-                        channel_members.join(users, users.c.id == channel_members.c.user_id)
-                    )
-                    .where(channel_members.c.channel_id == channel_id, users.c.delete_at == 0)
-                )
-            ).scalar_one()
-            pinned = (
-                await conn.execute(
-                    select(func.count())
-                    .select_from(posts)
-                    .where(
-                        posts.c.channel_id == channel_id,
-                        posts.c.is_pinned,
-                        posts.c.delete_at == 0,
-                    )
-                )
-            ).scalar_one()
+            counts = (await conn.execute(_STATS, {"p_channel_id": channel_id})).one()
+        members, pinned = counts
         return {
             "channel_id": channel_id,
             "member_count": int(members),

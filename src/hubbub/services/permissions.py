@@ -49,6 +49,16 @@ def member_roles(explicit: str, guest: bool, user: bool, admin: bool, scope: str
     return names
 
 
+class _NotAMember:
+    """A caller's membership as read: there is none (as opposed to None, not read yet)."""
+
+    def __repr__(self) -> str:
+        return "NOT_A_MEMBER"
+
+
+NOT_A_MEMBER: Any = _NotAMember()
+
+
 def channel_member_roles(row: Any) -> list[str]:
     """The role names of a channel membership row (or of a row carrying its columns)."""
     return member_roles(row.roles, row.scheme_guest, row.scheme_user, row.scheme_admin, "channel")
@@ -120,7 +130,8 @@ class Permissions:
         member: Any | None = None,
     ) -> bool:
         """`channel` is an id or the channel's row (which saves a read); `member` the caller's
-        membership row when the caller already has it."""
+        membership row when the caller already has it, `NOT_A_MEMBER` when the caller knows
+        there is none (None: read it)."""
         if isinstance(channel, str):
             async with self.db.read() as conn:
                 row = (await conn.execute(select(channels).where(channels.c.id == channel))).first()
@@ -129,6 +140,8 @@ class Permissions:
             channel = row
         if member is None:
             member = await self.channel_member(session.user_id, channel.id)
+        elif member is NOT_A_MEMBER:
+            member = None
         if member is not None and await self.granted(channel_member_roles(member), permission):
             return True
         if await self.has(session, MANAGE_SYSTEM):
@@ -137,10 +150,12 @@ class Permissions:
             return await self.has_for_team(session, channel.team_id, permission)
         return await self.has(session, permission)
 
-    async def can_read_channel(self, session: Session, channel: Row[Any]) -> bool:
+    async def can_read_channel(
+        self, session: Session, channel: Row[Any], member: Any | None = None
+    ) -> bool:
         """Mattermost's `HasPermissionToReadChannel`: `read_channel_content` on the channel, or
-        for a public channel `read_public_channel` on its team."""
-        if await self.has_for_channel(session, channel, "read_channel_content"):
+        for a public channel `read_public_channel` on its team. `member` as `has_for_channel`'s."""
+        if await self.has_for_channel(session, channel, "read_channel_content", member):
             return True
         return channel.type == "O" and await self.has_for_team(
             session, channel.team_id, "read_public_channel"
