@@ -203,3 +203,78 @@ async def test_posts_around_the_first_unread(api: API, admin: User) -> None:
         token=w.bob.token,
         expect=403,
     )
+
+
+def _expected_cursors(
+    live: list[str], order: list[str], per_page: int, page: int, before: str, after: str
+) -> tuple[str, str]:
+    """Mattermost's cursors for a page, computed from every live post, oldest first."""
+    next_id: str | None = None
+    prev_id: str | None = None
+    if after:
+        if page == 0:
+            prev_id = after
+        if len(order) < per_page:
+            next_id = ""
+    elif before:
+        if page == 0:
+            next_id = before
+        if len(order) < per_page:
+            prev_id = ""
+
+    def neighbour(post_id: str, step: int) -> str:
+        at = live.index(post_id) + step
+        return live[at] if 0 <= at < len(live) else ""
+
+    if next_id is None:
+        next_id = neighbour(order[0], 1) if order else ""
+    if prev_id is None:
+        prev_id = neighbour(order[-1], -1) if order else ""
+    return next_id, prev_id
+
+
+async def test_cursors_of_every_page_match_the_live_neighbours(api: API, admin: User) -> None:
+    """The page's own read finds the post past its end (one row more) instead of a query per
+    cursor: for every page size, page, anchor and both thread modes, the cursors are the live
+    neighbours, deleted posts skipped and replies left out with collapsed threads."""
+    w = await make_world(api, admin)
+    made = [await w.post(w.bob, f"p{i}") for i in range(8)]
+    made.append(await w.post(w.alice, "reply", root_id=made[2]["id"]))
+    made += [await w.post(w.bob, f"q{i}") for i in range(3)]
+    for gone in (made[4], made[9], made[-1]):  # a middle post, one after the reply, the newest
+        await api.call("DELETE", f"/posts/{gone['id']}", token=w.bob.token)
+    deleted = {made[4]["id"], made[9]["id"], made[-1]["id"]}
+    for collapsed in (False, True):
+        live = [
+            p["id"] for p in made if p["id"] not in deleted and not (collapsed and p.get("root_id"))
+        ]
+        flags = "&collapsedThreads=true" if collapsed else ""
+        anchors = [("", "")] + [(a, "") for a in live[::3]] + [("", a) for a in live[::3]]
+        for per_page in (1, 2, 3, 20):
+            for page in (0, 1, 2):
+                for before, after in anchors:
+                    query = f"?per_page={per_page}&page={page}{flags}"
+                    query += f"&before={before}" if before else ""
+                    query += f"&after={after}" if after else ""
+                    got = await history(w, w.alice, query)
+                    want = _expected_cursors(live, got["order"], per_page, page, before, after)
+                    assert (got["next_post_id"], got["prev_post_id"]) == want, query
+
+    # Around the first unread post: each side's read finds that side's cursor.
+    path = f"/users/me/channels/{w.channel['id']}/posts/unread"
+    view = {"channel_id": w.channel["id"]}
+    for limit_before, limit_after in ((0, 1), (1, 1), (2, 2), (3, 9)):
+        await api.call("POST", "/channels/members/me/view", token=w.alice.token, json=view)
+        made += [await w.post(w.bob, f"late {limit_before} {i}") for i in range(3)]
+        live = [p["id"] for p in made if p["id"] not in deleted]
+        got = await api.call(
+            "GET",
+            path + f"?limit_before={limit_before}&limit_after={limit_after}",
+            token=w.alice.token,
+        )
+        order = got["order"]
+        assert made[-3]["id"] in order  # the first unread
+        newer = live.index(order[0]) + 1
+        older = live.index(order[-1]) - 1
+        assert got["next_post_id"] == (live[newer] if newer < len(live) else ""), order
+        assert got["prev_post_id"] == (live[older] if older >= 0 else ""), order

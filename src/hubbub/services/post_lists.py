@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select
+from sqlalchemy import Row, String, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
@@ -87,6 +87,17 @@ def _channel_filter(query: Select[Any], channel_id: str, collapsed: bool) -> Sel
     return query
 
 
+# `channel_etag`'s two values in one statement, built once.
+_ETAG = select(
+    select(func.max(posts.c.update_at))
+    .where(posts.c.channel_id == bindparam("p_channel_id", type_=String))
+    .scalar_subquery(),
+    select(channels.c.event_seq)
+    .where(channels.c.id == bindparam("p_channel_id", type_=String))
+    .scalar_subquery(),
+)
+
+
 class PostLists:
     """PostLists the caller may read; `build_post_list` renders ids already filtered (search)."""
 
@@ -118,34 +129,38 @@ class PostLists:
                 tag = await self.channel_etag(conn, channel_id)
                 if if_none_match == tag:
                     return Listing(tag, None)
+            beyond: str | None = None
             if q.since > 0:
                 rows, extra = await self._since(conn, channel_id, q)
                 order = sort_newest_first(r._mapping for r in rows if r.update_at > q.since)
             else:
-                rows = await self._page(conn, channel_id, q)
+                rows, beyond = await self._page_and_beyond(conn, channel_id, q)
                 extra = await self._threads_of(conn, rows, q)
                 order = sort_newest_first(r._mapping for r in rows)
             rendered = await self.renderer.render(conn, _unique([*rows, *extra]))
-            next_id, prev_id = await self._cursors(conn, channel_id, rows, order, q)
+            next_id, prev_id = await self._cursors(conn, channel_id, rows, order, q, beyond)
         return Listing(tag, post_list(order, rendered, next_post_id=next_id, prev_post_id=prev_id))
 
     @staticmethod
     async def channel_etag(conn: AsyncConnection, channel_id: str) -> str:
         """Mattermost's `GetEtag`: the latest `update_at` in the channel; plus the channel's event
         sequence, which every post change bumps, so same-millisecond changes show too."""
-        latest = (
-            await conn.execute(
-                select(func.max(posts.c.update_at)).where(posts.c.channel_id == channel_id)
-            )
-        ).scalar()
-        seq = (
-            await conn.execute(select(channels.c.event_seq).where(channels.c.id == channel_id))
-        ).scalar()
+        latest, seq = (await conn.execute(_ETAG, {"p_channel_id": channel_id})).one()
         return etag(latest or 0, seq or 0)
 
     async def _page(
         self, conn: AsyncConnection, channel_id: str, q: HistoryQuery
     ) -> Sequence[PostRow]:
+        rows, _ = await self._page_and_beyond(conn, channel_id, q)
+        return rows
+
+    async def _page_and_beyond(
+        self, conn: AsyncConnection, channel_id: str, q: HistoryQuery
+    ) -> tuple[Sequence[PostRow], str | None]:
+        """A page of posts, and the id of the live post just past its end in its own order
+        ("" if there is none): the cursor `_neighbour` would look for, read with the page as
+        one row more. None when the page may hold deleted posts (its filter is then not the
+        neighbour's)."""
         query = _channel_filter(select(posts), channel_id, q.collapsed_threads)
         if not q.include_deleted:
             query = query.where(posts.c.delete_at == 0)
@@ -154,14 +169,20 @@ class PostLists:
         if anchor_id:
             anchor = await self._anchor(conn, anchor_id)
             if anchor is None:
-                return []
+                return [], None
             query = query.where(_after(anchor) if ascending else _before(anchor))
         if ascending:
             query = query.order_by(posts.c.create_at, posts.c.id)
         else:
             query = query.order_by(posts.c.create_at.desc(), posts.c.id.desc())
-        query = query.offset(q.page * q.per_page).limit(q.per_page)
-        return (await conn.execute(query)).all()
+        if q.include_deleted:
+            query = query.offset(q.page * q.per_page).limit(q.per_page)
+            return (await conn.execute(query)).all(), None
+        query = query.offset(q.page * q.per_page).limit(q.per_page + 1)
+        rows = (await conn.execute(query)).all()
+        if len(rows) > q.per_page:
+            return rows[: q.per_page], rows[q.per_page].id
+        return rows, ""
 
     async def _since(
         self, conn: AsyncConnection, channel_id: str, q: HistoryQuery
@@ -199,8 +220,9 @@ class PostLists:
         rows: Sequence[PostRow],
         order: list[str],
         q: HistoryQuery,
+        beyond: str | None = None,
     ) -> tuple[str, str]:
-        """`AddCursorIdsForPostList`."""
+        """`AddCursorIdsForPostList`. `beyond`: `_page_and_beyond`'s, when known."""
         if q.since > 0:
             return "", ""
         next_id: str | None = None
@@ -215,6 +237,15 @@ class PostLists:
                 next_id = q.before
             if len(order) < q.per_page:
                 prev_id = ""
+        if beyond is not None and order:
+            # The page's own read found the neighbour past its end; and the first page of the
+            # newest posts has nothing newer.
+            if q.after:
+                next_id = beyond if next_id is None else next_id
+            else:
+                prev_id = beyond if prev_id is None else prev_id
+                if next_id is None and not q.before and q.page == 0:
+                    next_id = ""
         by_id = {r.id: r for r in rows}
         if next_id is None:
             next_id = ""
@@ -412,6 +443,9 @@ class PostLists:
                     .limit(1)
                 )
             ).first()
+            rows: Sequence[PostRow]
+            older: str | None
+            newer: str | None
             if first_unread is None:
                 latest = HistoryQuery(
                     per_page=limit_before,
@@ -419,15 +453,17 @@ class PostLists:
                     collapsed_threads=q.collapsed_threads,
                 )
                 tag = await self.channel_etag(conn, channel_id)
-                rows: Sequence[PostRow] = await self._page(conn, channel_id, latest)
+                rows, older = await self._page_and_beyond(conn, channel_id, latest)
+                newer = ""  # the newest posts: nothing after them
                 extra = await self._threads_of(conn, rows, latest)
             else:
                 tag = None
                 thread, _ = await self._thread_rows(conn, first_unread, ThreadQuery())
-                before = await self._page(
+                # Each page's read also finds the neighbour past its end: the list's cursors.
+                before, older = await self._page_and_beyond(
                     conn, channel_id, _around(q, first_unread.id, limit_before, False)
                 )
-                after = await self._page(
+                after, newer = await self._page_and_beyond(
                     conn, channel_id, _around(q, first_unread.id, limit_after - 1, True)
                 )
                 rows = [first_unread, *before, *after]
@@ -437,11 +473,19 @@ class PostLists:
             by_id = {r.id: r for r in rows}
             next_id = prev_id = ""
             if order:
-                next_id = await self._neighbour(
-                    conn, channel_id, by_id[order[0]], True, q.collapsed_threads
+                next_id = (
+                    newer
+                    if newer is not None
+                    else await self._neighbour(
+                        conn, channel_id, by_id[order[0]], True, q.collapsed_threads
+                    )
                 )
-                prev_id = await self._neighbour(
-                    conn, channel_id, by_id[order[-1]], False, q.collapsed_threads
+                prev_id = (
+                    older
+                    if older is not None
+                    else await self._neighbour(
+                        conn, channel_id, by_id[order[-1]], False, q.collapsed_threads
+                    )
                 )
         return Listing(tag, post_list(order, rendered, next_post_id=next_id, prev_post_id=prev_id))
 
