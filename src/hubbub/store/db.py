@@ -50,6 +50,7 @@ from hubbub.store.engines import (
     parse_lsn,
 )
 from hubbub.store.monitor import REPLAY_POSITION, DatabaseMetrics, ReplicaMonitor
+from hubbub.store.sqlite_driver import OneTripConnection
 from hubbub.tasks import stop_task
 
 log = logging.getLogger("hubbub.store")
@@ -173,6 +174,19 @@ async def _begin_immediate(conn: AsyncConnection) -> None:
     await driver.execute_fetchall("BEGIN IMMEDIATE")
 
 
+def _set_inline(conn: AsyncConnection, inline: bool) -> bool:
+    """Statements of the SQLite write connection on the event loop's thread, or not
+    (`OneTripConnection.inline`). True when it could be set."""
+    try:
+        raw = conn.sync_connection.connection.dbapi_connection if conn.sync_connection else None
+    except Exception:
+        return False
+    if not isinstance(raw, OneTripConnection):
+        return False
+    raw.inline = inline
+    return True
+
+
 async def _share_position(positions: PositionStore | None, user_id: str, lsn: int) -> None:
     if positions is None:
         return
@@ -272,9 +286,11 @@ class Database(Component):
         self.metrics.served(QueryClass.WRITE, Role.PRIMARY)
         async with self._writer_turn(self._write_lock):
             conn = await self._sqlite_writer()
+            inline = False
             try:
                 await conn.begin()
                 await _begin_immediate(conn)
+                inline = _set_inline(conn, True)
                 yield conn
                 await conn.commit()
             except BaseException:
@@ -288,6 +304,9 @@ class Database(Component):
                     with contextlib.suppress(Exception):
                         await conn.close()
                 raise
+            finally:
+                if inline:
+                    _set_inline(conn, False)
             await _run_after_commit(conn)
 
     @asynccontextmanager

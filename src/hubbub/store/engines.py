@@ -125,8 +125,14 @@ def sqlite_engine(url: str, settings: SqlConfig) -> AsyncEngine:
     # thread; WAL readers do not block each other); ":memory:" keeps SQLAlchemy's own.
     pool = {} if ":memory:" in url else pool_args(settings)
     # One trip to the connection's thread per statement (store/sqlite_driver.py).
+    # `check_same_thread` off: the write connection runs its statements on the event loop's
+    # thread while it holds the write lock (`OneTripConnection.inline`); every other use of a
+    # connection is in its own aiosqlite thread, one at a time.
     engine = create_async_engine(
-        url, module=sqlite_module(), connect_args={"timeout": settings.QueryTimeout}, **pool
+        url,
+        module=sqlite_module(),
+        connect_args={"timeout": settings.QueryTimeout, "check_same_thread": False},
+        **pool,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
