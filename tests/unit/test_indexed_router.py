@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Mount, Route, Router, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from hubbub.api.routing import IndexedRouter, first_segment, literal_segment
+from hubbub.api.routing import IndexedRouter, Shape, segments_of, shape_of
 from tests.support.routes import api_routes
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -47,30 +47,52 @@ def _paths(routes: list[BaseRoute]) -> set[str]:
 def test_the_api_table_chooses_the_same_route_for_every_path_and_method(tmp_path: Path) -> None:
     routes = api_routes(tmp_path)
     assert len(routes) > 100
+    assert _same_choices(routes, _paths(routes)) > 5000
+
+
+def test_a_table_with_mounts_and_path_parameters_chooses_the_same_routes() -> None:
+    paths = _paths(_table()) | {p.removeprefix("/api/v4") for _, p in REQUESTS}
+    assert _same_choices(_table(), paths) > 1000
+
+
+def _same_choices(routes: list[BaseRoute], paths: set[str]) -> int:
+    """Asserts the indexed candidates of each path lead to Starlette's choice, for every
+    method; returns how many choices were compared."""
     indexed = IndexedRouter(routes)
     plain = Router(routes=routes)
     checked = 0
-    for path in sorted(_paths(routes)):
+    for path in sorted(paths):
         for method in METHODS:
             for kind in ("http", "websocket"):
                 scope = {"type": kind, "method": method, "path": path, "root_path": ""}
                 expected = _first_match(plain.routes, scope)
                 assert _first_match(indexed.candidates(path), scope) == expected, (method, path)
                 checked += 1
-    assert checked > 5000
+    return checked
 
 
-def test_segments() -> None:
-    assert first_segment("/users/me") == "users"
-    assert first_segment("/users") == "users"
-    assert first_segment("/") == ""
-    assert first_segment("") == ""
-    assert literal_segment(Route("/users/{user_id}", _echo)) == "users"
-    assert literal_segment(Route("/{team_id}/channels", _echo)) is None
-    assert literal_segment(Route("/user{suffix}/x", _echo)) is None
-    assert literal_segment(Route("/", _echo)) is None
-    assert literal_segment(Mount("", routes=[])) is None
-    assert literal_segment(Mount("/files", routes=[])) == "files"
+def test_shapes() -> None:
+    assert segments_of("/users/me") == ["users", "me"]
+    assert segments_of("/users/") == ["users", ""]
+    assert segments_of("/") == [""]
+    assert segments_of("") == []
+    assert shape_of(Route("/users/me", _echo)) == Shape(("users", "me"), rest=False)
+    assert shape_of(Route("/users/{user_id}/image", _echo)) == Shape(
+        ("users", None, "image"), rest=False
+    )
+    assert shape_of(Route("/u/{id:int}.json", _echo)) == Shape(("u", None), rest=False)
+    assert shape_of(Route("/files/{path:path}/x", _echo)) == Shape(("files", None), rest=True)
+    assert shape_of(Route("/", _echo)) == Shape(("",), rest=False)
+    assert shape_of(Mount("", routes=[])) == Shape((None,), rest=True)
+    assert shape_of(Mount("/files", routes=[])) == Shape(("files", None), rest=True)
+
+
+def test_few_routes_are_tried_for_a_deep_literal_path(tmp_path: Path) -> None:
+    indexed = IndexedRouter(api_routes(tmp_path))
+    assert len(indexed.routes) > 100
+    assert len(indexed.candidates("/users/me")) < 5
+    assert len(indexed.candidates("/users/abcdefghijklmnopqrstuvwxyz")) < 5
+    assert len(indexed.candidates("/channels/abcdefghijklmnopqrstuvwxyz/stats")) < 5
 
 
 async def _echo(request: Request) -> Response:
