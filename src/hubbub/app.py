@@ -42,6 +42,7 @@ from hubbub.api.preferences import PreferenceRoutes
 from hubbub.api.ratelimit import RateLimiter, RateLimitMiddleware
 from hubbub.api.reactions import ReactionRoutes
 from hubbub.api.roles import RoleRoutes
+from hubbub.api.routing import IndexedRouter
 from hubbub.api.search import SearchRoutes
 from hubbub.api.sidebar import SidebarRoutes
 from hubbub.api.statuses import StatusRoutes
@@ -511,7 +512,8 @@ class Hubbub:
         app = Starlette(
             # The pages and files outside /api/v4 come after it: they never see an API path.
             routes=[
-                Mount("/api/v4", routes=self._api_routes()),
+                # Tried by first path segment, not route by route (api/routing.py).
+                Mount("/api/v4", app=IndexedRouter(self._api_routes())),
                 *WebRoutes(self.permissions, s.ServiceSettings.WebappDirectory).routes(),
             ],
             exception_handlers=make_handlers(s.ServiceSettings.EnableDeveloper),

@@ -16,6 +16,7 @@ import uvicorn
 from hubbub.app import Hubbub, Seams
 from hubbub.cluster.versions import REFUSED_EXIT_STATUS, RefusedToJoin
 from hubbub.config import LoadedConfig, split_address
+from hubbub.http_writes import CoalescingHttpToolsProtocol
 from hubbub.observability.logging import setup_logging
 from hubbub.realtime.protocol import MAX_FRAME_BYTES
 from hubbub.realtime.transport import HubbubWebSocketProtocol
@@ -128,6 +129,8 @@ def serve(config: LoadedConfig, seams: Seams | None = None) -> int:
         lifespan="on",
         log_config=None,
         access_log=False,
+        # Each answer's head and body in one write (hubbub.http_writes).
+        http=CoalescingHttpToolsProtocol,
         ws=HubbubWebSocketProtocol,
         ws_max_size=MAX_FRAME_BYTES,
         ws_ping_interval=None,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from hubbub.app import Hubbub
 from hubbub.config import load_config
@@ -55,3 +55,11 @@ def api_route_keys(workdir: Path) -> list[str]:
         for route in mount.routes:
             keys += _keys(route)
     return keys
+
+
+def api_routes(workdir: Path) -> list[BaseRoute]:
+    """The route objects under /api/v4, in the table's order."""
+    for mount in _app(workdir).routes:
+        if isinstance(mount, Mount) and mount.path == "/api/v4":
+            return list(mount.routes)
+    raise AssertionError("no /api/v4 mount")

@@ -36,17 +36,22 @@ def test_requests_errors_and_api_time_per_route_template() -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
             await client.get("/api/v4/users/abc", headers={"X-Requested-With": "XMLHttpRequest"})
             await client.get("/api/v4/users/def")
+            await client.get("/api/v4/users/jkl")
+            await client.get("/api/v4/users/ghi", headers={"X-Page-Load-Context": "page_load"})
             await client.get("/api/v4/users/missing")
             await client.get("/api/v4/nowhere")
             await client.get("/static/app.js")  # outside the API: not counted
 
     asyncio.run(run())
     r = metrics.registry
-    assert r.get_sample_value("mattermost_http_requests_total") == 4
+    assert r.get_sample_value("mattermost_http_requests_total") == 6
     assert r.get_sample_value("mattermost_http_errors_total") == 2
     count = "mattermost_api_time_count"
     labels = {"handler": "/api/v4/users/{user_id}", "method": "GET", "page_load_context": ""}
-    assert r.get_sample_value(count, {**labels, "status_code": "200", "origin_client": ""}) == 1
+    # The same labels twice (def, jkl): one child counted twice.
+    assert r.get_sample_value(count, {**labels, "status_code": "200", "origin_client": ""}) == 2
+    page_load = {**labels, "page_load_context": "page_load"}
+    assert r.get_sample_value(count, {**page_load, "status_code": "200", "origin_client": ""}) == 1
     webapp = {**labels, "status_code": "200", "origin_client": "webapp"}
     assert r.get_sample_value(count, webapp) == 1
     assert r.get_sample_value(count, {**labels, "status_code": "404", "origin_client": ""}) == 1

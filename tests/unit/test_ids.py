@@ -42,6 +42,16 @@ def test_request_ids_are_valid_ids_that_do_not_repeat_across_processes() -> None
     assert not {other() for _ in range(1_000)} & set(ids)
 
 
+def test_request_ids_are_the_encoding_of_prefix_and_counter() -> None:
+    """The id made in parts (prefix once, counter's high characters every 256) is the whole
+    16 bytes encoded, across the 256 and 2**48 boundaries."""
+    for start in (1, 250, (1 << 40) - 3, (1 << 48) - 300):
+        ids = RequestIds(prefix=bytes(range(10, 20)), start=start)
+        for n in range(start, start + 600):
+            assert ids() == ids.encoded(n), n
+    assert RequestIds(prefix=bytes(10), start=1)() == "yyyyyyyyyyyyyyyyyyyyyyyyyr"
+
+
 @pytest.mark.parametrize(
     "value",
     [

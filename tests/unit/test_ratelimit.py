@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hubbub.api.forwarded import ForwardedHeaders, ProxyTrust
+from hubbub.api.forwarded import TRUST_CACHE_SIZE, ForwardedHeaders, ProxyTrust
 from hubbub.api.ratelimit import GCRA, MemoryBuckets, RateLimiter, rate_limit_key
 from hubbub.config.settings import RateLimitConfig
 from hubbub.observability.metrics import Metrics
@@ -160,6 +160,17 @@ def test_forwarded_address_is_believed_only_from_trusted_proxies() -> None:
     assert trust.scheme("192.0.2.44", proto, "http") == "http"
     nobody = ProxyTrust([], ["X-Forwarded-For"])
     assert nobody.client_address("127.0.0.1", xff) == "127.0.0.1"
+
+
+def test_remembered_trust_answers_as_parsing_does_and_stays_bounded() -> None:
+    trust = ProxyTrust(["127.0.0.1/32", "10.0.0.0/8"], ["X-Forwarded-For"])
+    for _ in range(2):  # the second time from what was remembered
+        assert trust.trusts("127.0.0.1") and trust.trusts("10.9.8.7")
+        assert not trust.trusts("192.0.2.44") and not trust.trusts("garbage")
+    for i in range(3 * TRUST_CACHE_SIZE):
+        assert trust.trusts(f"10.0.{i // 256 % 256}.{i % 256}")
+        assert not trust.trusts(f"192.0.{i // 256 % 256}.{i % 256}")
+    assert len(trust._trusted) <= TRUST_CACHE_SIZE
 
 
 def test_forwarded_headers_rewrite_the_scope_only_for_trusted_peers() -> None:

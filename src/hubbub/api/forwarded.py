@@ -24,14 +24,32 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+# Addresses whose trust is remembered (the peers, mostly one proxy or loopback): parsing one
+# costs more than the rest of this layer. Past this many (hops a client made up), it starts over.
+TRUST_CACHE_SIZE = 1024
+
+
 class ProxyTrust:
     def __init__(self, proxies: Sequence[str], ip_headers: Sequence[str]) -> None:
         self.networks: tuple[Network, ...] = tuple(
             ipaddress.ip_network(p.strip(), strict=False) for p in proxies if p.strip()
         )
         self.ip_headers = tuple(h.strip().lower() for h in ip_headers if h.strip())
+        # The only headers read: the address headers and the scheme's, as raw names.
+        self.header_names = frozenset(
+            name.encode("latin-1") for name in (*self.ip_headers, "x-forwarded-proto")
+        )
+        self._trusted: dict[str, bool] = {}
 
     def trusts(self, address: str) -> bool:
+        known = self._trusted.get(address)
+        if known is None:
+            if len(self._trusted) >= TRUST_CACHE_SIZE:
+                self._trusted.clear()
+            known = self._trusted[address] = self._in_networks(address)
+        return known
+
+    def _in_networks(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address.strip().strip("[]"))
         except ValueError:
@@ -91,9 +109,11 @@ class ForwardedHeaders:
             peer = client[0] if client else ""
             scope["hubbub.peer"] = peer
             if peer and self.trust.trusts(peer):
+                names = self.trust.header_names
                 headers = {
                     k.decode("latin-1").lower(): v.decode("latin-1")
                     for k, v in scope.get("headers", [])
+                    if k.lower() in names
                 }
                 address = self.trust.client_address(peer, headers)
                 if address != peer:

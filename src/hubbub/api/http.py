@@ -37,8 +37,10 @@ class JSONResponse(Response):
 
     def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
         super().init_headers(headers)
-        # Starlette appends "; charset=utf-8" to text types only, but be explicit: clients compare.
-        self.headers["content-type"] = JSON_TYPE
+        # Starlette appends "; charset=utf-8" to text types only and already wrote exactly
+        # JSON_TYPE unless `headers` named a type of its own: be explicit, clients compare.
+        if headers and any(name.lower() == "content-type" for name in headers):
+            self.headers["content-type"] = JSON_TYPE
 
 
 def ok(

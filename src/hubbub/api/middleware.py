@@ -40,9 +40,14 @@ _SECURITY_HEADERS = (
 )
 
 
+_SECURITY_NAMES = frozenset(name for name, _ in _SECURITY_HEADERS)
+
+
 def security_headers(present: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The security headers `present` (a response's headers, lower-case names) lacks."""
-    names = {name.lower() for name, _ in present}
+    names = {lowered for name, _ in present if (lowered := name.lower()) in _SECURITY_NAMES}
+    if not names:  # most answers: none of them set by the route
+        return list(_SECURITY_HEADERS)
     return [(name, value) for name, value in _SECURITY_HEADERS if name not in names]
 
 
@@ -77,6 +82,7 @@ class APIMiddleware:
         self.positions = positions
         self.auth = auth
         self.version_id = version_id
+        self._version_header = (b"x-version-id", version_id.encode())
         self.max_body = max_body
         self.max_upload = max_upload
         self.strict_csrf = strict_csrf
@@ -147,7 +153,7 @@ class APIMiddleware:
                 started = True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
-                headers.append((b"x-version-id", self.version_id.encode()))
+                headers.append(self._version_header)
                 headers += security_headers(headers)
                 if scope["method"] == "GET" and path.startswith("/api/"):
                     headers.append((b"expires", b"0"))

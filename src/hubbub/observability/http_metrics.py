@@ -21,6 +21,9 @@ from hubbub.observability.metrics import Metrics
 
 API_PREFIX = "/api/v4"
 
+# The request headers the labels are made of (raw ASGI names, lower-case).
+_LABEL_HEADERS = frozenset({b"user-agent", b"x-requested-with", b"x-page-load-context"})
+
 
 def origin_client(headers: dict[bytes, bytes]) -> str:
     """Mattermost's `origin_client` label: which kind of client made the request."""
@@ -38,6 +41,10 @@ class HTTPMetrics:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The histogram's child per label values, as `labels()` finds it (after checking and
+        # converting the values, under a lock) on every request otherwise. As bounded as the
+        # histogram's own children: one entry per child.
+        self._api_time: dict[tuple[str, str, str, str, str], Any] = {}
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX + "/"):
@@ -67,11 +74,15 @@ class HTTPMetrics:
         route: Any = scope.get("route")
         # A Mount that matched only the prefix (no route under it) is no handler.
         handler = API_PREFIX + route.path if isinstance(route, Route) else "unmatched"
-        headers = dict(scope.get("headers", []))
-        m.api_time.labels(
+        headers = {k: v for k, v in scope.get("headers", []) if k in _LABEL_HEADERS}
+        labels = (
             handler,
             scope.get("method", ""),
             str(status),
             origin_client(headers),
             headers.get(b"x-page-load-context", b"").decode("latin-1")[:32],
-        ).observe(seconds)
+        )
+        child = self._api_time.get(labels)
+        if child is None:
+            child = self._api_time[labels] = m.api_time.labels(*labels)
+        child.observe(seconds)
