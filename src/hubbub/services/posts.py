@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, and_, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -55,6 +55,7 @@ from hubbub.services.session import Session
 from hubbub.services.statuses import status_json
 from hubbub.services.threads import ThreadsService
 from hubbub.store.db import Database
+from hubbub.store.pipeline import execute_all
 from hubbub.store.tables import channel_members, posts, users
 
 
@@ -67,6 +68,15 @@ class NewPost:
     props: Mapping[str, Any] = field(default_factory=dict)
     pending_post_id: str = ""
     type: str = ""
+
+
+class _Totals(NamedTuple):
+    """The channel after a post's `BUMP_CHANNEL`."""
+
+    event_seq: int
+    last_post_at: int
+    total_msg_count: int
+    total_msg_count_root: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +200,7 @@ class PostsService:
                     return CreatedPost(await self._render_new(conn, existing, new), status)
             else:
                 row, totals = await self._insert(conn, user_id, ctx.id, new, props, key)
-            await self._after_insert(conn, row, totals, mentions)
+            await self._count_mentions(conn, row, mentions)
             post = await self._render_new(conn, row, new)
             data: dict[str, Any] = {
                 "post": dumps(post),
@@ -225,28 +235,50 @@ class PostsService:
         new: NewPost,
         props: dict[str, Any],
         key: str,
-    ) -> tuple[dict[str, Any], Row[Any]]:
-        """Inserts the post and updates its channel and root; returns the post's values and the
-        channel's (event_seq, last_post_at, total_msg_count, total_msg_count_root) after it."""
-        totals = (
-            await conn.execute(
-                BUMP_CHANNEL,
-                {
-                    "p_channel_id": channel_id,
-                    "p_now": now_ms(),
-                    "p_roots": 0 if new.root_id else 1,
-                },
-            )
-        ).one()
-        create_at = totals.last_post_at
+    ) -> tuple[dict[str, Any], _Totals]:
+        """Inserts the post, updates its channel and root and marks the channel read for the
+        author; returns the post's values and the channel's totals after it.
+
+        The root is checked and the files attached first (reads, and writes keyed by the new
+        post's id); then the channel's bump, the post and the author's membership run back to
+        back (`execute_all`: one trip to SQLite's thread), the post reading its create_at from
+        the bumped channel; the root's counts take that create_at last."""
         if new.root_id:
-            await self._count_reply(conn, new.root_id, channel_id, create_at)
+            await self._check_root(conn, new.root_id, channel_id)
         post_id = new_id()
         file_ids = (
             await self.files.attach(conn, list(new.file_ids), post_id, channel_id, user_id)
             if new.file_ids
             else []
         )
+        who = {"p_channel_id": channel_id, "p_user_id": user_id}
+        now = now_ms()
+        bumped, _, _ = await execute_all(
+            conn,
+            [
+                (BUMP_CHANNEL, {**who, "p_now": now, "p_roots": 0 if new.root_id else 1}),
+                (
+                    INSERT_POST,
+                    {
+                        **who,
+                        "p_post_id": post_id,
+                        "p_root_id": new.root_id,
+                        "p_message": new.message,
+                        "p_type": new.type,
+                        "p_props": props,
+                        "p_file_ids": file_ids,
+                        "p_key": key,
+                    },
+                ),
+                (MARK_READ, {**who, "p_update_at": now}),
+            ],
+        )
+        if not bumped:
+            raise not_found("channel", "app.channel.get.existing.app_error")
+        totals = _Totals(*bumped[0])
+        create_at = totals.last_post_at
+        if new.root_id:
+            await self._count_reply(conn, new.root_id, create_at)
         values = {
             "id": post_id,
             "create_at": create_at,
@@ -268,13 +300,10 @@ class PostsService:
             "reply_count": 0,
             "last_reply_at": 0,
         }
-        await conn.execute(INSERT_POST, values)
         return values, totals
 
     @staticmethod
-    async def _count_reply(
-        conn: AsyncConnection, root_id: str, channel_id: str, create_at: int
-    ) -> None:
+    async def _check_root(conn: AsyncConnection, root_id: str, channel_id: str) -> None:
         root = (
             await conn.execute(
                 select(posts.c.channel_id, posts.c.root_id).where(
@@ -292,6 +321,9 @@ class PostsService:
                 "Invalid ChannelId for RootId parameter.",
                 400,
             )
+
+    @staticmethod
+    async def _count_reply(conn: AsyncConnection, root_id: str, create_at: int) -> None:
         changed = await conn.execute(
             update(posts)
             .where(posts.c.id == root_id, posts.c.delete_at == 0)
@@ -308,40 +340,25 @@ class PostsService:
                 "api.post.create_post.root_id.app_error", "Invalid RootId parameter.", 400
             )
 
-    async def _after_insert(
-        self,
-        conn: AsyncConnection,
-        post: Mapping[str, Any],
-        totals: Row[Any],
-        mentions: list[str],
+    async def _count_mentions(
+        self, conn: AsyncConnection, post: Mapping[str, Any], mentions: list[str]
     ) -> None:
-        """Marks the channel read for the author and counts mentions, as Mattermost does."""
-        now = now_ms()
+        """Counts the post's mentions for the members mentioned, as Mattermost does."""
+        if not mentions:
+            return
         await conn.execute(
-            MARK_READ,
-            {
-                "p_channel_id": post["channel_id"],
-                "p_user_id": post["user_id"],
-                "p_last_post_at": totals.last_post_at,
-                "p_msg_count": totals.total_msg_count,
-                "p_msg_count_root": totals.total_msg_count_root,
-                "p_update_at": now,
-            },
-        )
-        if mentions:
-            await conn.execute(
-                update(channel_members)
-                .where(
-                    channel_members.c.channel_id == post["channel_id"],
-                    channel_members.c.user_id.in_(mentions),
-                )
-                .values(
-                    mention_count=channel_members.c.mention_count + 1,
-                    mention_count_root=channel_members.c.mention_count_root
-                    + (0 if post["root_id"] else 1),
-                    last_update_at=now,
-                )
+            update(channel_members)
+            .where(
+                channel_members.c.channel_id == post["channel_id"],
+                channel_members.c.user_id.in_(mentions),
             )
+            .values(
+                mention_count=channel_members.c.mention_count + 1,
+                mention_count_root=channel_members.c.mention_count_root
+                + (0 if post["root_id"] else 1),
+                last_update_at=now_ms(),
+            )
+        )
 
     @staticmethod
     async def _mentions(
