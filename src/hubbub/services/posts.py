@@ -54,6 +54,7 @@ from hubbub.services.post_statements import (
 from hubbub.services.session import Session
 from hubbub.services.statuses import status_json
 from hubbub.services.threads import ThreadsService
+from hubbub.store.audience import CHANNEL_MEMBERS, split_members
 from hubbub.store.db import Database
 from hubbub.store.pipeline import execute_all
 from hubbub.store.tables import channel_members, posts, users
@@ -172,10 +173,11 @@ class PostsService:
         user_id = session.user_id
         async with self.db.write() as conn:
             params = {"p_channel_id": new.channel_id, "p_user_id": user_id, "p_key": key}
-            found_ctx = (await conn.execute(POST_CONTEXT, params)).first()
+            (context,) = await execute_all(conn, [(POST_CONTEXT, params)])
+            found_ctx = context[0] if context else None
             member = found_ctx if found_ctx is not None and found_ctx.member_user_id else None
             ctx = await self.channels.check_post(session, found_ctx, member)
-            status = status_json(user_id, None if ctx.status is None else ctx)
+            status = status_json(user_id, None if ctx.status is None else ctx._asdict())
             if ctx.pending_post is not None:
                 found = await self._pending_row(conn, user_id, key)
                 if found is not None:
@@ -191,7 +193,9 @@ class PostsService:
                 # above. On SQLite the write lock (BEGIN IMMEDIATE) rules that out.
                 try:
                     async with conn.begin_nested():
-                        row, totals = await self._insert(conn, user_id, ctx.id, new, props, key)
+                        row, totals, members = await self._insert(
+                            conn, user_id, ctx.id, new, props, key
+                        )
                 except IntegrityError:
                     # The same pending_post_id committed meanwhile (on this node or another).
                     existing = await self._pending_row(conn, user_id, key)
@@ -199,7 +203,7 @@ class PostsService:
                         raise
                     return CreatedPost(await self._render_new(conn, existing, new), status)
             else:
-                row, totals = await self._insert(conn, user_id, ctx.id, new, props, key)
+                row, totals, members = await self._insert(conn, user_id, ctx.id, new, props, key)
             await self._count_mentions(conn, row, mentions)
             post = await self._render_new(conn, row, new)
             data: dict[str, Any] = {
@@ -217,7 +221,7 @@ class PostsService:
                 Event(
                     "posted",
                     data,
-                    Broadcast(channel_id=ctx.id),
+                    Broadcast(channel_id=ctx.id, members=members),
                     extra={EXTRA_KEY: int(totals.event_seq)},
                 ),
                 conn,
@@ -235,9 +239,10 @@ class PostsService:
         new: NewPost,
         props: dict[str, Any],
         key: str,
-    ) -> tuple[dict[str, Any], _Totals]:
+    ) -> tuple[dict[str, Any], _Totals, tuple[str, ...]]:
         """Inserts the post, updates its channel and root and marks the channel read for the
-        author; returns the post's values and the channel's totals after it.
+        author; returns the post's values, the channel's totals after it and its members (the
+        `posted` event's recipients, read in the same trip).
 
         The root is checked and the files attached first (reads, and writes keyed by the new
         post's id); then the channel's bump, the post and the author's membership run back to
@@ -253,7 +258,7 @@ class PostsService:
         )
         who = {"p_channel_id": channel_id, "p_user_id": user_id}
         now = now_ms()
-        bumped, _, _ = await execute_all(
+        bumped, _, _, joined = await execute_all(
             conn,
             [
                 (BUMP_CHANNEL, {**who, "p_now": now, "p_roots": 0 if new.root_id else 1}),
@@ -271,6 +276,7 @@ class PostsService:
                     },
                 ),
                 (MARK_READ, {**who, "p_update_at": now}),
+                (CHANNEL_MEMBERS, {"p_channel_id": channel_id}),
             ],
         )
         if not bumped:
@@ -300,7 +306,7 @@ class PostsService:
             "reply_count": 0,
             "last_reply_at": 0,
         }
-        return values, totals
+        return values, totals, tuple(split_members(joined[0][0]))
 
     @staticmethod
     async def _check_root(conn: AsyncConnection, root_id: str, channel_id: str) -> None:

@@ -18,7 +18,8 @@ on the parameters. A SQLite error comes back as SQLAlchemy's `DBAPIError` family
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -28,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.base import Executable
 
-Rows = list[tuple[Any, ...]]
+Rows = list[Any]  # named tuples: `row.column` and unpacking, as SQLAlchemy's rows allow
 Step = tuple[Executable, Mapping[str, Any]]
 
 
@@ -38,6 +39,8 @@ class _Compiled:
     names: tuple[str, ...]  # the positional parameters, in order
     defaults: Mapping[str, Any]  # bind values carried by the statement itself
     processors: Mapping[str, Any]
+    row: Callable[..., Any] | None  # makes one result row, None without any
+    converters: tuple[Any, ...]  # per result column, None when the value is taken as it is
 
 
 _COMPILED: dict[tuple[int, type[Dialect]], tuple[Executable, _Compiled]] = {}
@@ -49,18 +52,35 @@ def _compiled(statement: Executable, dialect: Dialect) -> _Compiled:
     if found is not None and found[0] is statement:
         return found[1]
     compiled: Any = cast(ClauseElement, statement).compile(dialect=dialect)
-    if compiled.post_compile_params or compiled.literal_execute_params:
+    if compiled.post_compile_params:
         raise ValueError(f"a statement with expanding parameters cannot be pipelined: {compiled}")
-    if compiled.positiontup is None:
+    sql, names = str(compiled), compiled.positiontup
+    if compiled.literal_execute_params:
+        # Constants rendered into the SQL at execution (an aggregate's separator): they do not
+        # depend on the parameters, so they are rendered once, here.
+        expanded = compiled._process_parameters_for_postcompile(
+            compiled.construct_params(_check=False, _no_postcompile=True)
+        )
+        sql, names = expanded.statement, expanded.positiontup
+    if names is None:
         raise ValueError(f"the dialect is not positional: {dialect.name}")
+    columns = compiled._result_columns
     entry = _Compiled(
-        sql=str(compiled),
-        names=tuple(compiled.positiontup),
+        sql=sql,
+        names=tuple(names),
         defaults=compiled.construct_params(_check=False),
         processors=dict(compiled._bind_processors),
+        row=_row_type([c.keyname for c in columns]) if columns else None,
+        converters=tuple(c.type._cached_result_processor(dialect, None) for c in columns),
     )
     _COMPILED[key] = (statement, entry)  # the statement is kept alive with its id
     return entry
+
+
+def _row_type(names: list[str]) -> Callable[..., Any]:
+    row: Any = namedtuple("Row", names, rename=True)  # type: ignore[misc]  # names known at run time
+    make: Callable[..., Any] = row._make
+    return make
 
 
 def _positional(compiled: _Compiled, params: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -72,9 +92,11 @@ def _positional(compiled: _Compiled, params: Mapping[str, Any]) -> tuple[Any, ..
     return tuple(out)
 
 
-def _run_all(conn: sqlite3.Connection, batch: Sequence[tuple[str, tuple[Any, ...]]]) -> list[Rows]:
+def _run_all(
+    conn: sqlite3.Connection, batch: Sequence[tuple[str, tuple[Any, ...]]]
+) -> list[list[tuple[Any, ...]]]:
     """In the connection's thread: every statement in order, with all its rows."""
-    results: list[Rows] = []
+    results: list[list[tuple[Any, ...]]] = []
     for sql, params in batch:
         cursor = conn.cursor()
         try:
@@ -95,20 +117,34 @@ async def execute_all(conn: AsyncConnection, steps: Sequence[Step]) -> list[Rows
         results: list[Rows] = []
         for statement, params in steps:
             result = await conn.execute(statement, dict(params))
-            results.append([tuple(row) for row in result] if result.returns_rows else [])
+            results.append(list(result) if result.returns_rows else [])
         return results
     dialect = conn.dialect
-    batch = []
-    for statement, params in steps:
-        compiled = _compiled(statement, dialect)
-        batch.append((compiled.sql, _positional(compiled, params)))
+    compiled_steps = [_compiled(statement, dialect) for statement, _ in steps]
+    batch = [
+        (c.sql, _positional(c, params))
+        for c, (_, params) in zip(compiled_steps, steps, strict=True)
+    ]
     driver: Any = (await conn.get_raw_connection()).driver_connection
     if driver is None:
         raise RuntimeError("the SQLite connection is closed")
     try:
-        rows: list[Rows] = await driver._execute(_run_all, driver._conn, batch)
-        return rows
+        raw: list[list[tuple[Any, ...]]] = await driver._execute(_run_all, driver._conn, batch)
     except sqlite3.Error as error:
         raise DBAPIError.instance(
             "; ".join(sql for sql, _ in batch), None, error, sqlite3.Error
         ) from error
+    return [_rows(c, found) for c, found in zip(compiled_steps, raw, strict=True)]
+
+
+def _rows(compiled: _Compiled, found: list[tuple[Any, ...]]) -> Rows:
+    make = compiled.row
+    if make is None:
+        return []
+    converters = compiled.converters
+    if not any(converters):
+        return [make(row) for row in found]
+    return [
+        make(v if f is None or v is None else f(v) for f, v in zip(converters, row, strict=True))
+        for row in found
+    ]
