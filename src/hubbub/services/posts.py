@@ -14,6 +14,8 @@ to this service by the composition root. `post_model.post_json` renders a single
 
 from __future__ import annotations
 
+import itertools
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -22,6 +24,7 @@ from sqlalchemy import Row, and_, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hubbub.batching import Batcher
 from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.config import Settings
 from hubbub.errors import AppError, not_found
@@ -58,6 +61,8 @@ from hubbub.store.audience import CHANNEL_MEMBERS, split_members
 from hubbub.store.db import Database
 from hubbub.store.pipeline import execute_all
 from hubbub.store.tables import channel_members, posts, users
+
+log = logging.getLogger("hubbub.posts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +103,35 @@ class PostChanges:
     is_pinned: bool | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A post waiting for its batch (`PostsService._create_many`)."""
+
+    session: Session
+    new: NewPost
+    set_online: bool
+    key: str  # `pending_key` of its pending_post_id, '' without one
+
+
+_Outcome = CreatedPost | Exception
+
+
+class _Refused(Exception):
+    """A post its checks refused before it wrote anything: the rest of its batch goes on."""
+
+    def __init__(self, error: AppError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+# What the write transactions of posts are timed as (`mattermost_db_store_time`'s `method`): one
+# store call per transaction, whether it writes one post or a batch.
+_STORE_METHOD = "PostsService.create"
+_NOT_WRITTEN: _Outcome = RuntimeError("the post's batch gave it no outcome")
+# Posts in one transaction at most: the writer is held for the whole batch.
+MAX_BATCH = 32
+
+
 class PostsService:
     """Writes of posts (create, edit, pin, delete, ephemeral) and reading a single post."""
 
@@ -120,6 +154,10 @@ class PostsService:
         self.files = files
         self.renderer = renderer
         self.threads = threads
+        self._tickets = itertools.count()
+        self._batcher: Batcher[int, _Pending, _Outcome] = Batcher(
+            self._create_many, _NOT_WRITTEN, max_batch=MAX_BATCH
+        )
 
     @property
     def max_post_size(self) -> int:
@@ -153,9 +191,9 @@ class PostsService:
     async def create(self, session: Session, new: NewPost, set_online: bool = True) -> CreatedPost:
         """Creates a post; a retry with the same `pending_post_id` returns the first one.
 
-        One write transaction does it all: the checks read the channel, the membership, the
-        author and the author's status in one statement; the channel's counters are bumped in
-        another; the post is built from the values inserted rather than read back."""
+        The posts that arrive while the previous ones are being written share the next write
+        transaction (`_create_many`); each keeps its own checks, its own answer and its own
+        `posted` event, sequenced in commit order."""
         if new.type.startswith(SYSTEM_TYPE_PREFIX):
             raise AppError(
                 "api.context.invalid_param.app_error",
@@ -170,8 +208,55 @@ class PostsService:
                 400,
             )
         key = pending_key(new.pending_post_id) if new.pending_post_id else ""
+        outcome = await self._batcher.submit(
+            next(self._tickets), _Pending(session, new, set_online, key)
+        )
+        if isinstance(outcome, Exception):
+            raise outcome
+        # Committed by the batch, outside this request: its read-your-writes position.
+        await self.db.note_outside_write()
+        return outcome
+
+    async def _create_many(self, batch: dict[int, _Pending]) -> dict[int, _Outcome]:
+        """A batch of posts (`Batcher`), in one transaction. A post its checks refuse has
+        written nothing and gets its error while the others go on; a post that fails once it
+        has written leaves the transaction in no state to commit, so none of the batch is
+        committed and each post is created again in a transaction of its own."""
+        if len(batch) > 1:
+            try:
+                return await self._write_together(batch)
+            except Exception:
+                log.info("a batch of %d posts failed; creating them one by one", len(batch))
+        return {ticket: await self._write_alone(pending) for ticket, pending in batch.items()}
+
+    async def _write_together(self, batch: dict[int, _Pending]) -> dict[int, _Outcome]:
+        outcomes: dict[int, _Outcome] = {}
+        async with self.db.write(method=_STORE_METHOD) as conn:
+            for ticket, pending in batch.items():
+                try:
+                    outcomes[ticket] = await self._create_in(conn, pending)
+                except _Refused as refused:
+                    outcomes[ticket] = refused.error
+        return outcomes
+
+    async def _write_alone(self, pending: _Pending) -> _Outcome:
+        try:
+            async with self.db.write(method=_STORE_METHOD) as conn:
+                return await self._create_in(conn, pending)
+        except _Refused as refused:
+            return refused.error
+        except Exception as error:
+            return error
+
+    async def _create_in(self, conn: AsyncConnection, pending: _Pending) -> CreatedPost:
+        """One post in the write transaction `conn`. The checks read the channel, the
+        membership, the author and the author's status in one statement, then the root of a
+        reply and the members mentioned; an `AppError` from them comes out as `_Refused` (the
+        post wrote nothing). Then the post is written, its `posted` event published and, for a
+        reply, its thread's bookkeeping done."""
+        session, new, key = pending.session, pending.new, pending.key
         user_id = session.user_id
-        async with self.db.write() as conn:
+        try:
             params = {"p_channel_id": new.channel_id, "p_user_id": user_id, "p_key": key}
             (context,) = await execute_all(conn, [(POST_CONTEXT, params)])
             found_ctx = context[0] if context else None
@@ -184,51 +269,55 @@ class PostsService:
                     return CreatedPost(await self._render_new(conn, found, new), status)
             if ctx.username is None:
                 raise not_found("user", "app.user.missing_account.const")
-            props = dict(new.props)
-            if ctx.is_bot:
-                props[PROP_FROM_BOT] = "true"
-            mentions = await self._mentions(conn, ctx, user_id, new.message)
-            if key and not self.db.is_sqlite:
-                # PostgreSQL: another node may commit the same pending_post_id after the lookup
-                # above. On SQLite the write lock (BEGIN IMMEDIATE) rules that out.
-                try:
-                    async with conn.begin_nested():
-                        row, totals, members = await self._insert(
-                            conn, user_id, ctx.id, new, props, key
-                        )
-                except IntegrityError:
-                    # The same pending_post_id committed meanwhile (on this node or another).
-                    existing = await self._pending_row(conn, user_id, key)
-                    if existing is None:
-                        raise
-                    return CreatedPost(await self._render_new(conn, existing, new), status)
-            else:
-                row, totals, members = await self._insert(conn, user_id, ctx.id, new, props, key)
-            await self._count_mentions(conn, row, mentions)
-            post = await self._render_new(conn, row, new)
-            data: dict[str, Any] = {
-                "post": dumps(post),
-                "channel_type": ctx.type,
-                "channel_display_name": ctx.username if ctx.type == "D" else ctx.display_name,
-                "channel_name": ctx.name,
-                "sender_name": "@" + ctx.username,
-                "team_id": ctx.team_id,
-                "set_online": set_online,
-            }
-            if mentions:
-                data["mentions"] = dumps(mentions)
-            await self.events.publish(
-                Event(
-                    "posted",
-                    data,
-                    Broadcast(channel_id=ctx.id, members=members),
-                    extra={EXTRA_KEY: int(totals.event_seq)},
-                ),
-                conn,
-            )
-            # Thread bookkeeping (follows, unread mentions, `thread_updated`), after `posted`.
             if new.root_id:
-                await self.threads.on_reply(conn, row, ctx.type, ctx.team_id, mentions)
+                await self._check_root(conn, new.root_id, ctx.id)
+            mentions = await self._mentions(conn, ctx, user_id, new.message)
+        except AppError as error:
+            raise _Refused(error) from error
+        props = dict(new.props)
+        if ctx.is_bot:
+            props[PROP_FROM_BOT] = "true"
+        if key and not self.db.is_sqlite:
+            # PostgreSQL: another node may commit the same pending_post_id after the lookup
+            # above. On SQLite the write lock (BEGIN IMMEDIATE) rules that out.
+            try:
+                async with conn.begin_nested():
+                    row, totals, members = await self._insert(
+                        conn, user_id, ctx.id, new, props, key
+                    )
+            except IntegrityError:
+                # The same pending_post_id committed meanwhile (on this node or another).
+                existing = await self._pending_row(conn, user_id, key)
+                if existing is None:
+                    raise
+                return CreatedPost(await self._render_new(conn, existing, new), status)
+        else:
+            row, totals, members = await self._insert(conn, user_id, ctx.id, new, props, key)
+        await self._count_mentions(conn, row, mentions)
+        post = await self._render_new(conn, row, new)
+        data: dict[str, Any] = {
+            "post": dumps(post),
+            "channel_type": ctx.type,
+            "channel_display_name": ctx.username if ctx.type == "D" else ctx.display_name,
+            "channel_name": ctx.name,
+            "sender_name": "@" + ctx.username,
+            "team_id": ctx.team_id,
+            "set_online": pending.set_online,
+        }
+        if mentions:
+            data["mentions"] = dumps(mentions)
+        await self.events.publish(
+            Event(
+                "posted",
+                data,
+                Broadcast(channel_id=ctx.id, members=members),
+                extra={EXTRA_KEY: int(totals.event_seq)},
+            ),
+            conn,
+        )
+        # Thread bookkeeping (follows, unread mentions, `thread_updated`), after `posted`.
+        if new.root_id:
+            await self.threads.on_reply(conn, row, ctx.type, ctx.team_id, mentions)
         return CreatedPost(post, status)
 
     async def _insert(
@@ -244,12 +333,11 @@ class PostsService:
         author; returns the post's values, the channel's totals after it and its members (the
         `posted` event's recipients, read in the same trip).
 
-        The root is checked and the files attached first (reads, and writes keyed by the new
-        post's id); then the channel's bump, the post and the author's membership run back to
-        back (`execute_all`: one trip to SQLite's thread), the post reading its create_at from
-        the bumped channel; the root's counts take that create_at last."""
-        if new.root_id:
-            await self._check_root(conn, new.root_id, channel_id)
+        The files are attached first (writes keyed by the new post's id; the root of a reply
+        was checked by the caller); then the channel's bump, the post and the author's
+        membership run back to back (`execute_all`: one trip to SQLite's thread), the post
+        reading its create_at from the bumped channel; the root's counts take that create_at
+        last."""
         post_id = new_id()
         file_ids = (
             await self.files.attach(conn, list(new.file_ids), post_id, channel_id, user_id)
