@@ -191,8 +191,8 @@ class PostsService:
     async def create(self, session: Session, new: NewPost, set_online: bool = True) -> CreatedPost:
         """Creates a post; a retry with the same `pending_post_id` returns the first one.
 
-        The posts that arrive while the previous ones are being written share the next write
-        transaction (`_create_many`); each keeps its own checks, its own answer and its own
+        On SQLite the posts that arrive while the previous ones are being written share the next
+        write transaction (`_create_many`); each keeps its own checks, its own answer and its own
         `posted` event, sequenced in commit order."""
         if new.type.startswith(SYSTEM_TYPE_PREFIX):
             raise AppError(
@@ -208,9 +208,17 @@ class PostsService:
                 400,
             )
         key = pending_key(new.pending_post_id) if new.pending_post_id else ""
-        outcome = await self._batcher.submit(
-            next(self._tickets), _Pending(session, new, set_online, key)
-        )
+        pending = _Pending(session, new, set_online, key)
+        if not self.db.is_sqlite:
+            # PostgreSQL writes posts concurrently, each in its own transaction: a batch would
+            # queue a node's posts behind one another (and behind one slow commit or outbox
+            # publish). SQLite's single writer queues them anyway; there they share it.
+            try:
+                async with self.db.write(method=_STORE_METHOD) as conn:
+                    return await self._create_in(conn, pending)
+            except _Refused as refused:
+                raise refused.error from None
+        outcome = await self._batcher.submit(next(self._tickets), pending)
         if isinstance(outcome, Exception):
             raise outcome
         # Committed by the batch, outside this request: its read-your-writes position.
