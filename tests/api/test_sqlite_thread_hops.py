@@ -16,7 +16,7 @@ from hubbub.app import Hubbub
 from tests.support.api import API, User
 
 POSTS = 30
-MAX_HOPS_PER_POST = 8
+MAX_HOPS_PER_POST = 5
 
 
 class Trips:

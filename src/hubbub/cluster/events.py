@@ -19,7 +19,9 @@ class Broadcast:
     """Who receives an event, as in Mattermost's `broadcast` object.
 
     Exactly one of `channel_id`, `team_id`, `user_id` selects the audience (none: everyone);
-    `omit_users` and `omit_connection_id` exclude some of them.
+    `omit_users` and `omit_connection_id` exclude some of them. `members`: the channel's members
+    as the publisher would read them, already read by the caller inside the event's transaction
+    (`hubbub.store.audience.CHANNEL_MEMBERS`); not part of the wire shape.
     """
 
     channel_id: str = ""
@@ -28,6 +30,7 @@ class Broadcast:
     omit_users: frozenset[str] = frozenset()
     connection_id: str = ""
     omit_connection_id: str = ""
+    members: tuple[str, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

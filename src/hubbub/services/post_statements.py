@@ -9,16 +9,21 @@ UPDATE those are reserved for the SET clause.
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     String,
+    Text,
     and_,
     bindparam,
     case,
+    false,
     insert,
     literal_column,
     select,
     update,
 )
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from hubbub.store.tables import channel_members, channels, posts, statuses, users
 
@@ -103,16 +108,73 @@ BUMP_CHANNEL = (
     )
 )
 
-INSERT_POST = insert(posts)
+_THIS_CHANNEL = channels.c.id == _CHANNEL
 
-# Posting marks the channel read for the author, as Mattermost does.
+
+def _channel_column(column: ColumnElement[int]) -> ScalarSelect[int]:
+    """The channel's `column` as the transaction sees it (after `BUMP_CHANNEL`)."""
+    return select(column).where(_THIS_CHANNEL).scalar_subquery()
+
+
+# The post itself, after `BUMP_CHANNEL` in the same transaction: its create_at is the channel's new
+# last_post_at, read by the statement rather than passed in, so the three statements of a post
+# can run back to back (`hubbub.store.pipeline.execute_all`) without a round trip between them.
+_ZERO: ColumnElement[int] = literal_column("0")
+_EMPTY: ColumnElement[str] = literal_column("''")
+INSERT_POST = insert(posts).from_select(
+    [
+        posts.c.id,
+        posts.c.create_at,
+        posts.c.update_at,
+        posts.c.edit_at,
+        posts.c.delete_at,
+        posts.c.is_pinned,
+        posts.c.user_id,
+        posts.c.channel_id,
+        posts.c.root_id,
+        posts.c.original_id,
+        posts.c.message,
+        posts.c.type,
+        posts.c.props,
+        posts.c.hashtags,
+        posts.c.file_ids,
+        posts.c.pending_post_id,
+        posts.c.has_reactions,
+        posts.c.reply_count,
+        posts.c.last_reply_at,
+    ],
+    select(
+        bindparam("p_post_id", type_=String),
+        channels.c.last_post_at,
+        channels.c.last_post_at,
+        _ZERO,
+        _ZERO,
+        false(),
+        _USER,
+        channels.c.id,
+        bindparam("p_root_id", type_=String),
+        _EMPTY,
+        bindparam("p_message", type_=Text),
+        bindparam("p_type", type_=String),
+        bindparam("p_props", type_=JSON),
+        _EMPTY,
+        bindparam("p_file_ids", type_=JSON),
+        bindparam("p_key", type_=String),
+        false(),
+        _ZERO,
+        _ZERO,
+    ).where(_THIS_CHANNEL),
+)
+
+# Posting marks the channel read for the author, as Mattermost does: up to the channel's counts
+# after `BUMP_CHANNEL`, read by the statement (see `INSERT_POST`).
 MARK_READ = (
     update(channel_members)
     .where(channel_members.c.channel_id == _CHANNEL, channel_members.c.user_id == _USER)
     .values(
-        last_viewed_at=bindparam("p_last_post_at", type_=BigInteger),
-        msg_count=bindparam("p_msg_count", type_=BigInteger),
-        msg_count_root=bindparam("p_msg_count_root", type_=BigInteger),
+        last_viewed_at=_channel_column(channels.c.last_post_at),
+        msg_count=_channel_column(channels.c.total_msg_count),
+        msg_count_root=_channel_column(channels.c.total_msg_count_root),
         mention_count=0,
         mention_count_root=0,
         urgent_mention_count=0,

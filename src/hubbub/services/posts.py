@@ -14,14 +14,17 @@ to this service by the composition root. `post_model.post_json` renders a single
 
 from __future__ import annotations
 
+import itertools
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, and_, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hubbub.batching import Batcher
 from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.config import Settings
 from hubbub.errors import AppError, not_found
@@ -54,8 +57,12 @@ from hubbub.services.post_statements import (
 from hubbub.services.session import Session
 from hubbub.services.statuses import status_json
 from hubbub.services.threads import ThreadsService
+from hubbub.store.audience import CHANNEL_MEMBERS, split_members
 from hubbub.store.db import Database
+from hubbub.store.pipeline import execute_all
 from hubbub.store.tables import channel_members, posts, users
+
+log = logging.getLogger("hubbub.posts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +74,15 @@ class NewPost:
     props: Mapping[str, Any] = field(default_factory=dict)
     pending_post_id: str = ""
     type: str = ""
+
+
+class _Totals(NamedTuple):
+    """The channel after a post's `BUMP_CHANNEL`."""
+
+    event_seq: int
+    last_post_at: int
+    total_msg_count: int
+    total_msg_count_root: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +101,35 @@ class PostChanges:
     message: str | None = None
     props: Mapping[str, Any] | None = None
     is_pinned: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A post waiting for its batch (`PostsService._create_many`)."""
+
+    session: Session
+    new: NewPost
+    set_online: bool
+    key: str  # `pending_key` of its pending_post_id, '' without one
+
+
+_Outcome = CreatedPost | Exception
+
+
+class _Refused(Exception):
+    """A post its checks refused before it wrote anything: the rest of its batch goes on."""
+
+    def __init__(self, error: AppError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+# What the write transactions of posts are timed as (`mattermost_db_store_time`'s `method`): one
+# store call per transaction, whether it writes one post or a batch.
+_STORE_METHOD = "PostsService.create"
+_NOT_WRITTEN: _Outcome = RuntimeError("the post's batch gave it no outcome")
+# Posts in one transaction at most: the writer is held for the whole batch.
+MAX_BATCH = 32
 
 
 class PostsService:
@@ -109,6 +154,10 @@ class PostsService:
         self.files = files
         self.renderer = renderer
         self.threads = threads
+        self._tickets = itertools.count()
+        self._batcher: Batcher[int, _Pending, _Outcome] = Batcher(
+            self._create_many, _NOT_WRITTEN, max_batch=MAX_BATCH
+        )
 
     @property
     def max_post_size(self) -> int:
@@ -142,9 +191,9 @@ class PostsService:
     async def create(self, session: Session, new: NewPost, set_online: bool = True) -> CreatedPost:
         """Creates a post; a retry with the same `pending_post_id` returns the first one.
 
-        One write transaction does it all: the checks read the channel, the membership, the
-        author and the author's status in one statement; the channel's counters are bumped in
-        another; the post is built from the values inserted rather than read back."""
+        On SQLite the posts that arrive while the previous ones are being written share the next
+        write transaction (`_create_many`); each keeps its own checks, its own answer and its own
+        `posted` event, sequenced in commit order."""
         if new.type.startswith(SYSTEM_TYPE_PREFIX):
             raise AppError(
                 "api.context.invalid_param.app_error",
@@ -159,62 +208,124 @@ class PostsService:
                 400,
             )
         key = pending_key(new.pending_post_id) if new.pending_post_id else ""
+        pending = _Pending(session, new, set_online, key)
+        if not self.db.is_sqlite:
+            # PostgreSQL writes posts concurrently, each in its own transaction: a batch would
+            # queue a node's posts behind one another (and behind one slow commit or outbox
+            # publish). SQLite's single writer queues them anyway; there they share it.
+            try:
+                async with self.db.write(method=_STORE_METHOD) as conn:
+                    return await self._create_in(conn, pending)
+            except _Refused as refused:
+                raise refused.error from None
+        outcome = await self._batcher.submit(next(self._tickets), pending)
+        if isinstance(outcome, Exception):
+            raise outcome
+        # Committed by the batch, outside this request: its read-your-writes position.
+        await self.db.note_outside_write()
+        return outcome
+
+    async def _create_many(self, batch: dict[int, _Pending]) -> dict[int, _Outcome]:
+        """A batch of posts (`Batcher`), in one transaction. A post its checks refuse has
+        written nothing and gets its error while the others go on; a post that fails once it
+        has written leaves the transaction in no state to commit, so none of the batch is
+        committed and each post is created again in a transaction of its own."""
+        if len(batch) > 1:
+            try:
+                return await self._write_together(batch)
+            except Exception:
+                log.info("a batch of %d posts failed; creating them one by one", len(batch))
+        return {ticket: await self._write_alone(pending) for ticket, pending in batch.items()}
+
+    async def _write_together(self, batch: dict[int, _Pending]) -> dict[int, _Outcome]:
+        outcomes: dict[int, _Outcome] = {}
+        async with self.db.write(method=_STORE_METHOD) as conn:
+            for ticket, pending in batch.items():
+                try:
+                    outcomes[ticket] = await self._create_in(conn, pending)
+                except _Refused as refused:
+                    outcomes[ticket] = refused.error
+        return outcomes
+
+    async def _write_alone(self, pending: _Pending) -> _Outcome:
+        try:
+            async with self.db.write(method=_STORE_METHOD) as conn:
+                return await self._create_in(conn, pending)
+        except _Refused as refused:
+            return refused.error
+        except Exception as error:
+            return error
+
+    async def _create_in(self, conn: AsyncConnection, pending: _Pending) -> CreatedPost:
+        """One post in the write transaction `conn`. The checks read the channel, the
+        membership, the author and the author's status in one statement, then the root of a
+        reply and the members mentioned; an `AppError` from them comes out as `_Refused` (the
+        post wrote nothing). Then the post is written, its `posted` event published and, for a
+        reply, its thread's bookkeeping done."""
+        session, new, key = pending.session, pending.new, pending.key
         user_id = session.user_id
-        async with self.db.write() as conn:
+        try:
             params = {"p_channel_id": new.channel_id, "p_user_id": user_id, "p_key": key}
-            found_ctx = (await conn.execute(POST_CONTEXT, params)).first()
+            (context,) = await execute_all(conn, [(POST_CONTEXT, params)])
+            found_ctx = context[0] if context else None
             member = found_ctx if found_ctx is not None and found_ctx.member_user_id else None
             ctx = await self.channels.check_post(session, found_ctx, member)
-            status = status_json(user_id, None if ctx.status is None else ctx)
+            status = status_json(user_id, None if ctx.status is None else ctx._asdict())
             if ctx.pending_post is not None:
                 found = await self._pending_row(conn, user_id, key)
                 if found is not None:
                     return CreatedPost(await self._render_new(conn, found, new), status)
             if ctx.username is None:
                 raise not_found("user", "app.user.missing_account.const")
-            props = dict(new.props)
-            if ctx.is_bot:
-                props[PROP_FROM_BOT] = "true"
-            mentions = await self._mentions(conn, ctx, user_id, new.message)
-            if key and not self.db.is_sqlite:
-                # PostgreSQL: another node may commit the same pending_post_id after the lookup
-                # above. On SQLite the write lock (BEGIN IMMEDIATE) rules that out.
-                try:
-                    async with conn.begin_nested():
-                        row, totals = await self._insert(conn, user_id, ctx.id, new, props, key)
-                except IntegrityError:
-                    # The same pending_post_id committed meanwhile (on this node or another).
-                    existing = await self._pending_row(conn, user_id, key)
-                    if existing is None:
-                        raise
-                    return CreatedPost(await self._render_new(conn, existing, new), status)
-            else:
-                row, totals = await self._insert(conn, user_id, ctx.id, new, props, key)
-            await self._after_insert(conn, row, totals, mentions)
-            post = await self._render_new(conn, row, new)
-            data: dict[str, Any] = {
-                "post": dumps(post),
-                "channel_type": ctx.type,
-                "channel_display_name": ctx.username if ctx.type == "D" else ctx.display_name,
-                "channel_name": ctx.name,
-                "sender_name": "@" + ctx.username,
-                "team_id": ctx.team_id,
-                "set_online": set_online,
-            }
-            if mentions:
-                data["mentions"] = dumps(mentions)
-            await self.events.publish(
-                Event(
-                    "posted",
-                    data,
-                    Broadcast(channel_id=ctx.id),
-                    extra={EXTRA_KEY: int(totals.event_seq)},
-                ),
-                conn,
-            )
-            # Thread bookkeeping (follows, unread mentions, `thread_updated`), after `posted`.
             if new.root_id:
-                await self.threads.on_reply(conn, row, ctx.type, ctx.team_id, mentions)
+                await self._check_root(conn, new.root_id, ctx.id)
+            mentions = await self._mentions(conn, ctx, user_id, new.message)
+        except AppError as error:
+            raise _Refused(error) from error
+        props = dict(new.props)
+        if ctx.is_bot:
+            props[PROP_FROM_BOT] = "true"
+        if key and not self.db.is_sqlite:
+            # PostgreSQL: another node may commit the same pending_post_id after the lookup
+            # above. On SQLite the write lock (BEGIN IMMEDIATE) rules that out.
+            try:
+                async with conn.begin_nested():
+                    row, totals, members = await self._insert(
+                        conn, user_id, ctx.id, new, props, key
+                    )
+            except IntegrityError:
+                # The same pending_post_id committed meanwhile (on this node or another).
+                existing = await self._pending_row(conn, user_id, key)
+                if existing is None:
+                    raise
+                return CreatedPost(await self._render_new(conn, existing, new), status)
+        else:
+            row, totals, members = await self._insert(conn, user_id, ctx.id, new, props, key)
+        await self._count_mentions(conn, row, mentions)
+        post = await self._render_new(conn, row, new)
+        data: dict[str, Any] = {
+            "post": dumps(post),
+            "channel_type": ctx.type,
+            "channel_display_name": ctx.username if ctx.type == "D" else ctx.display_name,
+            "channel_name": ctx.name,
+            "sender_name": "@" + ctx.username,
+            "team_id": ctx.team_id,
+            "set_online": pending.set_online,
+        }
+        if mentions:
+            data["mentions"] = dumps(mentions)
+        await self.events.publish(
+            Event(
+                "posted",
+                data,
+                Broadcast(channel_id=ctx.id, members=members),
+                extra={EXTRA_KEY: int(totals.event_seq)},
+            ),
+            conn,
+        )
+        # Thread bookkeeping (follows, unread mentions, `thread_updated`), after `posted`.
+        if new.root_id:
+            await self.threads.on_reply(conn, row, ctx.type, ctx.team_id, mentions)
         return CreatedPost(post, status)
 
     async def _insert(
@@ -225,28 +336,51 @@ class PostsService:
         new: NewPost,
         props: dict[str, Any],
         key: str,
-    ) -> tuple[dict[str, Any], Row[Any]]:
-        """Inserts the post and updates its channel and root; returns the post's values and the
-        channel's (event_seq, last_post_at, total_msg_count, total_msg_count_root) after it."""
-        totals = (
-            await conn.execute(
-                BUMP_CHANNEL,
-                {
-                    "p_channel_id": channel_id,
-                    "p_now": now_ms(),
-                    "p_roots": 0 if new.root_id else 1,
-                },
-            )
-        ).one()
-        create_at = totals.last_post_at
-        if new.root_id:
-            await self._count_reply(conn, new.root_id, channel_id, create_at)
+    ) -> tuple[dict[str, Any], _Totals, tuple[str, ...]]:
+        """Inserts the post, updates its channel and root and marks the channel read for the
+        author; returns the post's values, the channel's totals after it and its members (the
+        `posted` event's recipients, read in the same trip).
+
+        The files are attached first (writes keyed by the new post's id; the root of a reply
+        was checked by the caller); then the channel's bump, the post and the author's
+        membership run back to back (`execute_all`: one trip to SQLite's thread), the post
+        reading its create_at from the bumped channel; the root's counts take that create_at
+        last."""
         post_id = new_id()
         file_ids = (
             await self.files.attach(conn, list(new.file_ids), post_id, channel_id, user_id)
             if new.file_ids
             else []
         )
+        who = {"p_channel_id": channel_id, "p_user_id": user_id}
+        now = now_ms()
+        bumped, _, _, joined = await execute_all(
+            conn,
+            [
+                (BUMP_CHANNEL, {**who, "p_now": now, "p_roots": 0 if new.root_id else 1}),
+                (
+                    INSERT_POST,
+                    {
+                        **who,
+                        "p_post_id": post_id,
+                        "p_root_id": new.root_id,
+                        "p_message": new.message,
+                        "p_type": new.type,
+                        "p_props": props,
+                        "p_file_ids": file_ids,
+                        "p_key": key,
+                    },
+                ),
+                (MARK_READ, {**who, "p_update_at": now}),
+                (CHANNEL_MEMBERS, {"p_channel_id": channel_id}),
+            ],
+        )
+        if not bumped:
+            raise not_found("channel", "app.channel.get.existing.app_error")
+        totals = _Totals(*bumped[0])
+        create_at = totals.last_post_at
+        if new.root_id:
+            await self._count_reply(conn, new.root_id, create_at)
         values = {
             "id": post_id,
             "create_at": create_at,
@@ -268,13 +402,10 @@ class PostsService:
             "reply_count": 0,
             "last_reply_at": 0,
         }
-        await conn.execute(INSERT_POST, values)
-        return values, totals
+        return values, totals, tuple(split_members(joined[0][0]))
 
     @staticmethod
-    async def _count_reply(
-        conn: AsyncConnection, root_id: str, channel_id: str, create_at: int
-    ) -> None:
+    async def _check_root(conn: AsyncConnection, root_id: str, channel_id: str) -> None:
         root = (
             await conn.execute(
                 select(posts.c.channel_id, posts.c.root_id).where(
@@ -292,6 +423,9 @@ class PostsService:
                 "Invalid ChannelId for RootId parameter.",
                 400,
             )
+
+    @staticmethod
+    async def _count_reply(conn: AsyncConnection, root_id: str, create_at: int) -> None:
         changed = await conn.execute(
             update(posts)
             .where(posts.c.id == root_id, posts.c.delete_at == 0)
@@ -308,40 +442,25 @@ class PostsService:
                 "api.post.create_post.root_id.app_error", "Invalid RootId parameter.", 400
             )
 
-    async def _after_insert(
-        self,
-        conn: AsyncConnection,
-        post: Mapping[str, Any],
-        totals: Row[Any],
-        mentions: list[str],
+    async def _count_mentions(
+        self, conn: AsyncConnection, post: Mapping[str, Any], mentions: list[str]
     ) -> None:
-        """Marks the channel read for the author and counts mentions, as Mattermost does."""
-        now = now_ms()
+        """Counts the post's mentions for the members mentioned, as Mattermost does."""
+        if not mentions:
+            return
         await conn.execute(
-            MARK_READ,
-            {
-                "p_channel_id": post["channel_id"],
-                "p_user_id": post["user_id"],
-                "p_last_post_at": totals.last_post_at,
-                "p_msg_count": totals.total_msg_count,
-                "p_msg_count_root": totals.total_msg_count_root,
-                "p_update_at": now,
-            },
-        )
-        if mentions:
-            await conn.execute(
-                update(channel_members)
-                .where(
-                    channel_members.c.channel_id == post["channel_id"],
-                    channel_members.c.user_id.in_(mentions),
-                )
-                .values(
-                    mention_count=channel_members.c.mention_count + 1,
-                    mention_count_root=channel_members.c.mention_count_root
-                    + (0 if post["root_id"] else 1),
-                    last_update_at=now,
-                )
+            update(channel_members)
+            .where(
+                channel_members.c.channel_id == post["channel_id"],
+                channel_members.c.user_id.in_(mentions),
             )
+            .values(
+                mention_count=channel_members.c.mention_count + 1,
+                mention_count_root=channel_members.c.mention_count_root
+                + (0 if post["root_id"] else 1),
+                last_update_at=now_ms(),
+            )
+        )
 
     @staticmethod
     async def _mentions(

@@ -245,10 +245,10 @@ class Database(Component):
         return bool(self.engines.all_replicas)
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
+    async def write(self, method: str | None = None) -> AsyncIterator[AsyncConnection]:
         """A transaction on the primary, committed when the block exits without an exception
-        (`_write`), timed as its caller's store method."""
-        with self.metrics.store_call(store_method()):
+        (`_write`), timed as `method` or else as its caller's store method."""
+        with self.metrics.store_call(method or store_method()):
             async with self._write() as conn:
                 yield conn
 

@@ -113,7 +113,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     async def _trip(self, fn: Any, operation: Any, parameters: Any) -> None:
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         adapt: OneTripConnection = self._adapt_connection  # type: ignore[assignment]
-        if adapt.inline and not adapt._execute_mutex.locked():
+        if adapt.runs_inline():
             result: _Result = fn(connection._conn, operation, parameters)
         else:
             async with adapt._execute_mutex:
@@ -154,17 +154,22 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     def rollback(self) -> None:
         inner: sqlite3.Connection | None = self._connection._connection
         if inner is not None and inner.in_transaction:
-            if self.inline and not self._execute_mutex.locked():
+            if self.runs_inline():
                 self._inline(inner.rollback)
             else:
                 super().rollback()
 
     def commit(self) -> None:
         inner: sqlite3.Connection | None = self._connection._connection
-        if inner is not None and self.inline and not self._execute_mutex.locked():
+        if inner is not None and self.runs_inline():
             self._inline(inner.commit)
         else:
             super().commit()
+
+    def runs_inline(self) -> bool:
+        """Whether work on this connection runs on the calling thread now (`inline`, and no
+        trip to its thread under way)."""
+        return self.inline and not self._execute_mutex.locked()
 
     def _inline(self, action: Any) -> None:
         try:
