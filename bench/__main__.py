@@ -5,6 +5,7 @@
     posts       bench.posts_per_sec      posts/s into one channel against Synapse
     connect     bench.connect            1,000 websockets at once against the bare server
     storm       bench.reconnect_storm    SIGKILL one of 3 nodes with 2,000 clients connected
+    reads       bench.read_cost          server CPU per request of the users' most frequent reads
     tenk        bench.ws_fanout with 10,000 idle websockets and 2 posts/s to all of them
     all         every one of the above (the default); OPTIONS (e.g. --quick) go to each
 
@@ -23,6 +24,7 @@ BENCHES = {
     "posts": ["bench.posts_per_sec"],
     "connect": ["bench.connect"],
     "storm": ["bench.reconnect_storm"],
+    "reads": ["bench.read_cost"],
     "tenk": ["bench.ws_fanout", "-n", "10000", "-m", "60", "-r", "2", "--client-procs", "4"],
 }
 # --quick for the 10,000-websocket run: the same shape at a size that runs in a minute.

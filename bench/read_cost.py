@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from typing import Any
 import httpx
 from tests.support.server import start_server
 
-from bench.fanout_report import machine
+from bench import summary
 from bench.fanout_setup import setup_hubbub
 from bench.post_cost import timed
 from bench.ws_fanout import ROOT, percentile, profiler, wait_quiet
@@ -103,21 +102,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="-n 10 -c 100")
     parser.add_argument("--py-spy", metavar="FILE", help="record each route's requests")
     parser.add_argument("--cpu", type=int, help="pin the server's threads to this CPU")
-    parser.add_argument("--results", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     if args.quick:
         args.users, args.count = 10, 100
+    ctx = summary.context()
     with tempfile.TemporaryDirectory(prefix="hubbub-read-cost-") as tmp:
         results = asyncio.run(measure(args, Path(tmp)))
-    print(f"{'route':32} {'CPU ms/request':>15} {'round trip p50 ms':>18}")
-    for name, r in results.items():
-        print(f"{name:32} {r['cpu_ms']:15.3f} {r['rtt_p50_ms']:18.2f}")
-    out = Path(args.results)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"read_cost-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(
-        json.dumps({"args": vars(args), "machine": machine(), "routes": results}, indent=2)
-    )
+    lines = [
+        (name, f"{r['cpu_ms']:.3f} ms CPU/request, round trip p50 {r['rtt_p50_ms']:.2f} ms")
+        for name, r in results.items()
+    ]
+    print(summary.block("read_cost", lines, ctx))
+    config = {k: v for k, v in vars(args).items() if k != "results"}
+    path = summary.save("read_cost", {"args": config, **ctx, "routes": results}, args.results)
     print(f"wrote {path}")
     return 0
 

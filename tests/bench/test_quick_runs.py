@@ -22,11 +22,13 @@ RUNS = {
     "realistic": ["realistic", "--quick"],
     "posts": ["posts", "--quick", "--only", "hubbub"],
     "connect": ["connect", "--quick"],
+    "reads": ["reads", "--quick"],
 }
 SUMMARY = {
     "realistic": "realistic_users",
     "posts": "posts_per_sec",
     "connect": "connect",
+    "reads": "read_cost",
 }
 
 
