@@ -72,28 +72,33 @@ def rows_of(found: list[Any]) -> list[tuple[Any, ...]]:
     return [tuple(row) for row in found]
 
 
-async def test_the_same_rows_as_sqlalchemy_in_one_trip(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    trips = 0
+def count_trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts trips to aiosqlite's threads from now on (until `monkeypatch.undo()`)."""
+    trips = [0]
     real = aiosqlite.Connection._execute
 
     async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kw: Any) -> Any:
-        nonlocal trips
-        trips += 1
+        trips[0] += 1
         return await real(self, fn, *args, **kw)
 
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return trips
+
+
+async def test_the_same_rows_as_sqlalchemy_in_one_trip(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = {"p_id": 1, "p_name": "a", "p_props": {"k": [1, "x"]}, "p_flag": True}
     second = {"p_id": 2, "p_name": "b", "p_props": {}, "p_flag": False}
     async with db.write() as conn:
-        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+        trips = count_trips(monkeypatch)
         inserted, _, renamed, listed, names = await execute_all(
             conn,
             [(INSERT, first), (INSERT, second), (RENAME, {"p_id": 2}), (ALL, {}), (NAMES, {})],
         )
         # In the write transaction, which holds SQLite's write lock, they run on the event
         # loop's thread (OneTripConnection.inline): no trip at all.
-        assert trips == 0
+        assert trips == [0]
         monkeypatch.undo()
         assert inserted == []
         assert rows_of(renamed) == [(2, "b!", False)]
@@ -112,19 +117,11 @@ async def test_outside_the_write_lock_in_one_trip(
         await execute_all(
             conn, [(INSERT, {"p_id": 1, "p_name": "a", "p_props": {}, "p_flag": True})]
         )
-    trips = 0
-    real = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kw: Any) -> Any:
-        nonlocal trips
-        trips += 1
-        return await real(self, fn, *args, **kw)
-
     async with db.read() as conn:
-        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+        trips = count_trips(monkeypatch)
         listed, names = await execute_all(conn, [(ALL, {}), (NAMES, {})])
         monkeypatch.undo()
-    assert trips == 1
+    assert trips == [1]
     assert rows_of(listed) == [(1, "a", {}, True)] and names[0].names == "a"
 
 
