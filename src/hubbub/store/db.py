@@ -174,17 +174,18 @@ async def _begin_immediate(conn: AsyncConnection) -> None:
     await driver.execute_fetchall("BEGIN IMMEDIATE")
 
 
-def _set_inline(conn: AsyncConnection, inline: bool) -> bool:
-    """Statements of the SQLite write connection on the event loop's thread, or not
-    (`OneTripConnection.inline`). True when it could be set."""
+def _run_inline(conn: AsyncConnection) -> OneTripConnection | None:
+    """Has the SQLite write connection run its statements on the event loop's thread
+    (`OneTripConnection.inline`); returns it, for the caller to turn that off again, even if
+    `conn` has been closed meanwhile."""
     try:
         raw = conn.sync_connection.connection.dbapi_connection if conn.sync_connection else None
     except Exception:
-        return False
+        return None
     if not isinstance(raw, OneTripConnection):
-        return False
-    raw.inline = inline
-    return True
+        return None
+    raw.inline = True
+    return raw
 
 
 async def _share_position(positions: PositionStore | None, user_id: str, lsn: int) -> None:
@@ -286,11 +287,11 @@ class Database(Component):
         self.metrics.served(QueryClass.WRITE, Role.PRIMARY)
         async with self._writer_turn(self._write_lock):
             conn = await self._sqlite_writer()
-            inline = False
+            inline: OneTripConnection | None = None
             try:
                 await conn.begin()
                 await _begin_immediate(conn)
-                inline = _set_inline(conn, True)
+                inline = _run_inline(conn)
                 yield conn
                 await conn.commit()
             except BaseException:
@@ -305,8 +306,8 @@ class Database(Component):
                         await conn.close()
                 raise
             finally:
-                if inline:
-                    _set_inline(conn, False)
+                if inline is not None:
+                    inline.inline = False
             await _run_after_commit(conn)
 
     @asynccontextmanager
