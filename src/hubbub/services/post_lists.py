@@ -148,12 +148,6 @@ class PostLists:
         latest, seq = (await conn.execute(_ETAG, {"p_channel_id": channel_id})).one()
         return etag(latest or 0, seq or 0)
 
-    async def _page(
-        self, conn: AsyncConnection, channel_id: str, q: HistoryQuery
-    ) -> Sequence[PostRow]:
-        rows, _ = await self._page_and_beyond(conn, channel_id, q)
-        return rows
-
     async def _page_and_beyond(
         self, conn: AsyncConnection, channel_id: str, q: HistoryQuery
     ) -> tuple[Sequence[PostRow], str | None]:
