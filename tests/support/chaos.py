@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import tempfile
 import time
@@ -51,7 +52,7 @@ from tests.support.rest import Account, Rest
 from tests.support.sentinel import SentinelSet
 from tests.support.wait import wait_until_async
 
-SLOW_WRITE = 2.0  # seconds: a write slower than this counts against the run
+SLOW_WRITE = 2.0  # seconds: a write slower than this at the proxy counts against the run
 
 
 def _env(name: str, default: float) -> float:
@@ -161,7 +162,16 @@ class ChaosClient:
     protocol_errors: list[str] = field(default_factory=list)
     close_codes: Counter[str] = field(default_factory=Counter)
     connected: bool = False
+    # (wall-clock ms, what happened): connects, hellos, resumes, closes; a lost post's line
+    # shows the ones around its create_at.
+    history: list[tuple[int, str]] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def note(self, what: str) -> None:
+        self.history.append((_ms(), what))
+
+    def around(self, at: int, window: int = 3000) -> list[str]:
+        return [f"{t - at:+d}ms {what}" for t, what in self.history if abs(t - at) <= window]
 
     def url(self) -> str:
         query = {"connection_id": self.connection_id, "sequence_number": str(self.next_seq)}
@@ -169,6 +179,7 @@ class ChaosClient:
 
     async def run(self) -> None:
         while True:
+            self.note(f"connect {self.connection_id[:8] or '-'} seq {self.next_seq}")
             try:
                 async with connect(
                     self.url(),
@@ -188,8 +199,10 @@ class ChaosClient:
             except ConnectionClosed as closed:
                 code = closed.rcvd.code if closed.rcvd else "none"
                 self.close_codes[str(code)] += 1
+                self.note(f"closed {code}")
             except Exception as exc:  # refused upgrade, reset, timeout: try again
                 self.close_codes[type(exc).__name__] += 1
+                self.note(f"failed {type(exc).__name__}")
             finally:
                 self.connected = False
             # The real client waits minWebSocketRetryTime plus jitter; shortened here.
@@ -207,6 +220,7 @@ class ChaosClient:
                     if self.connection_id:
                         self.resumed += 1
                         self.resumed_ids.add(self.connection_id)
+                        self.note(f"resumed, first seq {message.get('seq')}")
                     else:
                         self.protocol_errors.append(f"first event is not hello: {message}")
             if message["event"] == "hello":
@@ -238,6 +252,7 @@ class ChaosClient:
             # Told to refetch: everything since the last post seen in each channel.
             self.refetches += 1
             since = {c: self.last_seen.get(c, self.baseline[c]) for c in self.channels}
+            self.note(f"hello {new_id[:8]}: refetch since {sorted(since.values())}")
             task = asyncio.get_running_loop().create_task(self._refetch(since))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -300,8 +315,10 @@ class WriterStats:
     failures: list[str] = field(default_factory=list)
     committed: dict[str, str] = field(default_factory=dict)  # pending id -> post id
     answers: Counter[str] = field(default_factory=Counter)
-    seconds: list[float] = field(default_factory=list)  # per post, first try to success
-    slow: list[str] = field(default_factory=list)  # the slow ones: when, how long, answers
+    seconds: dict[str, float] = field(default_factory=dict)  # per post, first try to success
+    # Per post: when its first try started (s into the run) and each try's answer and duration
+    # as the writer saw them, for a slow write's line.
+    tries: dict[str, tuple[float, list[str]]] = field(default_factory=dict)
 
 
 async def writer(
@@ -325,24 +342,21 @@ async def writer(
         first_try = time.monotonic()
         deadline = first_try + 60
         tries: list[str] = []  # each attempt's answer and duration, for a slow write's line
+        stats.tries[pending] = (first_try - started, tries)
         while True:
             stats.attempts += 1
             attempt = time.monotonic()
             try:
                 resp = await http.post(
-                    "/api/v4/posts", json=body, headers={"Authorization": f"Bearer {writer.token}"}
+                    "/api/v4/posts",
+                    json=body,
+                    headers={"Authorization": f"Bearer {writer.token}", "X-Chaos-Write": pending},
                 )
                 stats.answers[str(resp.status_code)] += 1
                 tries.append(f"{resp.status_code} in {time.monotonic() - attempt:.2f}s")
                 if resp.status_code == 201:
                     stats.committed[pending] = resp.json()["id"]
-                    took = time.monotonic() - first_try
-                    stats.seconds.append(took)
-                    if took > SLOW_WRITE:
-                        stats.slow.append(
-                            f"{pending} at {first_try - started:.1f}s took {took:.2f}s "
-                            f"({', '.join(tries)})"
-                        )
+                    stats.seconds[pending] = time.monotonic() - first_try
                     break
                 if resp.status_code < 500:
                     stats.failures.append(f"{pending}: {resp.status_code} {resp.text[:200]}")
@@ -355,6 +369,33 @@ async def writer(
                 break
             stats.retries += 1
             await asyncio.sleep(0.1)
+
+
+_PROXY_WRITE = re.compile(
+    r'^(?P<end>[\d.]+) "POST /api/v4/posts [^"]*" (?P<status>\d+) (?P<took>[\d.]+) '
+    r"upstream .* write (?P<pending>\S+)$"
+)
+
+
+def proxy_spans(access_log: str) -> dict[str, float]:
+    """Each chaos write's time at the proxy (the cluster's nginx logs every request with the
+    writer's X-Chaos-Write header): from the moment nginx received its first try to the moment
+    it sent the 201, retries and the pauses between them included. The writers' own clock also
+    counts the test process's event loop, which on a loaded machine lags behind by seconds
+    (30 websocket clients share it), so a slow write is judged here, where the cluster's
+    answer is seen."""
+    first: dict[str, float] = {}
+    done: dict[str, float] = {}
+    for line in access_log.splitlines():
+        match = _PROXY_WRITE.match(line)
+        if match is None or match["pending"] == "-":
+            continue
+        end, pending = float(match["end"]), match["pending"]
+        start = end - float(match["took"])
+        first[pending] = min(first.get(pending, start), start)
+        if match["status"] == "201":
+            done[pending] = end
+    return {pending: end - first[pending] for pending, end in done.items()}
 
 
 # Faults
@@ -577,14 +618,19 @@ class Verdict:
     out_of_order: list[str] = field(default_factory=list)
     via_live_or_replay: int = 0
     via_refetch_only: int = 0
+    lost_details: list[str] = field(default_factory=list)  # for the first few lost posts
 
 
 def committed_posts(
-    postgres: PostgresInstance, database: str, world: World
+    postgres: PostgresInstance,
+    database: str,
+    world: World,
+    created_at: dict[str, int] | None = None,
 ) -> dict[str, list[tuple[int, str]]]:
     """channel -> [(channel sequence, post id)] in commit order, of the posts committed after
     the baseline, from PostgreSQL itself (posts joined with the outbox rows that announced
-    them; a post without one has sequence 0 and takes no part in the order check)."""
+    them; a post without one has sequence 0 and takes no part in the order check).
+    `created_at`, if given, gets each post's create_at."""
     ids = ",".join(f"'{c}'" for c in world.channels)
     # Two plain scans joined here: one query joining them on a JSON expression can get a nested
     # loop (the outbox's statistics lag its growth during the run) and take half a minute.
@@ -606,6 +652,8 @@ def committed_posts(
     for line in out.splitlines():
         channel, create_at, post_id = line.split("|")
         rows.append((channel, seq_of.get(post_id, 0), int(create_at), post_id))
+        if created_at is not None:
+            created_at[post_id] = int(create_at)
     rows.sort()
     committed: dict[str, list[tuple[int, str]]] = {c: [] for c in world.channels}
     for channel, seq, create_at, post_id in rows:
@@ -614,7 +662,28 @@ def committed_posts(
     return committed
 
 
-def check(clients: list[ChaosClient], committed: dict[str, list[tuple[int, str]]]) -> Verdict:
+def _lost_detail(
+    client: ChaosClient, channel: str, post_id: str, order: dict[str, int], created: int
+) -> str:
+    """Where a lost post fell in what the client saw: the posts of its channel received just
+    before and after it (channel seq, connection) and the client's connects, hellos and closes
+    within 3 s of its create_at (times relative to it)."""
+    seq = order[post_id]
+    arrivals = [(order.get(a.post_id, 0), a.connection_id[:8]) for a in client.arrivals[channel]]
+    before = [a for a in arrivals if 0 < a[0] < seq][-2:]
+    after = [a for a in arrivals if a[0] > seq][:2]
+    return (
+        f"client {client.index} lost {post_id} (channel seq {seq}, created {created}): "
+        f"received before {before}, after {after}; around it: {client.around(created)}"
+    )
+
+
+def check(
+    clients: list[ChaosClient],
+    committed: dict[str, list[tuple[int, str]]],
+    created_at: dict[str, int] | None = None,
+) -> Verdict:
+    created = created_at or {}
     verdict = Verdict()
     for client in clients:
         for channel in client.channels:
@@ -639,6 +708,10 @@ def check(clients: list[ChaosClient], committed: dict[str, list[tuple[int, str]]
                     verdict.via_refetch_only += 1
                 else:
                     verdict.lost.append(f"client {client.index} channel {channel}: {post_id}")
+                    if len(verdict.lost_details) < 6:
+                        verdict.lost_details.append(
+                            _lost_detail(client, channel, post_id, order, created.get(post_id, 0))
+                        )
             newest = 0
             for arrival in client.arrivals.get(channel, []):
                 seq = order.get(arrival.post_id, 0)
@@ -691,14 +764,31 @@ class ChaosReport:
     settled_in: float
     server_log: Counter[str]
     crashed: list[str]  # nodes found dead although no fault was pending
-    logs: Path  # copies of the node logs
+    logs: Path  # copies of the node and proxy logs
+    at_proxy: dict[str, float]  # each write's time as the proxy saw it (`proxy_spans`)
 
     @property
-    def slow_writes(self) -> list[float]:
-        return [s for s in self.stats.seconds if s > SLOW_WRITE]
+    def write_seconds(self) -> dict[str, float]:
+        """Each committed write's time: at the proxy, or as the writer saw it without one."""
+        return {p: self.at_proxy.get(p, s) for p, s in self.stats.seconds.items()}
+
+    @property
+    def slow_writes(self) -> list[str]:
+        """A line for each write slower than SLOW_WRITE: when, how long, and its tries."""
+        out = []
+        for pending, took in self.write_seconds.items():
+            if took > SLOW_WRITE:
+                at, tries = self.stats.tries[pending]
+                seen = self.stats.seconds[pending]
+                out.append(
+                    f"{pending} at {at:.1f}s took {took:.2f}s at the proxy, {seen:.2f}s for its "
+                    f"writer ({', '.join(tries)})"
+                )
+        return out
 
     def lines(self) -> list[str]:
-        post_ms = sorted(x * 1000 for x in self.stats.seconds) or [0.0]
+        post_ms = sorted(x * 1000 for x in self.write_seconds.values()) or [0.0]
+        seen_ms = max(self.stats.seconds.values(), default=0.0) * 1000
         stale = sum(c.close_codes.total() for c in self.clients)
         out = [
             f"chaos {self.name} (seed {self.params.seed}): {self.params.clients} clients, "
@@ -710,8 +800,9 @@ class ChaosReport:
             *(f"    {line}" for line in self.log.events),
             f"  writers: {self.stats.attempts} attempts, {self.stats.retries} retries, "
             f"answers {dict(self.stats.answers)}, failures {len(self.stats.failures)}; POST "
-            f"until committed p50 {post_ms[len(post_ms) // 2]:.0f} ms, "
-            f"p99 {post_ms[int(len(post_ms) * 0.99)]:.0f} ms, max {post_ms[-1]:.0f} ms; "
+            f"until committed (at the proxy) p50 {post_ms[len(post_ms) // 2]:.0f} ms, "
+            f"p99 {post_ms[int(len(post_ms) * 0.99)]:.0f} ms, max {post_ms[-1]:.0f} ms "
+            f"(max {seen_ms:.0f} ms for the writers); "
             f"slower than {SLOW_WRITE:g}s: {len(self.slow_writes)}",
             f"  server logs: {dict(self.server_log)} (copies in {self.logs}); "
             f"crashed by themselves: {self.crashed or 'none'}",
@@ -728,7 +819,8 @@ class ChaosReport:
         ]
         problems = self.verdict.lost + self.verdict.repeated + self.verdict.out_of_order
         out.extend(f"    {p}" for p in problems[:20])
-        out.extend(f"    slow write: {w}" for w in self.stats.slow[:10])
+        out.extend(f"    {d}" for d in self.verdict.lost_details)
+        out.extend(f"    slow write: {w}" for w in self.slow_writes[:10])
         return out
 
     def assert_clean(self) -> None:
@@ -738,7 +830,7 @@ class ChaosReport:
         assert not stats.failures, stats.failures[:10]
         assert self.total_posts == self.expected_posts, (self.total_posts, self.expected_posts)
         assert len(set(stats.committed.values())) == self.total_posts
-        assert not self.slow_writes, f"writes slower than {SLOW_WRITE}s: {self.stats.slow}"
+        assert not self.slow_writes, f"writes slower than {SLOW_WRITE}s: {self.slow_writes}"
         # Clients.
         errors = [e for c in self.clients for e in c.protocol_errors]
         assert not errors, errors[:10]
@@ -830,11 +922,21 @@ async def run_chaos(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    committed = committed_posts(postgres, database, world)
+    created_at: dict[str, int] = {}
+    committed = committed_posts(postgres, database, world, created_at)
     kept = Path(tempfile.mkdtemp(prefix="hubbub-chaos-logs-"))
     for node in cluster:
         with contextlib.suppress(OSError):
             shutil.copy(node.log_path, kept / f"{node.name}.log")
+    with contextlib.suppress(OSError):
+        shutil.copy(postgres.base / "server.log", kept / "postgres.log")
+    at_proxy: dict[str, float] = {}
+    if cluster.nginx is not None:
+        for log_name in ("error.log", "access.log"):
+            with contextlib.suppress(OSError):
+                shutil.copy(cluster.nginx.base / log_name, kept / f"nginx-{log_name}")
+        with contextlib.suppress(OSError):
+            at_proxy = proxy_spans((kept / "nginx-access.log").read_text())
     server_log = Counter(
         phrase
         for node in cluster
@@ -848,7 +950,7 @@ async def run_chaos(
         clients=clients,
         stats=stats,
         log=chaos_log,
-        verdict=check(clients, committed),
+        verdict=check(clients, committed, created_at),
         total_posts=sum(len(v) for v in committed.values()),
         expected_posts=per_writer * params.writers,
         written_in=written_in,
@@ -856,4 +958,5 @@ async def run_chaos(
         server_log=server_log,
         crashed=crashed,
         logs=kept,
+        at_proxy=at_proxy,
     )

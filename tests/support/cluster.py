@@ -58,6 +58,11 @@ from tests.support.wait import wait_until
 CLUSTER_NGINX_CONFIG = (
     NGINX_PREAMBLE
     + """\
+    # Each request: when it ended, its answer and time, the nodes tried; and the chaos writers'
+    # X-Chaos-Write header (tests/support/chaos.py measures each write here, at the proxy).
+    log_format upstreams '$msec "$request" $status $request_time '
+                         'upstream $upstream_addr $upstream_status $upstream_response_time '
+                         'write $http_x_chaos_write';
     upstream hubbub {{
 {servers}
         keepalive 32;
@@ -65,6 +70,7 @@ CLUSTER_NGINX_CONFIG = (
     }}
     server {{
         listen 127.0.0.1:{port};
+        access_log {base}/access.log upstreams;
         location ~ ^/api/v4/websocket/?$ {{
             proxy_pass http://hubbub;
             proxy_http_version 1.1;

@@ -149,6 +149,8 @@ def _initdb(bindir: Path, base: Path) -> None:
             f"\nlisten_addresses='127.0.0.1'\nunix_socket_directories='{base}'\n"
             "fsync=off\nfull_page_writes=off\nsynchronous_commit=off\nmax_connections=200\n"
             "wal_level=replica\nmax_wal_senders=4\nhot_standby=on\n"
+            # Diagnostics in server.log: lock waits past deadlock_timeout, statements over 1 s.
+            "log_lock_waits=on\ndeadlock_timeout=300ms\nlog_min_duration_statement=1000\n"
         )
 
 
