@@ -214,6 +214,50 @@ def within_kpis(step: dict[str, Any]) -> bool:
 
 
 DbCounts = Callable[[], Awaitable[dict[tuple[str, str], float]]]
+WriterTotals = Callable[[], Awaitable[dict[str, tuple[float, float, float]]]]
+
+
+def writer_totals(node: Any) -> dict[str, tuple[float, float, float]]:
+    """SQLite's writer by store method, from a node's metrics: (transactions, seconds waited
+    for the writer, seconds held)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    where = {
+        "hubbub_db_writer_hold_seconds_count": 0,
+        "hubbub_db_writer_wait_seconds_sum": 1,
+        "hubbub_db_writer_hold_seconds_sum": 2,
+    }
+    for family in text_string_to_metric_families(node.metrics_text()):
+        for sample in family.samples:
+            if sample.name in where:
+                totals[sample.labels["method"]][where[sample.name]] += sample.value
+    return {method: (n, waited, held) for method, (n, waited, held) in totals.items()}
+
+
+def writer_use(
+    before: dict[str, tuple[float, float, float]],
+    after: dict[str, tuple[float, float, float]],
+    seconds: float,
+) -> dict[str, Any]:
+    """Who held SQLite's writer during the window, the largest holders first."""
+    methods = []
+    for method, (n, waited, held) in after.items():
+        n0, waited0, held0 = before.get(method, (0.0, 0.0, 0.0))
+        count = int(n - n0)
+        if count:
+            methods.append(
+                {
+                    "method": method,
+                    "count": count,
+                    "held_s": round(held - held0, 3),
+                    "avg_hold_ms": round(1000 * (held - held0) / count, 2),
+                    "avg_wait_ms": round(1000 * (waited - waited0) / count, 1),
+                }
+            )
+    methods.sort(key=lambda m: -m["held_s"])
+    busy = sum(m["held_s"] for m in methods)
+    return {"busy_percent": round(100 * busy / seconds, 1), "methods": methods}
 
 
 def routed_reads(before: dict[tuple[str, str], float], after: dict[tuple[str, str], float]) -> dict:
@@ -242,6 +286,7 @@ async def run_steps(
     pids: list[int],
     workdir: Path,
     db_counts: DbCounts | None = None,
+    writer: WriterTotals | None = None,
 ) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=base, timeout=120) as http:
         started = time.monotonic()
@@ -275,6 +320,7 @@ async def run_steps(
             sys0, me0, wall0 = busy_cpu_seconds(), cpu_seconds(os.getpid()), time.monotonic()
             load_before = os.getloadavg()[0]
             counts0 = await db_counts() if db_counts else None
+            writer0 = await writer() if writer else None
             last = users == args.steps[-1]
             with profiler(args.py_spy if last or args.profile_every else None, pids[0], False):
                 await asyncio.sleep(args.step_seconds)
@@ -299,6 +345,8 @@ async def run_steps(
             )
             if db_counts and counts0 is not None:
                 step["db_reads"] = routed_reads(counts0, await db_counts())
+            if writer and writer0 is not None:
+                step["sqlite_writer"] = writer_use(writer0, await writer(), wall)
             step["within_kpis"] = within_kpis(step)
             steps.append(step)
             print(step_line(step), file=sys.stderr, flush=True)
@@ -386,12 +434,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 if pair is not None:
                     await asyncio.to_thread(pair.stop)
-        from tests.support.server import start_server
+        from tests.support.node import start_node
 
-        server = await asyncio.to_thread(start_server, workdir / "hubbub", env)
+        node = await asyncio.to_thread(start_node, workdir / "hubbub", env)
+        server = node.server
         try:
             ws = f"ws://127.0.0.1:{server.port}/api/v4/websocket"
-            return await run_steps(args, server.url + "/api/v4", ws, [server.proc.pid], workdir)
+
+            async def writer() -> dict[str, tuple[float, float, float]]:
+                return await asyncio.to_thread(writer_totals, node)
+
+            return await run_steps(
+                args, server.url + "/api/v4", ws, [server.proc.pid], workdir, writer=writer
+            )
         finally:
             await asyncio.to_thread(server.stop)
 
@@ -453,6 +508,17 @@ def report(args: argparse.Namespace, result: dict[str, Any], ctx: dict[str, Any]
                     f"({', '.join(f'{k} {n}' for k, n in reads['served'].items())})",
                 )
             )
+        if "sqlite_writer" in s:
+            use = s["sqlite_writer"]
+            lines.append(("  SQLite writer held", f"{use['busy_percent']} % of the window"))
+            for m in use["methods"][:6]:
+                lines.append(
+                    (
+                        f"    {m['method']}",
+                        f"{m['count']} transactions, held {m['held_s']} s (avg "
+                        f"{m['avg_hold_ms']} ms), waited avg {m['avg_wait_ms']} ms",
+                    )
+                )
         if s["error_samples"]:
             lines.append(("  error samples", " | ".join(s["error_samples"][:3])))
         if s["ws_close_codes"]:

@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -249,12 +250,13 @@ class Database(Component):
     async def write(self, method: str | None = None) -> AsyncIterator[AsyncConnection]:
         """A transaction on the primary, committed when the block exits without an exception
         (`_write`), timed as `method` or else as its caller's store method."""
-        with self.metrics.store_call(method or store_method()):
-            async with self._write() as conn:
+        name = method or store_method()
+        with self.metrics.store_call(name):
+            async with self._write(name) as conn:
                 yield conn
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
+    async def _write(self, method: str) -> AsyncIterator[AsyncConnection]:
         """A transaction on the primary, committed when the block exits without an exception.
 
         Callbacks registered with `after_commit(conn, ...)` run right after the commit, in
@@ -285,30 +287,42 @@ class Database(Component):
                     await _run_after_commit(conn)
             return
         self.metrics.served(QueryClass.WRITE, Role.PRIMARY)
+        asked = time.perf_counter()
         async with self._writer_turn(self._write_lock):
-            conn = await self._sqlite_writer()
-            inline: OneTripConnection | None = None
+            turn = time.perf_counter()
             try:
-                await conn.begin()
-                await _begin_immediate(conn)
-                inline = _run_inline(conn)
-                yield conn
-                await conn.commit()
-            except BaseException:
-                _forget_after_commit(conn)
-                try:
-                    await conn.rollback()
-                except Exception:
-                    # Its state is unknown: the next write opens a new connection. The
-                    # caller's exception propagates, as above.
-                    self._writer = None
-                    with contextlib.suppress(Exception):
-                        await conn.close()
-                raise
+                async with self._sqlite_transaction() as conn:
+                    yield conn
             finally:
-                if inline is not None:
-                    inline.inline = False
-            await _run_after_commit(conn)
+                self.metrics.writer_turn(method, turn - asked, time.perf_counter() - turn)
+
+    @asynccontextmanager
+    async def _sqlite_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction on SQLite's writer connection, the caller holding the turn;
+        its after-commit callbacks run before the turn is given back (commit order)."""
+        conn = await self._sqlite_writer()
+        inline: OneTripConnection | None = None
+        try:
+            await conn.begin()
+            await _begin_immediate(conn)
+            inline = _run_inline(conn)
+            yield conn
+            await conn.commit()
+        except BaseException:
+            _forget_after_commit(conn)
+            try:
+                await conn.rollback()
+            except Exception:
+                # Its state is unknown: the next write opens a new connection. The
+                # caller's exception propagates, as above.
+                self._writer = None
+                with contextlib.suppress(Exception):
+                    await conn.close()
+            raise
+        finally:
+            if inline is not None:
+                inline.inline = False
+        await _run_after_commit(conn)
 
     @asynccontextmanager
     async def _writer_turn(self, lock: asyncio.Lock) -> AsyncIterator[None]:

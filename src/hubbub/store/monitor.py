@@ -117,14 +117,42 @@ class DatabaseMetrics:
                 registry=r,
             ),
         }
+        # SQLite's single writer: how long each store method waited for it and held it (from
+        # BEGIN IMMEDIATE to the release, after-commit callbacks included), to tell which
+        # writes make the others queue.
+        writer_buckets = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
+        self.writer_wait = Histogram(
+            "hubbub_db_writer_wait_seconds",
+            "SQLite: time a write transaction waited for the single writer, by store method",
+            ["method"],
+            buckets=writer_buckets,
+            registry=r,
+        )
+        self.writer_hold = Histogram(
+            "hubbub_db_writer_hold_seconds",
+            "SQLite: time a write transaction held the single writer, by store method",
+            ["method"],
+            buckets=writer_buckets,
+            registry=r,
+        )
         self.counts: dict[tuple[str, str], int] = {}
         self._store_children: dict[tuple[str, bool], Any] = {}
+        self._writer_children: dict[str, tuple[Any, Any]] = {}
 
     def served(self, query_class: str, role: str) -> None:
         key = (query_class, role)
         self.counts[key] = self.counts.get(key, 0) + 1
         self.queries.labels(query_class, role).inc()
         self.connections[Role(role)].inc()
+
+    def writer_turn(self, method: str, waited: float, held: float) -> None:
+        """Records one SQLite write transaction's wait for the writer and its hold of it."""
+        children = self._writer_children.get(method)
+        if children is None:
+            children = (self.writer_wait.labels(method), self.writer_hold.labels(method))
+            self._writer_children[method] = children
+        children[0].observe(waited)
+        children[1].observe(held)
 
     @contextlib.contextmanager
     def store_call(self, method: str) -> Iterator[None]:
