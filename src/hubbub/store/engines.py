@@ -121,9 +121,16 @@ def pool_args(settings: SqlConfig) -> dict[str, Any]:
 def sqlite_engine(url: str, settings: SqlConfig) -> AsyncEngine:
     if ":memory:" not in url:
         Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-    # A file database gets the same pool as PostgreSQL (each connection is one aiosqlite
-    # thread; WAL readers do not block each other); ":memory:" keeps SQLAlchemy's own.
-    pool = {} if ":memory:" in url else pool_args(settings)
+    # A file database keeps every connection it opens, up to `MaxOpenConns` (WAL readers do not
+    # block each other); ":memory:" keeps SQLAlchemy's own pool. `MaxIdleConns` does not apply
+    # here: each connection is an aiosqlite thread, and a connection opened past the idle ones
+    # was closed again when given back, so under load every request past the 20th started a
+    # thread, opened the file and set its pragmas, and then stopped the thread: a fifth of the
+    # event loop's time at 750 simulated users (docs/design/capacity.md). What an idle
+    # connection keeps is a parked thread and its page cache (up to `cache_size`, 2 MB).
+    pool = {} if ":memory:" in url else {**pool_args(settings), "max_overflow": 0}
+    if pool:
+        pool["pool_size"] = settings.MaxOpenConns
     # One trip to the connection's thread per statement (store/sqlite_driver.py).
     # `check_same_thread` off: the write connection runs its statements on the event loop's
     # thread while it holds the write lock (`OneTripConnection.inline`); every other use of a
