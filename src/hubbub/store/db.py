@@ -314,7 +314,7 @@ class Database(Component):
                 await conn.rollback()
             except Exception:
                 # Its state is unknown: the next write opens a new connection. The
-                # caller's exception propagates, as above.
+                # caller's exception propagates, as on PostgreSQL (`_write`).
                 self._writer = None
                 with contextlib.suppress(Exception):
                     await conn.close()

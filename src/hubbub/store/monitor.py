@@ -117,9 +117,9 @@ class DatabaseMetrics:
                 registry=r,
             ),
         }
-        # SQLite's single writer: how long each store method waited for it and held it (from
-        # BEGIN IMMEDIATE to the release, after-commit callbacks included), to tell which
-        # writes make the others queue.
+        # SQLite's single writer: how long each store method waited for its turn and then held
+        # it (BEGIN IMMEDIATE and the after-commit callbacks included), to tell which writes
+        # make the others queue.
         writer_buckets = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
         self.writer_wait = Histogram(
             "hubbub_db_writer_wait_seconds",
