@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -230,3 +230,45 @@ def test_the_sqlite_pool_is_sized_by_the_sql_settings(tmp_path: Path) -> None:
     pool: Any = Database(config.settings.SqlSettings).primary.pool
     # Every connection opened is kept (opening one starts a thread): MaxOpenConns in all.
     assert (pool.size(), pool._max_overflow, pool._timeout) == (40, 0, 3.0)
+
+
+async def test_sqlite_read_connections_opened_under_load_are_kept(tmp_path: Path) -> None:
+    """40 reads at once open 40 connections (40 aiosqlite threads); 40 more at once open none:
+    with only `MaxIdleConns` (5 here) kept, the second burst opened 35 again."""
+    config = load_config(
+        None,
+        environ={
+            "MM_SQLSETTINGS_DATASOURCE": str(tmp_path / "k.db"),
+            "MM_SQLSETTINGS_MAXIDLECONNS": "5",
+            "MM_SQLSETTINGS_MAXOPENCONNS": "100",
+        },
+    )
+    db = Database(config.settings.SqlSettings)
+    opened = 0
+
+    def count(*_: Any) -> None:
+        nonlocal opened
+        opened += 1
+
+    event.listen(db.primary.sync_engine, "connect", count)
+    all_in = asyncio.Event()
+    inside = 0
+
+    async def read() -> None:
+        nonlocal inside
+        async with db.read() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+            inside += 1
+            if inside == 40:
+                all_in.set()
+            await asyncio.wait_for(all_in.wait(), 10)  # every read holds its connection
+
+    try:
+        await asyncio.gather(*(read() for _ in range(40)))
+        assert opened == 40
+        all_in.clear()
+        inside = 0
+        await asyncio.gather(*(read() for _ in range(40)))
+        assert opened == 40
+    finally:
+        await db.close()
