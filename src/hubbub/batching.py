@@ -10,6 +10,9 @@ Why: 1,000 websockets opened at once each looked up their session and wrote thei
 status, 1,000 queries and 1,000 write transactions queued one by one on SQLite's single writer
 (issue 17). Batched, that is a handful of queries and transactions, each as cheap as one.
 
+Reads can be coalesced the same way (`submit_many`, statuses on SQLite): a read submitted while
+a batch is running goes in the next one, so it never sees data older than its own request.
+
 The runner task starts in an empty context: what a batch does must not depend on which caller
 happened to start it (the request-scoped read routing of `hubbub.store.consistency` is a
 context variable).
@@ -20,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -50,13 +53,21 @@ class Batcher(Generic[K, V, R]):
         self.batches = 0  # batches handled so far (tests and metrics read it)
 
     async def submit(self, key: K, value: V) -> R:
+        return await self._enqueue(key, value)
+
+    async def submit_many(self, keys: Sequence[K], value: V) -> list[R]:
+        """`submit(key, value)` for each of `keys` at once: their results, in order."""
+        futures = [self._enqueue(key, value) for key in keys]
+        return list(await asyncio.gather(*futures))
+
+    def _enqueue(self, key: K, value: V) -> asyncio.Future[R]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         self._values[key] = value
         self._waiters.setdefault(key, []).append(future)
         if self._runner is None:
             self._runner = loop.create_task(self._run(), context=contextvars.Context())
-        return await future
+        return future
 
     async def _run(self) -> None:
         try:

@@ -3,6 +3,7 @@ and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from hubbub.app import Hubbub
@@ -158,3 +159,26 @@ async def test_automatic_statuses_for_many_users_in_one_call(
     await node.statuses.set_automatic_many({new.id: "offline", existing.id: "away"})
     got = {s["user_id"]: s["status"] for s in await node.statuses.get_many([new.id, existing.id])}
     assert got == {new.id: "offline", existing.id: "away"}
+
+
+async def test_concurrent_status_reads_share_statements_on_sqlite(
+    api: API, admin: User, node: Hubbub
+) -> None:
+    """The web app asks for statuses in bursts (every user a `typing` event names); on SQLite
+    the reads that arrive together share one statement, and each still gets its own answer,
+    never older than its request (a change made before it is seen)."""
+    users = [await api.new_user(admin.token) for _ in range(3)]
+    await node.statuses.set_status(users[0].id, "dnd", manual=True)
+    reads = node.statuses._reads
+    before = reads.batches if reads is not None else 0
+    asks = [[u.id for u in users[i:] + users[:i]] for i in range(3)] * 10
+    answers = await asyncio.gather(
+        *(api.call("POST", "/users/status/ids", token=admin.token, json=ids) for ids in asks)
+    )
+    for ids, answer in zip(asks, answers, strict=True):
+        assert [s["user_id"] for s in answer] == ids
+        assert {s["user_id"]: s["status"] for s in answer}[users[0].id] == "dnd"
+    if node.db.is_sqlite:
+        assert reads is not None and reads.batches - before < len(asks)
+    else:
+        assert reads is None

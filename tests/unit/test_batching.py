@@ -80,3 +80,28 @@ async def test_batches_are_at_most_max_batch_keys() -> None:
     batcher: Batcher[int, None, int] = Batcher(handle, -1, max_batch=4)
     assert await asyncio.gather(*(batcher.submit(i, None) for i in range(10))) == list(range(10))
     assert sizes == [4, 4, 2]
+
+
+async def test_submit_many_gives_results_in_order_and_shares_the_batch() -> None:
+    seen: list[set[str]] = []
+
+    async def handle(batch: dict[str, None]) -> dict[str, str]:
+        seen.append(set(batch))
+        return {k: k.upper() for k in batch if k != "gone"}
+
+    batcher: Batcher[str, None, str | None] = Batcher(handle, None)
+    first, second = await asyncio.gather(
+        batcher.submit_many(["b", "a", "gone"], None), batcher.submit_many(["a", "c"], None)
+    )
+    assert first == ["B", "A", None]
+    assert second == ["A", "C"]
+    assert seen == [{"a", "b", "c", "gone"}]
+
+
+async def test_submit_many_raises_the_batch_error() -> None:
+    async def handle(batch: dict[str, None]) -> dict[str, str]:
+        raise LookupError("down")
+
+    batcher: Batcher[str, None, str | None] = Batcher(handle, None)
+    with pytest.raises(LookupError):
+        await batcher.submit_many(["a", "b"], None)

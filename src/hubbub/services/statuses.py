@@ -19,6 +19,7 @@ from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hubbub.batching import Batcher
 from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.config import Settings
 from hubbub.errors import AppError
@@ -100,6 +101,13 @@ class StatusesService:
         self.db = db
         self.settings = settings
         self.events = events
+        # SQLite (one node, no replica): the status reads that arrive together share one
+        # statement. The web app asks for the statuses of every user a `typing` or `posted`
+        # event names, so a burst of events makes a burst of these (issue 17). On PostgreSQL
+        # each request reads on its own, routed by its user's read-your-writes position.
+        self._reads: Batcher[str, None, Row[Any] | None] | None = (
+            Batcher(self._read_many, None) if db.is_sqlite else None
+        )
 
     async def get(self, user_id: str) -> dict[str, Any]:
         return (await self.get_many([user_id]))[0]
@@ -119,10 +127,16 @@ class StatusesService:
         ids = list(dict.fromkeys(user_ids))
         if not ids:
             return []
-        async with self.db.read() as conn:
-            rows = (await conn.execute(_STATUSES_BY_IDS, {"p_ids": ids})).all()
-        found = {r.user_id: r for r in rows}
+        if self._reads is not None:
+            rows = await self._reads.submit_many(ids, None)
+            return [status_json(user_id, row) for user_id, row in zip(ids, rows, strict=True)]
+        found = await self._read_many(dict.fromkeys(ids))
         return [status_json(user_id, found.get(user_id)) for user_id in ids]
+
+    async def _read_many(self, batch: dict[str, None]) -> dict[str, Row[Any]]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(_STATUSES_BY_IDS, {"p_ids": list(batch)})).all()
+        return {r.user_id: r for r in rows}
 
     async def set_status(
         self,
