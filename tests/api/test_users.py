@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from hubbub.app import Hubbub
 from tests.support.api import API, PASSWORD, User
 
 
@@ -77,6 +80,43 @@ async def test_wrong_password_and_logout(api: API, admin: User) -> None:
     assert body["id"] == "api.user.login.invalid_credentials_email_username"
     await api.call("POST", "/users/logout", token=admin.token)
     await api.call("GET", "/users/me", token=admin.token, expect=401)
+
+
+async def test_concurrent_reads_by_ids_share_statements_on_sqlite(
+    api: API, admin: User, node: Hubbub
+) -> None:
+    """`POST /users/ids` in a burst (the web app's answer to `typing` events): on SQLite the
+    reads that arrive together share one statement; each answer has exactly the users it asked
+    for (unknown ids left out), and with `since` only those updated after it."""
+    users = [await api.new_user(admin.token) for _ in range(3)]
+    cut = max(u.data["update_at"] for u in users)
+    patched = await api.call(
+        "PUT", f"/users/{users[0].id}/patch", token=admin.token, json={"nickname": "newer"}
+    )
+    assert patched["update_at"] > cut
+    unknown = "u" * 26
+    asks = [[u.id for u in users[i:] + users[:i]] + [unknown] for i in range(3)] * 10
+    by_ids = node.users._by_ids
+    before = by_ids.batches if by_ids is not None else 0
+    answers, since = await asyncio.gather(
+        asyncio.gather(
+            *(api.call("POST", "/users/ids", token=admin.token, json=ids) for ids in asks)
+        ),
+        asyncio.gather(
+            *(
+                api.call("POST", f"/users/ids?since={cut}", token=admin.token, json=ids)
+                for ids in asks
+            )
+        ),
+    )
+    for ids, answer in zip(asks, answers, strict=True):
+        assert sorted(u["id"] for u in answer) == sorted(ids[:3])
+    for answer in since:
+        assert [(u["id"], u["nickname"]) for u in answer] == [(users[0].id, "newer")]
+    if node.db.is_sqlite:
+        assert by_ids is not None and by_ids.batches - before < 2 * len(asks)
+    else:
+        assert by_ids is None
 
 
 async def test_get_by_ids_usernames_search_and_etag(api: API, admin: User) -> None:

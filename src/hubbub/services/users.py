@@ -12,6 +12,7 @@ from sqlalchemy import Row, String, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hubbub.batching import Batcher
 from hubbub.cluster.events import Broadcast, Event, EventPublisher
 from hubbub.config import Settings
 from hubbub.errors import AppError, not_found
@@ -127,6 +128,12 @@ class UsersService:
         self.db = db
         self.settings = settings
         self.events = events
+        # SQLite (one node, no replica): the reads by ids that arrive together share one
+        # statement, as the statuses' do (`StatusesService`): the web app asks for every user a
+        # `typing` or `posted` event names that it does not know yet.
+        self._by_ids: Batcher[str, None, Row[Any] | None] | None = (
+            Batcher(self._read_many, None) if db.is_sqlite else None
+        )
 
     async def _publish(self, conn: AsyncConnection, event: str, data: dict[str, Any]) -> None:
         # Mattermost sends new_user and user_updated to everyone connected.
@@ -293,6 +300,13 @@ class UsersService:
         ids = list(dict.fromkeys(user_ids))
         if not ids:
             return []
+        if self._by_ids is not None:
+            found = await self._by_ids.submit_many(ids, None)
+            return [
+                user_json(row)
+                for row in found
+                if row is not None and (not since or row.update_at > since)
+            ]
         async with self.db.read() as conn:
             if since:
                 result = await conn.execute(_USERS_BY_IDS_SINCE, {"p_ids": ids, "p_since": since})
@@ -300,6 +314,11 @@ class UsersService:
                 result = await conn.execute(_USERS_BY_IDS, {"p_ids": ids})
             rows = result.all()
         return [user_json(r) for r in rows]
+
+    async def _read_many(self, batch: dict[str, None]) -> dict[str, Row[Any]]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(_USERS_BY_IDS, {"p_ids": list(batch)})).all()
+        return {r.id: r for r in rows}
 
     async def in_group_channels(
         self, user_id: str, channel_ids: Iterable[str]
