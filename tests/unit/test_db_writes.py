@@ -218,16 +218,21 @@ async def _write_one(db: Database) -> None:
         await conn.exec_driver_sql("SELECT 1")
 
 
-def test_the_sqlite_pool_is_sized_by_the_sql_settings(tmp_path: Path) -> None:
+def _sized_db(path: Path, idle: int, most: int) -> Database:
+    """A SQLite database at `path` with `MaxIdleConns` and `MaxOpenConns` set."""
     config = load_config(
         None,
         environ={
-            "MM_SQLSETTINGS_DATASOURCE": str(tmp_path / "p.db"),
-            "MM_SQLSETTINGS_MAXIDLECONNS": "7",
-            "MM_SQLSETTINGS_MAXOPENCONNS": "40",
+            "MM_SQLSETTINGS_DATASOURCE": str(path),
+            "MM_SQLSETTINGS_MAXIDLECONNS": str(idle),
+            "MM_SQLSETTINGS_MAXOPENCONNS": str(most),
         },
     )
-    pool: Any = Database(config.settings.SqlSettings).primary.pool
+    return Database(config.settings.SqlSettings)
+
+
+def test_the_sqlite_pool_is_sized_by_the_sql_settings(tmp_path: Path) -> None:
+    pool: Any = _sized_db(tmp_path / "p.db", 7, 40).primary.pool
     # Every connection opened is kept (opening one starts a thread): MaxOpenConns in all.
     assert (pool.size(), pool._max_overflow, pool._timeout) == (40, 0, 3.0)
 
@@ -235,15 +240,7 @@ def test_the_sqlite_pool_is_sized_by_the_sql_settings(tmp_path: Path) -> None:
 async def test_sqlite_read_connections_opened_under_load_are_kept(tmp_path: Path) -> None:
     """40 reads at once open 40 connections (40 aiosqlite threads); 40 more at once open none:
     with only `MaxIdleConns` (5 here) kept, the second burst opened 35 again."""
-    config = load_config(
-        None,
-        environ={
-            "MM_SQLSETTINGS_DATASOURCE": str(tmp_path / "k.db"),
-            "MM_SQLSETTINGS_MAXIDLECONNS": "5",
-            "MM_SQLSETTINGS_MAXOPENCONNS": "100",
-        },
-    )
-    db = Database(config.settings.SqlSettings)
+    db = _sized_db(tmp_path / "k.db", 5, 100)
     opened = 0
 
     def count(*_: Any) -> None:
