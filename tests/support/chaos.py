@@ -669,7 +669,8 @@ def _lost_detail(
     before and after it (channel seq, connection) and the client's connects, hellos and closes
     within 3 s of its create_at (times relative to it)."""
     seq = order[post_id]
-    arrivals = [(order.get(a.post_id, 0), a.connection_id[:8]) for a in client.arrivals[channel]]
+    received = client.arrivals.get(channel, [])
+    arrivals = [(order.get(a.post_id, 0), a.connection_id[:8]) for a in received]
     before = [a for a in arrivals if 0 < a[0] < seq][-2:]
     after = [a for a in arrivals if a[0] > seq][:2]
     return (
