@@ -28,7 +28,7 @@ import httpx
 
 from bench import summary
 from bench.baseline_server import raise_open_files
-from bench.fanout_setup import setup_hubbub
+from bench.fanout_setup import server_env, setup_hubbub
 from bench.ws_fanout import (
     ROOT,
     ClientProc,
@@ -116,11 +116,7 @@ async def connect_all(
 async def run_hubbub(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from tests.support.server import start_server
 
-    env = {
-        "MM_SERVICESETTINGS_ENABLEUSERACCESSTOKENS": "true",
-        "MM_TEAMSETTINGS_MAXUSERSPERTEAM": str(args.connections + 10),
-        "MM_LOGSETTINGS_CONSOLELEVEL": "WARN",
-    }
+    env = server_env(args.connections, "WARN")
     server = await asyncio.to_thread(start_server, workdir / "hubbub", env)
     try:
         async with httpx.AsyncClient(base_url=server.url + "/api/v4", timeout=60) as http:

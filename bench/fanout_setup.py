@@ -34,6 +34,17 @@ class SetupError(RuntimeError):
     pass
 
 
+def server_env(users: int, log_level: str = "INFO", **extra: str) -> dict[str, str]:
+    """A benchmark node's settings: personal access tokens on (the fixture's users log in with
+    them), a team big enough for `users`, the console log at `log_level`, plus `extra`."""
+    return {
+        "MM_SERVICESETTINGS_ENABLEUSERACCESSTOKENS": "true",
+        "MM_TEAMSETTINGS_MAXUSERSPERTEAM": str(users + 10),
+        "MM_LOGSETTINGS_CONSOLELEVEL": log_level,
+        **extra,
+    }
+
+
 async def call(
     http: httpx.AsyncClient,
     method: str,

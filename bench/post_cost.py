@@ -33,7 +33,7 @@ import httpx
 from tests.support.server import start_server
 
 from bench.fanout_report import machine
-from bench.fanout_setup import setup_hubbub
+from bench.fanout_setup import server_env, setup_hubbub
 from bench.ws_fanout import (
     ROOT,
     cpu_seconds,
@@ -57,12 +57,7 @@ async def timed(
 
 
 async def measure(args: argparse.Namespace, n: int, workdir: Path) -> dict[str, Any]:
-    env = {
-        "MM_SERVICESETTINGS_ENABLEUSERACCESSTOKENS": "true",
-        "MM_TEAMSETTINGS_MAXUSERSPERTEAM": str(n + 10),
-        "MM_LOGSETTINGS_CONSOLELEVEL": "INFO",
-        "HUBBUB_EVENT_LOOP": args.loop,
-    }
+    env = server_env(n, HUBBUB_EVENT_LOOP=args.loop)
     server = await asyncio.to_thread(start_server, workdir / f"hubbub-{n}", env)
     pid = server.proc.pid
     try:

@@ -28,7 +28,7 @@ import httpx
 from tests.support.server import start_server
 
 from bench import summary
-from bench.fanout_setup import setup_hubbub
+from bench.fanout_setup import server_env, setup_hubbub
 from bench.post_cost import timed
 from bench.ws_fanout import ROOT, percentile, profiler, wait_quiet
 
@@ -36,11 +36,7 @@ WARMUP = 50
 
 
 async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    env = {
-        "MM_SERVICESETTINGS_ENABLEUSERACCESSTOKENS": "true",
-        "MM_TEAMSETTINGS_MAXUSERSPERTEAM": str(args.users + 10),
-        "MM_LOGSETTINGS_CONSOLELEVEL": "INFO",
-    }
+    env = server_env(args.users)
     server = await asyncio.to_thread(start_server, workdir / "hubbub", env)
     pid = server.proc.pid
     if args.cpu is not None:  # every thread of the server on one CPU

@@ -47,7 +47,7 @@ import orjson
 
 from bench import summary
 from bench.baseline_server import raise_open_files
-from bench.fanout_setup import add_to_team, bounded, call, new_member
+from bench.fanout_setup import add_to_team, bounded, call, new_member, server_env
 from bench.ws_fanout import (
     ROOT,
     ClientProc,
@@ -372,11 +372,7 @@ def step_line(s: dict[str, Any]) -> str:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    env = {
-        "MM_SERVICESETTINGS_ENABLEUSERACCESSTOKENS": "true",
-        "MM_TEAMSETTINGS_MAXUSERSPERTEAM": str(max(args.steps) + 10),
-        "MM_LOGSETTINGS_CONSOLELEVEL": "WARN",
-    }
+    env = server_env(max(args.steps), "WARN")
     with tempfile.TemporaryDirectory(prefix="hubbub-realistic-") as tmp:
         workdir = Path(tmp)
         if args.cluster:

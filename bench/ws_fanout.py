@@ -39,7 +39,7 @@ from websockets.asyncio.client import connect
 
 from bench import fanout_report
 from bench.baseline_server import raise_open_files
-from bench.fanout_setup import setup_hubbub
+from bench.fanout_setup import server_env, setup_hubbub
 
 ROOT = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -351,12 +351,7 @@ async def measure(
 
 
 async def run_hubbub(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    env = {
-        "MM_SERVICESETTINGS_ENABLEUSERACCESSTOKENS": "true",
-        "MM_TEAMSETTINGS_MAXUSERSPERTEAM": str(args.connections + 10),
-        "MM_LOGSETTINGS_CONSOLELEVEL": "INFO",
-        "HUBBUB_EVENT_LOOP": args.loop,
-    }
+    env = server_env(args.connections, HUBBUB_EVENT_LOOP=args.loop)
     server: ServerProcess = await asyncio.to_thread(start_server, workdir / "hubbub", env)
     try:
         started = time.monotonic()
